@@ -1,0 +1,164 @@
+"""Items, warehouses and their locations (admins create; everyone reads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
+from logistics_shared.identity import Identity
+from logistics_shared.schemas import decode_cursor, encode_cursor
+
+from ..models import items, locations, warehouses
+from .common import insert_unless_exists, utcnow, warehouse_for_path
+
+ITEM_FIELDS = ("name", "unit_weight_g", "length_mm", "width_mm", "height_mm", "reorder_point")
+
+
+def _item(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+def create_item(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    now = utcnow()
+    values = {k: data[k] for k in ITEM_FIELDS}
+    values.update(sku=data["sku"], created_at=now, updated_at=now, version=1)
+    row = insert_unless_exists(session, items, values, ["sku"], returning=items.c)
+    if row is None:
+        raise Conflict(f"An item with SKU {data['sku']!r} already exists.")
+    return _item(row)
+
+
+def get_item(session: Session, sku: str) -> dict[str, Any]:
+    row = session.execute(select(items).where(items.c.sku == sku)).first()
+    if row is None:
+        raise NotFound(f"No item with SKU {sku!r}.")
+    return _item(row)
+
+
+def update_item(
+    session: Session, sku: str, changes: dict[str, Any], expected_version: int | None
+) -> dict[str, Any]:
+    """Apply ``changes``; with ``expected_version`` the check and the write are one statement."""
+    stmt = update(items).where(items.c.sku == sku)
+    if expected_version is not None:
+        stmt = stmt.where(items.c.version == expected_version)
+    row = session.execute(
+        stmt.values(version=items.c.version + 1, updated_at=utcnow(), **changes).returning(*items.c)
+    ).first()
+    if row is None:
+        current = get_item(session, sku)  # 404 if it does not exist
+        raise PreconditionFailed(
+            f"The item has changed (version {current['version']}, you sent {expected_version}); "
+            "fetch it again.",
+            current_etag=f'"{current["version"]}"',
+        )
+    return _item(row)
+
+
+def upsert_item(session: Session, data: dict[str, Any]) -> str:
+    """Create or update by SKU (bulk import); returns ``created``, ``updated`` or ``unchanged``."""
+    existing = session.execute(select(items).where(items.c.sku == data["sku"])).first()
+    if existing is None:
+        create_item(session, data)
+        return "created"
+    changes = {k: data[k] for k in ITEM_FIELDS if k in data and data[k] != getattr(existing, k)}
+    if not changes:
+        return "unchanged"
+    update_item(session, data["sku"], changes, None)
+    return "updated"
+
+
+def list_items(session: Session, cursor: str | None, limit: int, q: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    stmt = select(items).order_by(items.c.sku).limit(limit + 1)
+    if cursor:
+        (after,) = decode_cursor(cursor, 1)
+        stmt = stmt.where(items.c.sku > after)
+    if q:
+        stmt = stmt.where(items.c.sku.startswith(q, autoescape=True))
+    rows = [_item(r) for r in session.execute(stmt)]
+    return _page(rows, limit, lambda r: (r["sku"],))
+
+
+def _page(rows: list[dict[str, Any]], limit: int, key: Any) -> tuple[list[dict[str, Any]], str | None]:
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(*key(rows[-1]))
+    return rows, None
+
+
+def _warehouse(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    data["address"] = orjson.loads(data["address"])
+    data.pop("id", None)
+    return data
+
+
+def create_warehouse(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    values = {
+        "code": data["code"],
+        "name": data["name"],
+        "address": orjson.dumps(data["address"]).decode(),
+        "created_at": utcnow(),
+    }
+    row = insert_unless_exists(session, warehouses, values, ["code"], returning=warehouses.c)
+    if row is None:
+        raise Conflict(f"A warehouse with code {data['code']!r} already exists.")
+    return _warehouse(row)
+
+
+def get_warehouse(session: Session, actor: Identity, code: str) -> dict[str, Any]:
+    ref = warehouse_for_path(session, actor, code)
+    return _warehouse(session.execute(select(warehouses).where(warehouses.c.id == ref.id)).one())
+
+
+def list_warehouses(
+    session: Session, actor: Identity, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    stmt = select(warehouses).order_by(warehouses.c.code).limit(limit + 1)
+    if not actor.all_warehouses:
+        stmt = stmt.where(warehouses.c.code.in_(sorted(actor.warehouses)))
+    if cursor:
+        (after,) = decode_cursor(cursor, 1)
+        stmt = stmt.where(warehouses.c.code > after)
+    return _page([_warehouse(r) for r in session.execute(stmt)], limit, lambda r: (r["code"],))
+
+
+def create_location(session: Session, actor: Identity, warehouse: str, data: dict[str, Any]) -> dict[str, Any]:
+    ref = warehouse_for_path(session, actor, warehouse)
+    values = {
+        "warehouse_id": ref.id,
+        "code": data["code"],
+        "description": data.get("description"),
+        "created_at": utcnow(),
+    }
+    row = insert_unless_exists(
+        session,
+        locations,
+        values,
+        ["warehouse_id", "code"],
+        returning=(locations.c.code, locations.c.description, locations.c.created_at),
+    )
+    if row is None:
+        raise Conflict(f"Warehouse {ref.code!r} already has a location {data['code']!r}.")
+    return {"warehouse": ref.code, **row._mapping}
+
+
+def list_locations(
+    session: Session, actor: Identity, warehouse: str, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    ref = warehouse_for_path(session, actor, warehouse)
+    stmt = (
+        select(locations.c.code, locations.c.description, locations.c.created_at)
+        .where(locations.c.warehouse_id == ref.id)
+        .order_by(locations.c.code)
+        .limit(limit + 1)
+    )
+    if cursor:
+        (after,) = decode_cursor(cursor, 1)
+        stmt = stmt.where(locations.c.code > after)
+    rows = [{"warehouse": ref.code, **r._mapping} for r in session.execute(stmt)]
+    return _page(rows, limit, lambda r: (r["code"],))

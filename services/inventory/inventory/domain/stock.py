@@ -1,0 +1,367 @@
+"""Receipts, adjustments and transfers: every change of ``on_hand`` is a ledger row.
+
+Each write is one conditional ``UPDATE ... RETURNING`` on the stock level, so
+concurrent requests can never drive ``available`` below zero; the CHECK
+constraints in the schema are the last line of defence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from logistics_shared.errors import Conflict, InvalidField
+from logistics_shared.identity import Identity
+from logistics_shared.outbox import Outbox
+from logistics_shared.schemas import decode_cursor, encode_cursor
+
+from ..models import items, locations, movements, stock_levels, warehouses
+from .common import (
+    Ref,
+    ensure_stock_level,
+    item_for_body,
+    level_body,
+    location_for_body,
+    utcnow,
+    warehouse_for_body,
+)
+
+
+def _level_where(item_id: int, warehouse_id: int) -> Any:
+    return and_(stock_levels.c.item_id == item_id, stock_levels.c.warehouse_id == warehouse_id)
+
+
+def record_movement(
+    session: Session,
+    actor: Identity,
+    *,
+    item_id: int,
+    warehouse_id: int,
+    kind: str,
+    quantity: int,
+    location_id: int | None = None,
+    reason: str | None = None,
+    note: str | None = None,
+    reference: str | None = None,
+    reservation_id: str | None = None,
+) -> int:
+    return session.execute(
+        movements.insert()
+        .values(
+            item_id=item_id,
+            warehouse_id=warehouse_id,
+            location_id=location_id,
+            kind=kind,
+            quantity=quantity,
+            reason=reason,
+            note=note,
+            reference=reference,
+            reservation_id=reservation_id,
+            actor=f"{actor.role}:{actor.subject}",
+            created_at=utcnow(),
+        )
+        .returning(movements.c.id)
+    ).scalar_one()
+
+
+def emit_if_low(
+    outbox: Outbox, *, sku: str, warehouse: str, reorder_point: int, on_hand: int, reserved: int, before_available: int
+) -> None:
+    """``stock.low`` once, when available crosses from at/above the reorder point to below it."""
+    available = on_hand - reserved
+    if before_available >= reorder_point > available:
+        outbox.emit(
+            "stock.low",
+            {**level_body(sku, warehouse, on_hand, reserved), "reorder_point": reorder_point},
+        )
+
+
+def receive(session: Session, outbox: Outbox, actor: Identity, data: dict[str, Any]) -> dict[str, Any]:
+    warehouse = warehouse_for_body(session, actor, data["warehouse"], "/warehouse")
+    item = item_for_body(session, data["sku"], "/sku")
+    location = location_for_body(session, warehouse, data.get("location"), "/location")
+    quantity = data["quantity"]
+    ensure_stock_level(session, item.id, warehouse.id)
+    level = session.execute(
+        update(stock_levels)
+        .where(_level_where(item.id, warehouse.id))
+        .values(on_hand=stock_levels.c.on_hand + quantity)
+        .returning(stock_levels.c.on_hand, stock_levels.c.reserved)
+    ).one()
+    movement_id = record_movement(
+        session,
+        actor,
+        item_id=item.id,
+        warehouse_id=warehouse.id,
+        kind="receipt",
+        quantity=quantity,
+        location_id=location.id if location else None,
+        reference=data.get("reference"),
+    )
+    stock = level_body(item.sku, warehouse.code, level.on_hand, level.reserved)
+    outbox.emit(
+        "stock.received",
+        {
+            **stock,
+            "quantity": quantity,
+            "movement_id": movement_id,
+            "location": location.code if location else None,
+            "reference": data.get("reference"),
+        },
+    )
+    return {"movement_id": movement_id, "stock": stock}
+
+
+def adjust(session: Session, outbox: Outbox, actor: Identity, data: dict[str, Any]) -> dict[str, Any]:
+    """A counted quantity or a signed delta; never below what is reserved."""
+    warehouse = warehouse_for_body(session, actor, data["warehouse"], "/warehouse")
+    item = item_for_body(session, data["sku"], "/sku")
+    location = location_for_body(session, warehouse, data.get("location"), "/location")
+    ensure_stock_level(session, item.id, warehouse.id)
+    where = _level_where(item.id, warehouse.id)
+
+    if data.get("counted") is not None:
+        # Lock the row: the delta depends on what is on hand right now.
+        current = session.execute(
+            select(stock_levels.c.on_hand, stock_levels.c.reserved).where(where).with_for_update()
+        ).one()
+        counted = data["counted"]
+        if counted < current.reserved:
+            raise Conflict(
+                f"Counted {counted} is below the {current.reserved} units reserved; "
+                "release reservations first.",
+                reserved=current.reserved,
+            )
+        delta = counted - current.on_hand
+        if delta == 0:
+            stock = level_body(item.sku, warehouse.code, current.on_hand, current.reserved)
+            return {"movement_id": None, "delta": 0, "stock": stock}
+        stmt = update(stock_levels).where(where).values(on_hand=counted)
+    else:
+        delta = data["delta"]
+        stmt = (
+            update(stock_levels)
+            .where(where, stock_levels.c.on_hand + delta >= stock_levels.c.reserved)
+            .values(on_hand=stock_levels.c.on_hand + delta)
+        )
+    level = session.execute(stmt.returning(stock_levels.c.on_hand, stock_levels.c.reserved)).first()
+    if level is None:
+        current = session.execute(select(stock_levels.c.on_hand, stock_levels.c.reserved).where(where)).one()
+        raise Conflict(
+            f"An adjustment of {delta} would leave {current.on_hand + delta} on hand, below the "
+            f"{current.reserved} units reserved.",
+            reserved=current.reserved,
+            on_hand=current.on_hand,
+        )
+    movement_id = record_movement(
+        session,
+        actor,
+        item_id=item.id,
+        warehouse_id=warehouse.id,
+        kind="adjustment",
+        quantity=delta,
+        location_id=location.id if location else None,
+        reason=data["reason"],
+        note=data.get("note"),
+    )
+    stock = level_body(item.sku, warehouse.code, level.on_hand, level.reserved)
+    outbox.emit(
+        "stock.adjusted",
+        {
+            **stock,
+            "delta": delta,
+            "reason": data["reason"],
+            "note": data.get("note"),
+            "movement_id": movement_id,
+            "location": location.code if location else None,
+            "reference": None,
+        },
+    )
+    emit_if_low(
+        outbox,
+        sku=item.sku,
+        warehouse=warehouse.code,
+        reorder_point=item.reorder_point,
+        on_hand=level.on_hand,
+        reserved=level.reserved,
+        before_available=level.on_hand - delta - level.reserved,
+    )
+    return {"movement_id": movement_id, "delta": delta, "stock": stock}
+
+
+def transfer(session: Session, outbox: Outbox, actor: Identity, data: dict[str, Any]) -> dict[str, Any]:
+    source = warehouse_for_body(session, actor, data["from_warehouse"], "/from_warehouse")
+    target = warehouse_for_body(session, actor, data["to_warehouse"], "/to_warehouse")
+    if source.id == target.id:
+        raise InvalidField("/to_warehouse", "Must differ from from_warehouse.")
+    item = item_for_body(session, data["sku"], "/sku")
+    quantity = data["quantity"]
+    ensure_stock_level(session, item.id, source.id)
+    ensure_stock_level(session, item.id, target.id)
+
+    def take() -> Any:
+        return session.execute(
+            update(stock_levels)
+            .where(_level_where(item.id, source.id), stock_levels.c.on_hand - stock_levels.c.reserved >= quantity)
+            .values(on_hand=stock_levels.c.on_hand - quantity)
+            .returning(stock_levels.c.on_hand, stock_levels.c.reserved)
+        ).first()
+
+    def give() -> Any:
+        return session.execute(
+            update(stock_levels)
+            .where(_level_where(item.id, target.id))
+            .values(on_hand=stock_levels.c.on_hand + quantity)
+            .returning(stock_levels.c.on_hand, stock_levels.c.reserved)
+        ).one()
+
+    # Lock the two rows in one global order (by warehouse id) so opposite
+    # transfers between the same pair cannot deadlock.
+    if source.id < target.id:
+        taken = take()
+        given = give() if taken is not None else None
+    else:
+        given = give()
+        taken = take()
+    if taken is None:
+        current = session.execute(
+            select(stock_levels.c.on_hand, stock_levels.c.reserved).where(_level_where(item.id, source.id))
+        ).one()
+        raise Conflict(
+            f"Only {current.on_hand - current.reserved} of {item.sku} available in {source.code}; "
+            f"{quantity} requested.",
+            requested=quantity,
+            available=current.on_hand - current.reserved,
+        )
+    common = {"item_id": item.id, "reference": data.get("reference")}
+    out_id = record_movement(session, actor, warehouse_id=source.id, kind="transfer_out", quantity=-quantity, **common)
+    in_id = record_movement(session, actor, warehouse_id=target.id, kind="transfer_in", quantity=quantity, **common)
+    outbox.emit(
+        "stock.transferred",
+        {
+            "sku": item.sku,
+            "from_warehouse": source.code,
+            "to_warehouse": target.code,
+            "quantity": quantity,
+            "reference": data.get("reference"),
+            "out_movement_id": out_id,
+            "in_movement_id": in_id,
+        },
+    )
+    emit_if_low(
+        outbox,
+        sku=item.sku,
+        warehouse=source.code,
+        reorder_point=item.reorder_point,
+        on_hand=taken.on_hand,
+        reserved=taken.reserved,
+        before_available=taken.on_hand + quantity - taken.reserved,
+    )
+    return {
+        "out_movement_id": out_id,
+        "in_movement_id": in_id,
+        "from_stock": level_body(item.sku, source.code, taken.on_hand, taken.reserved),
+        "to_stock": level_body(item.sku, target.code, given.on_hand, given.reserved),
+    }
+
+
+def list_stock(
+    session: Session, actor: Identity, *, sku: str | None, warehouse: str | None, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    stmt = (
+        select(
+            stock_levels.c.id,
+            items.c.sku,
+            warehouses.c.code.label("warehouse"),
+            stock_levels.c.on_hand,
+            stock_levels.c.reserved,
+        )
+        .join(items, items.c.id == stock_levels.c.item_id)
+        .join(warehouses, warehouses.c.id == stock_levels.c.warehouse_id)
+        .order_by(stock_levels.c.id)
+        .limit(limit + 1)
+    )
+    if sku:
+        stmt = stmt.where(items.c.sku == sku)
+    if warehouse:
+        stmt = stmt.where(warehouses.c.code == warehouse)
+    if not actor.all_warehouses:
+        stmt = stmt.where(warehouses.c.code.in_(sorted(actor.warehouses)))
+    if cursor:
+        (after,) = decode_cursor(cursor, 1)
+        stmt = stmt.where(stock_levels.c.id > _int_cursor(after))
+    rows = session.execute(stmt).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].id)
+    return [level_body(r.sku, r.warehouse, r.on_hand, r.reserved) for r in rows], next_cursor
+
+
+def _int_cursor(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidField("/cursor", "Not a valid cursor.") from None
+
+
+def list_movements(
+    session: Session,
+    actor: Identity,
+    *,
+    sku: str | None,
+    warehouse: str | None,
+    kind: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    stmt = (
+        select(
+            movements.c.id,
+            items.c.sku,
+            warehouses.c.code.label("warehouse"),
+            locations.c.code.label("location"),
+            movements.c.kind,
+            movements.c.quantity,
+            movements.c.reason,
+            movements.c.note,
+            movements.c.reference,
+            movements.c.reservation_id,
+            movements.c.actor,
+            movements.c.created_at,
+        )
+        .join(items, items.c.id == movements.c.item_id)
+        .join(warehouses, warehouses.c.id == movements.c.warehouse_id)
+        .outerjoin(locations, locations.c.id == movements.c.location_id)
+        .order_by(movements.c.id)
+        .limit(limit + 1)
+    )
+    if sku:
+        stmt = stmt.where(items.c.sku == sku)
+    if warehouse:
+        stmt = stmt.where(warehouses.c.code == warehouse)
+    if kind:
+        stmt = stmt.where(movements.c.kind == kind)
+    if since:
+        stmt = stmt.where(movements.c.created_at >= since)
+    if until:
+        stmt = stmt.where(movements.c.created_at < until)
+    if not actor.all_warehouses:
+        stmt = stmt.where(warehouses.c.code.in_(sorted(actor.warehouses)))
+    if cursor:
+        (after,) = decode_cursor(cursor, 1)
+        stmt = stmt.where(movements.c.id > _int_cursor(after))
+    rows = [dict(r._mapping) for r in session.execute(stmt)]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["id"])
+    return rows, next_cursor
+
+
+__all__ = ["Ref", "adjust", "list_movements", "list_stock", "receive", "record_movement", "transfer"]

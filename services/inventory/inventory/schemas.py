@@ -1,0 +1,242 @@
+"""Inventory's REST schemas, built from the shared common types.
+
+Input schemas derive from ``StrictSchema`` (unknown fields are 422 at every
+depth); output schemas are allow-lists: only the fields named here leave.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from logistics_shared.events.inventory import REASONS
+from logistics_shared.schemas import (
+    AddressSchema,
+    Code,
+    Count,
+    Grams,
+    Millimetres,
+    PageQuerySchema,
+    Quantity,
+    SignedQuantity,
+    Sku,
+    StrictSchema,
+    Text,
+    UtcDateTime,
+    page_schema,
+)
+
+MOVEMENT_KINDS = ("receipt", "adjustment", "transfer_out", "transfer_in", "issue")
+RESERVATION_STATES = ("active", "consumed", "released", "expired")
+
+
+# --- items -----------------------------------------------------------------
+class ItemCreateSchema(StrictSchema):
+    sku = Sku(required=True)
+    name = Text(200, required=True)
+    unit_weight_g = Grams(required=True)
+    length_mm = Millimetres(required=True)
+    width_mm = Millimetres(required=True)
+    height_mm = Millimetres(required=True)
+    reorder_point = Count(load_default=0)
+
+
+class ItemUpdateSchema(StrictSchema):
+    name = Text(200)
+    unit_weight_g = Grams()
+    length_mm = Millimetres()
+    width_mm = Millimetres()
+    height_mm = Millimetres()
+    reorder_point = Count()
+
+    @validates_schema
+    def _not_empty(self, data: dict, **_kw: object) -> None:
+        if not data:
+            raise ValidationError("Send at least one field to change.")
+
+
+class ItemSchema(Schema):
+    sku = fields.String()
+    name = fields.String()
+    unit_weight_g = fields.Integer()
+    length_mm = fields.Integer()
+    width_mm = fields.Integer()
+    height_mm = fields.Integer()
+    reorder_point = fields.Integer()
+    version = fields.Integer()
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
+
+
+class ItemQuerySchema(PageQuerySchema):
+    sku_prefix = fields.String(validate=validate.Length(min=1, max=64))
+
+
+# --- warehouses and locations ----------------------------------------------
+class WarehouseCreateSchema(StrictSchema):
+    code = Code(required=True)
+    name = Text(200, required=True)
+    address = fields.Nested(AddressSchema, required=True)
+
+
+class AddressOutSchema(Schema):
+    name = fields.String()
+    line1 = fields.String()
+    line2 = fields.String(allow_none=True)
+    city = fields.String()
+    region = fields.String(allow_none=True)
+    postal_code = fields.String(allow_none=True)
+    country = fields.String()
+    phone = fields.String(allow_none=True)
+
+
+class WarehouseSchema(Schema):
+    code = fields.String()
+    name = fields.String()
+    address = fields.Nested(AddressOutSchema)
+    created_at = UtcDateTime()
+
+
+class LocationCreateSchema(StrictSchema):
+    code = Code(required=True)
+    description = Text(200, load_default=None, allow_none=True)
+
+
+class LocationSchema(Schema):
+    warehouse = fields.String()
+    code = fields.String()
+    description = fields.String(allow_none=True)
+    created_at = UtcDateTime()
+
+
+# --- stock, receipts, adjustments, transfers ---------------------------------
+class StockLevelSchema(Schema):
+    sku = fields.String()
+    warehouse = fields.String()
+    on_hand = fields.Integer()
+    reserved = fields.Integer()
+    available = fields.Integer()
+
+
+class StockQuerySchema(PageQuerySchema):
+    sku = Sku()
+    warehouse = Code()
+
+
+class ReceiptCreateSchema(StrictSchema):
+    warehouse = Code(required=True)
+    sku = Sku(required=True)
+    quantity = Quantity(required=True)
+    location = Code(load_default=None, allow_none=True)
+    reference = Text(100, load_default=None, allow_none=True)
+
+
+class ReceiptSchema(Schema):
+    movement_id = fields.Integer()
+    stock = fields.Nested(StockLevelSchema)
+
+
+class AdjustmentCreateSchema(StrictSchema):
+    warehouse = Code(required=True)
+    sku = Sku(required=True)
+    counted = Count(load_default=None)
+    delta = SignedQuantity(load_default=None)
+    reason = fields.String(required=True, validate=validate.OneOf(REASONS))
+    note = Text(500, load_default=None, allow_none=True)
+    location = Code(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _one_of(self, data: dict, **_kw: object) -> None:
+        if (data.get("counted") is None) == (data.get("delta") is None):
+            raise ValidationError("Send exactly one of counted or delta.", field_name="counted")
+
+
+class AdjustmentSchema(Schema):
+    movement_id = fields.Integer(allow_none=True)
+    delta = fields.Integer()
+    stock = fields.Nested(StockLevelSchema)
+
+
+class TransferCreateSchema(StrictSchema):
+    from_warehouse = Code(required=True)
+    to_warehouse = Code(required=True)
+    sku = Sku(required=True)
+    quantity = Quantity(required=True)
+    reference = Text(100, load_default=None, allow_none=True)
+
+
+class TransferSchema(Schema):
+    out_movement_id = fields.Integer()
+    in_movement_id = fields.Integer()
+    from_stock = fields.Nested(StockLevelSchema)
+    to_stock = fields.Nested(StockLevelSchema)
+
+
+class MovementSchema(Schema):
+    id = fields.Integer()
+    sku = fields.String()
+    warehouse = fields.String()
+    location = fields.String(allow_none=True)
+    kind = fields.String()
+    quantity = fields.Integer()
+    reason = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    reference = fields.String(allow_none=True)
+    reservation_id = fields.String(allow_none=True)
+    actor = fields.String()
+    created_at = UtcDateTime()
+
+
+class MovementQuerySchema(PageQuerySchema):
+    sku = Sku()
+    warehouse = Code()
+    kind = fields.String(validate=validate.OneOf(MOVEMENT_KINDS))
+    since = fields.AwareDateTime()
+    until = fields.AwareDateTime()
+
+
+# --- reservations ------------------------------------------------------------
+class ReservationLineInSchema(StrictSchema):
+    sku = Sku(required=True)
+    quantity = Quantity(required=True)
+
+
+class ReservationCreateSchema(StrictSchema):
+    warehouse = Code(required=True)
+    reference = Text(100, required=True)
+    lines = fields.List(
+        fields.Nested(ReservationLineInSchema),
+        required=True,
+        validate=validate.Length(min=1, max=200),
+    )
+    expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class ReservationLineSchema(Schema):
+    sku = fields.String()
+    quantity = fields.Integer()
+
+
+class ReservationSchema(Schema):
+    id = fields.String()
+    warehouse = fields.String()
+    reference = fields.String()
+    status = fields.String()
+    expires_at = UtcDateTime(allow_none=True)
+    created_by = fields.String()
+    created_at = UtcDateTime()
+    closed_at = UtcDateTime(allow_none=True)
+    lines = fields.List(fields.Nested(ReservationLineSchema))
+
+
+class ReservationQuerySchema(PageQuerySchema):
+    warehouse = Code()
+    reference = fields.String(validate=validate.Length(min=1, max=100))
+    status = fields.String(validate=validate.OneOf(RESERVATION_STATES))
+
+
+ItemPageSchema = page_schema(ItemSchema, "ItemPageSchema")
+WarehousePageSchema = page_schema(WarehouseSchema, "WarehousePageSchema")
+LocationPageSchema = page_schema(LocationSchema, "LocationPageSchema")
+StockPageSchema = page_schema(StockLevelSchema, "StockPageSchema")
+MovementPageSchema = page_schema(MovementSchema, "MovementPageSchema")
+ReservationPageSchema = page_schema(ReservationSchema, "ReservationPageSchema")

@@ -1,0 +1,61 @@
+"""The platform part of every service's single ``configure()``.
+
+A service's ``configure(settings)`` calls :func:`base_configurator` and adds
+its own routes; web (``serve``, ``up``, ``pserve``) and worker processes all
+build the app this way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid_tm import explicit_manager
+from sqlalchemy import Table
+
+from .metrics import ServiceMetrics
+from .outbox import Outbox
+from .platform_tables import PlatformTables
+from .security import UNDECLARED, JWTSecurityPolicy, load_keyring
+from .service import ServiceSpec
+from .settings import Settings
+
+
+def base_configurator(
+    spec: ServiceSpec, settings: Settings, platform: PlatformTables, **registry_extras: Any
+) -> Configurator:
+    config = Configurator(
+        settings={
+            "tm.manager_hook": explicit_manager,
+        }
+    )
+    registry = config.registry
+    registry["logistics.settings"] = settings
+    registry["logistics.service"] = spec
+    registry["logistics.platform_tables"] = platform
+    registry["logistics.metrics"] = ServiceMetrics(spec.name)
+    for key, value in registry_extras.items():
+        registry[key] = value
+
+    config.include("pyramid_tm")
+    config.include("logistics_shared.db")
+    config.set_security_policy(JWTSecurityPolicy(load_keyring(settings), spec.role_permissions()))
+    config.set_default_permission(UNDECLARED)
+    config.include("logistics_shared.web.problems")
+    config.include("logistics_shared.web.ops")
+    config.include("logistics_shared.web.openapi")
+    config.add_tween("logistics_shared.web.tweens.observability_tween_factory")
+    config.add_request_method(_outbox, "outbox", reify=True)
+    return config
+
+
+def _outbox(request: Any) -> Outbox:
+    table: Table = request.registry["logistics.platform_tables"].outbox
+    from .logs import request_id
+
+    return Outbox(
+        request.dbsession,
+        table,
+        producer=request.registry["logistics.service"].name,
+        correlation_id=request_id.get(),
+    )

@@ -1,0 +1,104 @@
+"""Database engine and the per-request session (the pypi/warehouse pattern).
+
+The engine lives in the registry; ``request.dbsession`` is created lazily,
+joined to ``request.tm`` through zope.sqlalchemy and closed when the request
+finishes, so views never commit or roll back by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import zope.sqlalchemy
+from pyramid.config import Configurator
+from pyramid.request import Request
+from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from .settings import Settings
+
+#: Constraint names Alembic can diff and drop (pyramid-cookiecutter-starter's
+#: ``models/meta.py``); every service's metadata uses them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def database_url(raw: str) -> URL:
+    """Normalise ``postgresql://`` / ``postgres://`` to the psycopg 3 driver."""
+    url = make_url(raw.replace("postgres://", "postgresql://", 1) if raw.startswith("postgres://") else raw)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def make_engine(settings: Settings, **overrides: Any) -> Engine:
+    url = database_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **overrides,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling defers BEGIN until the first
+        # write, which lets a read-then-write race; take the write lock at
+        # BEGIN instead so SQLite serialises writers cleanly.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    return create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_timeout=settings.db_connect_timeout,
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout,
+            "options": options,
+            "application_name": f"logistics-{settings.service}",
+        },
+        **overrides,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy emit BEGIN itself (see the "begin" listener above).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def _dbsession(request: Request) -> Session:
+    session = request.registry["dbsession_factory"]()
+    # "changed": Core statements run through session.execute must commit too.
+    zope.sqlalchemy.register(session, transaction_manager=request.tm, initial_state="changed")
+    request.add_finished_callback(lambda _request: session.close())
+    return session
+
+
+def includeme(config: Configurator) -> None:
+    settings: Settings = config.registry["logistics.settings"]
+    engine = config.registry.get("dbengine") or make_engine(settings)
+    config.registry["dbengine"] = engine
+    config.registry["dbsession_factory"] = session_factory(engine)
+    config.add_request_method(_dbsession, "dbsession", reify=True)

@@ -1,0 +1,79 @@
+"""Events produced by the inventory service."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from ..schemas import Code, Count, Quantity, SignedQuantity, Sku, StrictInteger
+from .registry import REGISTRY
+
+REASONS = ("count", "damage", "loss", "found", "correction", "expiry", "other")
+
+
+class StockLevelSchema(Schema):
+    sku = Sku(required=True)
+    warehouse = Code(required=True)
+    on_hand = Count(required=True)
+    reserved = Count(required=True)
+    available = Count(required=True)
+
+
+class _Movement(StockLevelSchema):
+    movement_id = StrictInteger(required=True)
+    location = Code(allow_none=True, load_default=None)
+    reference = fields.String(allow_none=True, load_default=None)
+
+
+@REGISTRY.register("stock.received", 1)
+class StockReceived(_Movement):
+    quantity = Quantity(required=True)
+
+
+@REGISTRY.register("stock.adjusted", 1)
+class StockAdjusted(_Movement):
+    delta = SignedQuantity(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(REASONS))
+    note = fields.String(allow_none=True, load_default=None)
+
+
+@REGISTRY.register("stock.transferred", 1)
+class StockTransferred(Schema):
+    sku = Sku(required=True)
+    from_warehouse = Code(required=True)
+    to_warehouse = Code(required=True)
+    quantity = Quantity(required=True)
+    reference = fields.String(allow_none=True, load_default=None)
+    out_movement_id = StrictInteger(required=True)
+    in_movement_id = StrictInteger(required=True)
+
+
+class ReservationLineSchema(Schema):
+    sku = Sku(required=True)
+    quantity = Quantity(required=True)
+
+
+class _Reservation(Schema):
+    reservation_id = fields.UUID(required=True)
+    warehouse = Code(required=True)
+    reference = fields.String(required=True)
+    lines = fields.List(fields.Nested(ReservationLineSchema), required=True)
+
+
+@REGISTRY.register("stock.reserved", 1)
+class StockReserved(_Reservation):
+    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
+@REGISTRY.register("stock.released", 1)
+class StockReleased(_Reservation):
+    reason = fields.String(required=True, validate=validate.OneOf(("released", "expired")))
+
+
+@REGISTRY.register("stock.issued", 1)
+class StockIssued(_Reservation):
+    movement_ids = fields.List(StrictInteger(), required=True)
+
+
+@REGISTRY.register("stock.low", 1)
+class StockLow(StockLevelSchema):
+    reorder_point = Count(required=True)

@@ -1,0 +1,58 @@
+"""Writing events to the transactional outbox (publishing is the relay's job)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Table
+from sqlalchemy.orm import Session
+
+from .events import REGISTRY, Envelope, EventRegistry, new_envelope
+
+
+class Outbox:
+    """An event sink bound to one DB session: events commit or roll back with the change.
+
+    Business code takes an ``Outbox`` and calls :meth:`emit`; it never talks to
+    the broker, so a request thread never waits on RabbitMQ.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        table: Table,
+        *,
+        producer: str,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        registry: EventRegistry = REGISTRY,
+    ) -> None:
+        self.session = session
+        self.table = table
+        self.producer = producer
+        self.correlation_id = correlation_id
+        self.causation_id = causation_id
+        self.registry = registry
+
+    def emit(self, type: str, data: dict[str, Any], version: int = 1) -> Envelope:
+        envelope = new_envelope(
+            type,
+            data,
+            producer=self.producer,
+            version=version,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+        )
+        body = self.registry.validate_outgoing(envelope)
+        self.session.execute(
+            self.table.insert().values(
+                event_id=str(envelope.id),
+                event_type=type,
+                event_version=version,
+                payload=orjson.dumps(body).decode(),
+                created_at=datetime.now(UTC),
+            )
+        )
+        return envelope

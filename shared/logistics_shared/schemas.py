@@ -1,0 +1,166 @@
+"""Common types every service builds its REST schemas and events from.
+
+Input schemas reject unknown fields (nested ones too) and take numbers
+strictly: ``1.5``, ``"2"`` and ``true`` are not quantities.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC
+from typing import Any
+
+import pycountry
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+MAX_QUANTITY = 1_000_000_000
+MAX_GRAMS = 10_000_000  # 10 tonnes: a pallet, not a container
+MAX_MILLIMETRES = 100_000  # 100 m
+
+SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+CODE_PATTERN = r"^[A-Za-z0-9._-]{1,32}$"
+
+
+class StrictInteger(fields.Integer):
+    """An integer that refuses booleans, floats and numeric strings."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+def Quantity(**kwargs: Any) -> StrictInteger:  # noqa: N802 - a field factory reads like a type
+    return StrictInteger(validate=validate.Range(min=1, max=MAX_QUANTITY), **kwargs)
+
+
+def SignedQuantity(**kwargs: Any) -> StrictInteger:  # noqa: N802
+    return StrictInteger(
+        validate=[
+            validate.Range(min=-MAX_QUANTITY, max=MAX_QUANTITY),
+            validate.NoneOf([0], error="Must not be zero."),
+        ],
+        **kwargs,
+    )
+
+
+def Count(**kwargs: Any) -> StrictInteger:  # noqa: N802 - counted quantities may be zero
+    return StrictInteger(validate=validate.Range(min=0, max=MAX_QUANTITY), **kwargs)
+
+
+def Grams(**kwargs: Any) -> StrictInteger:  # noqa: N802
+    return StrictInteger(validate=validate.Range(min=0, max=MAX_GRAMS), **kwargs)
+
+
+def Millimetres(**kwargs: Any) -> StrictInteger:  # noqa: N802
+    return StrictInteger(validate=validate.Range(min=0, max=MAX_MILLIMETRES), **kwargs)
+
+
+def Text(max_length: int, min_length: int = 1, **kwargs: Any) -> fields.String:  # noqa: N802
+    return fields.String(validate=validate.Length(min=min_length, max=max_length), **kwargs)
+
+
+def Sku(**kwargs: Any) -> fields.String:  # noqa: N802
+    return fields.String(
+        validate=validate.Regexp(
+            SKU_PATTERN, error="A SKU is 1-64 letters, digits, '-', '_' or '.'."
+        ),
+        **kwargs,
+    )
+
+
+def Code(**kwargs: Any) -> fields.String:  # noqa: N802
+    return fields.String(
+        validate=validate.Regexp(
+            CODE_PATTERN, error="A code is 1-32 letters, digits, '-', '_' or '.'."
+        ),
+        **kwargs,
+    )
+
+
+class UtcDateTime(fields.DateTime):
+    """Output datetimes as ISO 8601 with an offset; SQLite returns naive UTC values."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+def _country(value: str) -> None:
+    if len(value) != 2 or not value.isupper() or pycountry.countries.get(alpha_2=value) is None:
+        raise ValidationError("Not an ISO 3166-1 alpha-2 country code.")
+
+
+class StrictSchema(Schema):
+    """Base of every input schema: unknown fields are errors, at every depth."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class AddressSchema(StrictSchema):
+    name = Text(200, required=True)
+    line1 = Text(200, required=True)
+    line2 = Text(200, load_default=None, allow_none=True)
+    city = Text(100, required=True)
+    region = Text(100, load_default=None, allow_none=True)
+    postal_code = Text(20, load_default=None, allow_none=True)
+    country = fields.String(required=True, validate=_country)
+    phone = Text(40, load_default=None, allow_none=True)
+
+
+class ProblemErrorSchema(Schema):
+    pointer = fields.String(required=True)
+    detail = fields.String(required=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, for the OpenAPI document."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    instance = fields.String()
+    errors = fields.List(fields.Nested(ProblemErrorSchema))
+
+
+class PageQuerySchema(StrictSchema):
+    """Cursor pagination parameters shared by every list endpoint."""
+
+    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+    """A ``{items: [...], next_cursor}`` envelope schema around ``item_schema``."""
+    return type(
+        name,
+        (Schema,),
+        {
+            "items": fields.List(fields.Nested(item_schema), required=True),
+            "next_cursor": fields.String(allow_none=True, required=True),
+        },
+    )
+
+
+def encode_cursor(*values: Any) -> str:
+    raw = "\x1f".join(str(v) for v in values).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, parts: int) -> list[str]:
+    """Decode a cursor made by :func:`encode_cursor`; ValidationError if it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValidationError("Not a valid cursor.", field_name="cursor") from None
+    values = raw.split("\x1f")
+    if len(values) != parts:
+        raise ValidationError("Not a valid cursor.", field_name="cursor")
+    return values

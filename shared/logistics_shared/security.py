@@ -1,0 +1,184 @@
+"""Bearer-JWT authentication, verified locally, and a role-based Pyramid 2 policy.
+
+No call to a central service per request: every service holds the HS256
+secret (or only a public key for RS256/EdDSA) and checks tokens itself.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from pyramid.security import Allowed, Denied
+from pyramid.request import Request
+
+from .identity import Identity, Role
+from .settings import Settings, SettingsError, jwt_secret
+
+__all__ = ["Identity", "Role", "JWTSecurityPolicy", "KeyRing", "UNDECLARED"]
+
+
+#: The default permission: nobody holds it, so a view that forgot to declare
+#: one is closed rather than open.
+UNDECLARED = "logistics:undeclared-permission"
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    algorithm: str
+    verify_key: Any
+    signing_key: Any | None
+    issuer: str
+    audience: str
+    leeway: int
+
+
+def load_keyring(settings: Settings) -> KeyRing:
+    if settings.jwt_algorithm == "HS256":
+        secret = jwt_secret(settings)
+        verify, signing = secret, secret
+    else:
+        try:
+            verify = Path(settings.jwt_public_key_file).read_text()
+            signing = (
+                Path(settings.jwt_private_key_file).read_text()
+                if settings.jwt_private_key_file
+                else None
+            )
+        except OSError as exc:
+            raise SettingsError(f"cannot read JWT key file: {exc}") from None
+    return KeyRing(
+        algorithm=settings.jwt_algorithm,
+        verify_key=verify,
+        signing_key=signing,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway=settings.jwt_leeway_seconds,
+    )
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def verify_token(keyring: KeyRing, token: str) -> Identity:
+    try:
+        claims = jwt.decode(
+            token,
+            keyring.verify_key,
+            # Explicit list: never let the token choose ("none", or HS256 with a public key).
+            algorithms=[keyring.algorithm],
+            audience=keyring.audience,
+            issuer=keyring.issuer,
+            leeway=keyring.leeway,
+            options={"require": ["exp", "sub", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("The token has expired.") from None
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"The token is not valid: {exc}.") from None
+    try:
+        role = Role(claims.get("role"))
+    except ValueError:
+        raise InvalidToken("The token has no known role.") from None
+    warehouses = claims.get("warehouses") or []
+    if not isinstance(warehouses, list) or not all(isinstance(w, str) for w in warehouses):
+        raise InvalidToken("The token's warehouses claim is not a list of codes.")
+    return Identity(subject=str(claims["sub"]), role=role, warehouses=frozenset(warehouses))
+
+
+def mint_token(
+    keyring: KeyRing,
+    *,
+    role: Role,
+    subject: str,
+    warehouses: Iterable[str] = (),
+    ttl_seconds: int = 3600,
+) -> str:
+    if keyring.signing_key is None:
+        raise SettingsError("no private key configured (LOGISTICS_JWT_PRIVATE_KEY_FILE)")
+    now = int(time.time())
+    claims = {
+        "sub": subject,
+        "role": str(role),
+        "warehouses": sorted(set(warehouses)),
+        "iss": keyring.issuer,
+        "aud": keyring.audience,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "jti": str(uuid.uuid4()),
+    }
+    return jwt.encode(claims, keyring.signing_key, algorithm=keyring.algorithm)
+
+
+class JWTSecurityPolicy:
+    """Pyramid 2 security policy: identity from the bearer token, permits by role."""
+
+    def __init__(self, keyring: KeyRing, role_permissions: Mapping[Role, frozenset[str]]) -> None:
+        self.keyring = keyring
+        self.role_permissions = role_permissions
+
+    def identity(self, request: Request) -> Identity | None:
+        # Cached on the request: the policy is asked several times per request.
+        cached = request.environ.get("logistics.identity", _MISSING)
+        if cached is not _MISSING:
+            return cached
+        identity = None
+        header = request.headers.get("Authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                request.environ["logistics.auth_error"] = "Use 'Authorization: Bearer <token>'."
+            else:
+                try:
+                    identity = verify_token(self.keyring, token.strip())
+                except InvalidToken as exc:
+                    request.environ["logistics.auth_error"] = str(exc)
+        request.environ["logistics.identity"] = identity
+        return identity
+
+    def authenticated_userid(self, request: Request) -> str | None:
+        identity = self.identity(request)
+        return identity.subject if identity else None
+
+    def permits(self, request: Request, context: Any, permission: str) -> Allowed | Denied:
+        identity = self.identity(request)
+        if identity is None:
+            return Denied("not authenticated")
+        if permission == UNDECLARED:
+            return Denied("view declares no permission")
+        if identity.role is Role.ADMIN or permission in self.role_permissions.get(
+            identity.role, frozenset()
+        ):
+            return Allowed(f"role {identity.role} holds {permission}")
+        return Denied(f"role {identity.role} lacks {permission}")
+
+    def remember(self, request: Request, userid: str, **kw: Any) -> list[tuple[str, str]]:
+        return []
+
+    def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
+        return []
+
+
+_MISSING = object()
+
+
+def parse_duration(text: str) -> int:
+    """``90s``, ``15m``, ``8h``, ``7d`` or plain seconds -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        if text and text[-1] in units:
+            value = int(text[:-1]) * units[text[-1]]
+        else:
+            value = int(text)
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 8h, 7d)") from None
+    if value <= 0:
+        raise ValueError("a duration must be positive")
+    return value

@@ -1,0 +1,49 @@
+"""What a service registers through the ``logistics.services`` entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import click
+    from pyramid.config import Configurator
+    from sqlalchemy import MetaData
+
+    from .security import Role
+    from .settings import Settings
+
+
+@dataclass(frozen=True)
+class BackgroundTask:
+    """A periodic job (e.g. the reservation sweeper) run by ``up`` and the worker."""
+
+    name: str
+    run: Callable[[Any], object]  # called with the registry
+    interval: Callable[[Settings], float]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    port: int
+    description: str
+    #: ``"inventory:migrations"``: the Alembic script location inside the package.
+    migrations: str
+    configure: Callable[[Settings], Configurator]
+    metadata: Callable[[], MetaData]
+    role_permissions: Callable[[], Mapping[Role, frozenset[str]]]
+    version: str = "0.1.0"
+    cli: Callable[[], click.Group] | None = None
+    background: tuple[BackgroundTask, ...] = field(default_factory=tuple)
+
+
+def discover() -> dict[str, ServiceSpec]:
+    """Installed services, by name: an image with one service has a CLI for it alone."""
+    found: dict[str, ServiceSpec] = {}
+    for ep in entry_points(group="logistics.services"):
+        spec = ep.load()
+        found[spec.name] = spec
+    return dict(sorted(found.items(), key=lambda item: item[1].port))

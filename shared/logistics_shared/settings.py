@@ -1,0 +1,222 @@
+"""Typed settings, read in one place: built-in defaults < ``.ini`` < environment.
+
+Every service and every process kind (web, worker, CLI) builds its
+:class:`Settings` through :func:`load_settings`, so a setting means the same
+thing everywhere and a bad value stops start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A required setting is missing or a value cannot be parsed."""
+
+
+def _to_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {raw!r}")
+
+
+def _to_int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {raw!r}") from None
+
+
+def _to_float(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
+
+
+def _to_str(raw: str) -> str:
+    return raw.strip()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one setting is named, typed and defaulted."""
+
+    key: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    # ``{svc}`` is replaced by the upper-cased service name.
+    env: str
+
+
+def _spec(key: str, parse: Callable[[str], Any], default: Any, help: str, env: str = "") -> Spec:
+    return Spec(key, parse, default, help, env or f"LOGISTICS_{key.upper()}")
+
+
+#: Every setting of the suite. README's configuration table mirrors this list
+#: (``tests/shared/test_settings.py`` checks that it does).
+SPECS: tuple[Spec, ...] = (
+    _spec(
+        "database_url",
+        _to_str,
+        None,
+        "SQLAlchemy URL of the service's own database; postgresql:// uses psycopg 3. "
+        "Default: sqlite file under the var directory.",
+        env="LOGISTICS_{svc}_DATABASE_URL",
+    ),
+    _spec("db_pool_size", _to_int, 10, "Connections kept per web/worker process (>= threads)."),
+    _spec("db_max_overflow", _to_int, 10, "Extra connections allowed beyond the pool."),
+    _spec("db_connect_timeout", _to_int, 3, "Seconds before a database connect gives up (-> 503)."),
+    _spec("db_statement_timeout_ms", _to_int, 15000, "PostgreSQL statement timeout per request."),
+    _spec("broker_url", _to_str, "memory://", "Kombu broker URL (amqp:// for RabbitMQ)."),
+    _spec("redis_url", _to_str, "", "Redis URL for the shared cache; empty disables it."),
+    _spec("var_dir", _to_str, "var", "Directory for embedded SQLite files and generated keys."),
+    _spec("jwt_secret", _to_str, "", "HS256 signing secret (required unless key files are set)."),
+    _spec("jwt_algorithm", _to_str, "HS256", "HS256, RS256 or EdDSA."),
+    _spec("jwt_public_key_file", _to_str, "", "PEM public key for RS256/EdDSA verification."),
+    _spec("jwt_private_key_file", _to_str, "", "PEM private key, only where tokens are minted."),
+    _spec("jwt_issuer", _to_str, "logistics", "Expected `iss` claim."),
+    _spec("jwt_audience", _to_str, "logistics", "Expected `aud` claim."),
+    _spec("jwt_leeway_seconds", _to_int, 30, "Clock skew tolerated on `exp`."),
+    _spec("max_body_bytes", _to_int, 1_048_576, "Largest request body the API reads (-> 413)."),
+    _spec("log_level", _to_str, "INFO", "Root log level."),
+    _spec("log_format", _to_str, "json", "`json` (one object per line) or `text`."),
+    _spec("access_log", _to_bool, True, "Log one line per request."),
+    _spec("reservation_sweep_seconds", _to_float, 5.0, "How often expired reservations are swept."),
+)
+
+_SPECS_BY_KEY = {spec.key: spec for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    database_url: str
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_connect_timeout: int = 3
+    db_statement_timeout_ms: int = 15000
+    broker_url: str = "memory://"
+    redis_url: str = ""
+    var_dir: str = "var"
+    jwt_secret: str = ""
+    jwt_algorithm: str = "HS256"
+    jwt_public_key_file: str = ""
+    jwt_private_key_file: str = ""
+    jwt_issuer: str = "logistics"
+    jwt_audience: str = "logistics"
+    jwt_leeway_seconds: int = 30
+    max_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+    log_format: str = "json"
+    access_log: bool = True
+    reservation_sweep_seconds: float = 5.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def env_name(spec: Spec, service: str) -> str:
+    return spec.env.replace("{svc}", service.upper())
+
+
+def load_settings(
+    service: str,
+    ini: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge defaults, ``.ini`` values (``logistics.<key>`` or ``<key>``) and environment.
+
+    Raises :class:`SettingsError` naming the setting when a value is malformed
+    or a required one is missing.
+    """
+    ini = dict(ini or {})
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        source, raw = None, None
+        for name in (f"logistics.{spec.key}", spec.key):
+            if name in ini and ini[name] is not None:
+                source, raw = f"{name} in the .ini file", ini[name]
+        name = env_name(spec, service)
+        if environ.get(name) not in (None, ""):
+            source, raw = f"environment variable {name}", environ[name]
+        if raw is None:
+            values[spec.key] = spec.default
+            continue
+        if not isinstance(raw, str):
+            values[spec.key] = raw
+            continue
+        try:
+            values[spec.key] = spec.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"setting {spec.key!r} ({source}): {exc}") from None
+
+    if not values["database_url"]:
+        values["database_url"] = f"sqlite:///{Path(values['var_dir']) / f'{service}.sqlite3'}"
+    _validate(values, service)
+    known = {f.name for f in fields(Settings)}
+    extra = {k: v for k, v in ini.items() if k not in known and isinstance(v, str)}
+    return Settings(service=service, extra=extra, **values)
+
+
+def _validate(values: dict[str, Any], service: str) -> None:
+    url = values["database_url"]
+    if not url.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):
+        raise SettingsError(
+            f"setting 'database_url' ({env_name(_SPECS_BY_KEY['database_url'], service)}): "
+            f"unsupported URL scheme in {url.split(':', 1)[0]!r}; use postgresql:// or sqlite:///"
+        )
+    if values["log_format"] not in {"json", "text"}:
+        raise SettingsError("setting 'log_format' (LOGISTICS_LOG_FORMAT): expected json or text")
+    if values["jwt_algorithm"] not in {"HS256", "RS256", "EdDSA"}:
+        raise SettingsError("setting 'jwt_algorithm' (LOGISTICS_JWT_ALGORITHM): HS256, RS256 or EdDSA")
+    if values["jwt_algorithm"] != "HS256" and not values["jwt_public_key_file"]:
+        raise SettingsError(
+            "setting 'jwt_public_key_file' (LOGISTICS_JWT_PUBLIC_KEY_FILE) is required "
+            f"with {values['jwt_algorithm']}"
+        )
+    for key in ("max_body_bytes", "db_pool_size", "db_connect_timeout"):
+        if values[key] <= 0:
+            raise SettingsError(f"setting {key!r}: must be positive")
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The HS256 secret; on the embedded default, generated once under the var directory.
+
+    A real deployment (PostgreSQL) must set it: every replica of every service
+    has to verify the same tokens, so a per-machine random key would be wrong.
+    """
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    if not settings.is_sqlite:
+        raise SettingsError(
+            "setting 'jwt_secret' (LOGISTICS_JWT_SECRET) is required when the database is "
+            "not the embedded SQLite default"
+        )
+    path = Path(settings.var_dir) / "jwt-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes starting together agree on one key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+    secret = path.read_text().strip()
+    if not secret:
+        raise SettingsError(f"the generated JWT secret file {path} is empty; delete it")
+    return secret

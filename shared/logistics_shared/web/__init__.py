@@ -1,0 +1,1 @@
+"""The Pyramid side of the platform kit: problems, bodies, endpoints, ops, docs."""

@@ -1,0 +1,132 @@
+"""``Idempotency-Key`` on creating POSTs, stored in the service's database.
+
+The key is claimed in a short transaction of its own (so a concurrent retry
+sees it and gets a 409), and the response is stored by the request's own
+transaction, so it commits if and only if the effects commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from pyramid.request import Request
+from pyramid.response import Response
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .. import errors
+
+HEADER = "Idempotency-Key"
+#: How long a claim protects a request that is still running; a crashed
+#: process's claim can be taken over after it.
+LEASE = timedelta(seconds=60)
+REPLAYED_HEADERS = ("Content-Type", "ETag", "Location")
+
+
+def _fingerprint(request: Request) -> str:
+    digest = hashlib.sha256()
+    digest.update(request.method.encode())
+    digest.update(b"\0" + request.path_qs.encode() + b"\0")
+    digest.update(request.environ.get("logistics.raw_body", b""))
+    return digest.hexdigest()
+
+
+def run_idempotent(request: Request, produce: Callable[[], Response]) -> Response:
+    key = request.headers.get(HEADER)
+    if key is None:
+        return produce()
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise errors.ValidationFailed(
+            [{"pointer": f"/{HEADER}", "in": "header", "detail": "Must be 1-255 printable characters."}]
+        )
+    table = request.registry["logistics.platform_tables"].idempotency_keys
+    engine = request.registry["dbengine"]
+    caller = f"{request.identity.role}:{request.identity.subject}"
+    route = f"{request.method} {request.matched_route.name}"
+    fingerprint = _fingerprint(request)
+    where = and_(table.c.caller == caller, table.c.route == route, table.c.key == key)
+
+    now = datetime.now(UTC)
+    row_id = None
+    try:
+        with engine.begin() as conn:
+            row_id = conn.execute(
+                table.insert()
+                .values(
+                    caller=caller,
+                    route=route,
+                    key=key,
+                    fingerprint=fingerprint,
+                    state="running",
+                    locked_until=now + LEASE,
+                    created_at=now,
+                )
+                .returning(table.c.id)
+            ).scalar_one()
+    except IntegrityError:
+        row_id = _existing(engine, table, where, fingerprint, now)
+        if isinstance(row_id, Response):
+            return row_id
+
+    def release(_request: Request) -> None:
+        # Runs after the request's transaction ended: if the response was not
+        # stored (an error, or the commit failed) free the key for a retry.
+        with engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.id == row_id, table.c.state == "running"))
+
+    request.add_finished_callback(release)
+    response = produce()
+    if response.status_code < 400:
+        headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
+        request.dbsession.execute(
+            update(table)
+            .where(table.c.id == row_id)
+            .values(
+                state="done",
+                response_status=response.status_code,
+                response_headers=orjson.dumps(headers).decode(),
+                response_body=response.body,
+            )
+        )
+    return response
+
+
+def _existing(engine, table, where, fingerprint: str, now: datetime) -> int | Response:  # noqa: ANN001
+    with engine.begin() as conn:
+        row = conn.execute(select(table).where(where)).one_or_none()
+        if row is None:
+            raise errors.Conflict("The idempotency key was just released; retry.", headers={"Retry-After": "1"})
+        if row.fingerprint != fingerprint:
+            raise errors.ValidationFailed(
+                [
+                    {
+                        "pointer": f"/{HEADER}",
+                        "in": "header",
+                        "detail": "This key was used with a different request body.",
+                    }
+                ]
+            )
+        if row.state == "done":
+            response = Response(body=row.response_body, status=row.response_status, charset=None)
+            response.headers.update(orjson.loads(row.response_headers or "{}"))
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        locked_until = row.locked_until
+        if locked_until.tzinfo is None:  # SQLite returns naive datetimes
+            locked_until = locked_until.replace(tzinfo=UTC)
+        if locked_until > now:
+            raise errors.Conflict(
+                "A request with this idempotency key is still being processed.",
+                headers={"Retry-After": "1"},
+            )
+        taken = conn.execute(
+            update(table)
+            .where(table.c.id == row.id, table.c.state == "running", table.c.locked_until == row.locked_until)
+            .values(locked_until=now + LEASE)
+        ).rowcount
+        if taken != 1:
+            raise errors.Conflict("A request with this idempotency key is still being processed.", headers={"Retry-After": "1"})
+        return row.id

@@ -1,0 +1,42 @@
+"""Public operational endpoints: liveness, readiness (the database only), metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pyramid.config import Configurator
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.security import NO_PERMISSION_REQUIRED
+from sqlalchemy import text
+
+from .responses import json_response
+
+PUBLIC_ROUTES = ("healthz", "readyz", "metrics", "openapi", "docs", "docs_init")
+
+
+def healthz(request: Request) -> Response:
+    return json_response({"status": "ok", "service": request.registry["logistics.service"].name})
+
+
+def readyz(request: Request) -> Response:
+    # Not the broker: web replicas only write outbox rows, so a broker outage
+    # must not take them out of the load balancer.
+    engine = request.registry["dbengine"]
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        body = {"status": "unavailable", "database": "unreachable", "error": exc.__class__.__name__}
+        return json_response(body, status=503, headers={"Retry-After": "5"})
+    return json_response({"status": "ready", "database": "ok"})
+
+
+def metrics(request: Request) -> Response:
+    registry = request.registry["logistics.metrics"].registry
+    return Response(body=generate_latest(registry), content_type=CONTENT_TYPE_LATEST, charset=None)
+
+
+def includeme(config: Configurator) -> None:
+    for name, view in (("healthz", healthz), ("readyz", readyz), ("metrics", metrics)):
+        config.add_route(name, f"/{name}")
+        config.add_view(view, route_name=name, request_method=("GET", "HEAD"), permission=NO_PERMISSION_REQUIRED)

@@ -1,0 +1,116 @@
+"""Every error leaves as RFC 9457 problem+json: no HTML page, no traceback, no 500
+for anything a client can send.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pyramid.config import Configurator
+from pyramid.exceptions import PredicateMismatch
+from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
+from pyramid.request import Request
+from pyramid.response import Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from .. import errors
+from .responses import problem_response
+
+log = logging.getLogger(__name__)
+
+
+def _render(request: Request, problem: errors.Problem) -> Response:
+    return problem_response(problem, instance=request.path)
+
+
+def problem_view(exc: errors.Problem, request: Request) -> Response:
+    return _render(request, exc)
+
+
+def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
+    if request.identity is None:
+        detail = request.environ.get("logistics.auth_error")
+        return _render(request, errors.Unauthorized(detail))
+    return _render(request, errors.Forbidden("Your role does not allow this operation."))
+
+
+def allowed_methods(request: Request, route_name: str) -> list[str]:
+    return request.registry.get("logistics.route_methods", {}).get(route_name, [])
+
+
+def notfound_view(exc: HTTPNotFound, request: Request) -> Response:
+    route = request.matched_route
+    if isinstance(exc, PredicateMismatch) and route is not None:
+        allowed = allowed_methods(request, route.name)
+        if allowed and request.method not in allowed:
+            return _render(
+                request,
+                errors.MethodNotAllowed(
+                    f"{request.method} is not allowed here; use {', '.join(allowed)}.",
+                    headers={"Allow": ", ".join(allowed)},
+                ),
+            )
+    return _render(request, errors.NotFound(f"No resource at {request.path}."))
+
+
+def http_exception_view(exc: HTTPException, request: Request) -> Response:
+    problem = errors.Problem(exc.detail or exc.title)
+    problem.status, problem.title, problem.slug = exc.code, exc.title, "http-" + str(exc.code)
+    return _render(request, problem)
+
+
+def _is_connectivity(exc: Exception) -> bool:
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def database_error_view(exc: Exception, request: Request) -> Response:
+    if _is_connectivity(exc):
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        return _render(
+            request, errors.ServiceUnavailable("The database is unreachable; retry shortly.")
+        )
+    return unexpected_view(exc, request)
+
+
+def unexpected_view(exc: Exception, request: Request) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return _render(request, errors.Problem("An unexpected error occurred; it has been logged."))
+
+
+def record_route_methods(config: Configurator) -> None:
+    """Index route -> methods once, after all views are registered (for 405 Allow)."""
+
+    def action() -> None:
+        methods: dict[str, set[str]] = {}
+        for item in config.registry.introspector.get_category("views") or []:
+            view = item["introspectable"]
+            route = view["route_name"]
+            if not route:
+                continue
+            declared = view["request_methods"]
+            if isinstance(declared, str):
+                declared = (declared,)
+            methods.setdefault(route, set()).update(declared or ())
+        config.registry["logistics.route_methods"] = {
+            name: sorted(found) for name, found in methods.items()
+        }
+
+    config.action(None, action, order=10_000)
+
+
+def includeme(config: Configurator) -> None:
+    # Exception views are never subject to the default permission.
+    public: dict = {}
+    config.add_exception_view(problem_view, context=errors.Problem, **public)
+    config.add_forbidden_view(forbidden_view, **public)
+    config.add_notfound_view(notfound_view, **public)
+    config.add_exception_view(http_exception_view, context=HTTPException, **public)
+    config.add_exception_view(database_error_view, context=DBAPIError, **public)
+    config.add_exception_view(database_error_view, context=PoolTimeout, **public)
+    config.add_exception_view(unexpected_view, context=Exception, **public)
+    record_route_methods(config)

@@ -1,0 +1,56 @@
+"""One tween for request ids, Prometheus metrics and the access log.
+
+A single tween keeps the per-request overhead to one function call and one
+clock read pair on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from pyramid.registry import Registry
+from pyramid.request import Request
+from pyramid.response import Response
+
+from ..logs import request_id
+
+access_log = logging.getLogger("logistics.access")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def observability_tween_factory(
+    handler: Callable[[Request], Response], registry: Registry
+) -> Callable[[Request], Response]:
+    metrics = registry["logistics.metrics"]
+    log_access = registry["logistics.settings"].access_log
+
+    def tween(request: Request) -> Response:
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        try:
+            response = handler(request)
+            elapsed = time.perf_counter() - started
+            route = request.matched_route.pattern if request.matched_route else "unmatched"
+            method = request.method if request.method in _METHODS else "OTHER"
+            metrics.observe_request(route, method, response.status_code, elapsed)
+            response.headers["X-Request-ID"] = rid
+            if log_access:
+                access_log.info(
+                    "%s %s %s",
+                    request.method,
+                    request.path,
+                    response.status_code,
+                    extra={"status": response.status_code, "ms": round(elapsed * 1000, 2)},
+                )
+            return response
+        finally:
+            request_id.reset(token)
+
+    return tween
