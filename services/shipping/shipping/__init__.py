@@ -1,0 +1,27 @@
+"""The shipping service: one ``configure()`` for web and worker processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+
+from logistics_shared.app import base_configurator
+from logistics_shared.logs import configure_logging
+from logistics_shared.settings import Settings, load_settings
+
+
+def configure(settings: Settings) -> Configurator:
+    from . import models
+    from .service import SERVICE
+
+    config = base_configurator(SERVICE, settings, models.platform)
+    config.include("shipping.routes")
+    return config
+
+
+def main(global_config: dict[str, Any], **ini: Any) -> Any:
+    """PasteDeploy entry point: ``pserve services/shipping/development.ini``."""
+    settings = load_settings("shipping", ini)
+    configure_logging(settings.log_level, settings.log_format)
+    return configure(settings).make_wsgi_app()

@@ -1,0 +1,12 @@
+"""The support service's tables. Its own domain tables arrive with its issue; the
+platform tables (outbox, idempotency keys) are here from the start.
+"""
+
+from __future__ import annotations
+
+from logistics_shared.db import new_metadata
+from logistics_shared.platform_tables import add_platform_tables
+
+metadata = new_metadata()
+platform = add_platform_tables(metadata)
+outbox = platform.outbox
