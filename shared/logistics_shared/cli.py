@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from typing import Any
 
 import click
@@ -86,7 +85,14 @@ def serve(service: str, host: str, port: int | None, threads: int) -> None:
     app = make_app(spec, settings)
     port = port or spec.port
     click.echo(f"{spec.name} listening on http://{host}:{port}", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident=f"logistics-{spec.name}", **_waitress_limits(settings))
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident=f"logistics-{spec.name}",
+        **_waitress_limits(settings),
+    )
 
 
 @main.command()
@@ -118,7 +124,9 @@ def token(role: str, warehouses: tuple[str, ...], subject: str | None, ttl: str)
     try:
         keyring = load_keyring(load_settings("inventory"))
         click.echo(
-            mint_token(keyring, role=Role(role), subject=subject or role, warehouses=warehouses, ttl_seconds=seconds)
+            mint_token(
+                keyring, role=Role(role), subject=subject or role, warehouses=warehouses, ttl_seconds=seconds
+            )
         )
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
@@ -143,7 +151,8 @@ def up(host: str, threads: int, var_dir: str | None) -> None:
     for spec in specs.values():
         settings = _settings(spec)
         if not settings.is_sqlite or not settings.broker_url.startswith("memory"):
-            click.echo(f"note: {spec.name} uses {settings.database_url.split(':')[0]} / {settings.broker_url.split(':')[0]} from the environment", err=True)
+            database, broker = settings.database_url.split(":")[0], settings.broker_url.split(":")[0]
+            click.echo(f"note: {spec.name} uses {database} / {broker} from the environment", err=True)
         upgrade(spec, settings)
         app = make_app(spec, settings)
         server = create_server(app, host=host, port=spec.port, threads=threads, **_waitress_limits(settings))
@@ -161,7 +170,7 @@ def up(host: str, threads: int, var_dir: str | None) -> None:
     except KeyboardInterrupt:
         pass
     stop.set()
-    for _spec_, server in servers:
+    for _name, server in servers:
         server.close()
     sys.exit(0)
 
@@ -173,7 +182,7 @@ def _start_periodic(task: Any, registry: Any, settings: Settings, stop: threadin
         while not stop.wait(interval):
             try:
                 task.run(registry)
-            except Exception:  # noqa: BLE001 - a failed sweep is retried next tick
+            except Exception:
                 log.exception("background task %s failed", task.name)
 
     threading.Thread(target=loop, name=task.name, daemon=True).start()

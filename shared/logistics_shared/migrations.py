@@ -33,7 +33,9 @@ def run_env(target_metadata: MetaData | None = None) -> None:
     config = context.config
     metadata = config.attributes.get("target_metadata", target_metadata)
     if context.is_offline_mode():
-        context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=metadata, literal_binds=True)
+        context.configure(
+            url=config.get_main_option("sqlalchemy.url"), target_metadata=metadata, literal_binds=True
+        )
         with context.begin_transaction():
             context.run_migrations()
         return

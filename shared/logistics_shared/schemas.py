@@ -66,18 +66,14 @@ def Text(max_length: int, min_length: int = 1, **kwargs: Any) -> fields.String: 
 
 def Sku(**kwargs: Any) -> fields.String:  # noqa: N802
     return fields.String(
-        validate=validate.Regexp(
-            SKU_PATTERN, error="A SKU is 1-64 letters, digits, '-', '_' or '.'."
-        ),
+        validate=validate.Regexp(SKU_PATTERN, error="A SKU is 1-64 letters, digits, '-', '_' or '.'."),
         **kwargs,
     )
 
 
 def Code(**kwargs: Any) -> fields.String:  # noqa: N802
     return fields.String(
-        validate=validate.Regexp(
-            CODE_PATTERN, error="A code is 1-32 letters, digits, '-', '_' or '.'."
-        ),
+        validate=validate.Regexp(CODE_PATTERN, error="A code is 1-32 letters, digits, '-', '_' or '.'."),
         **kwargs,
     )
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from pyramid.security import Allowed, Denied
 from pyramid.request import Request
+from pyramid.security import Allowed, Denied
 
 from .identity import Identity, Role
 from .settings import Settings, SettingsError, jwt_secret
 
-__all__ = ["Identity", "Role", "JWTSecurityPolicy", "KeyRing", "UNDECLARED"]
+__all__ = ["UNDECLARED", "Identity", "JWTSecurityPolicy", "KeyRing", "Role"]
 
 
 #: The default permission: nobody holds it, so a view that forgot to declare
@@ -46,9 +46,7 @@ def load_keyring(settings: Settings) -> KeyRing:
         try:
             verify = Path(settings.jwt_public_key_file).read_text()
             signing = (
-                Path(settings.jwt_private_key_file).read_text()
-                if settings.jwt_private_key_file
-                else None
+                Path(settings.jwt_private_key_file).read_text() if settings.jwt_private_key_file else None
             )
         except OSError as exc:
             raise SettingsError(f"cannot read JWT key file: {exc}") from None
@@ -152,9 +150,7 @@ class JWTSecurityPolicy:
             return Denied("not authenticated")
         if permission == UNDECLARED:
             return Denied("view declares no permission")
-        if identity.role is Role.ADMIN or permission in self.role_permissions.get(
-            identity.role, frozenset()
-        ):
+        if identity.role is Role.ADMIN or permission in self.role_permissions.get(identity.role, frozenset()):
             return Allowed(f"role {identity.role} holds {permission}")
         return Denied(f"role {identity.role} lacks {permission}")
 

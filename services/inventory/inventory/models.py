@@ -113,9 +113,7 @@ reservations = Table(
     Column("created_by", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("closed_at", DateTime(timezone=True), nullable=True),
-    CheckConstraint(
-        "status IN ('active', 'consumed', 'released', 'expired')", name="status_known"
-    ),
+    CheckConstraint("status IN ('active', 'consumed', 'released', 'expired')", name="status_known"),
 )
 Index("ix_reservations_active_expiry", reservations.c.status, reservations.c.expires_at)
 Index("ix_reservations_reference", reservations.c.reference)

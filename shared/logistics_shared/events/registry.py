@@ -17,7 +17,7 @@ class EventRegistry:
     def __init__(self) -> None:
         self._schemas: dict[tuple[str, int], type[Schema]] = {}
 
-    def register(self, type: str, version: int = 1):  # noqa: ANN201 - decorator
+    def register(self, type: str, version: int = 1):
         def decorator(schema: type[Schema]) -> type[Schema]:
             key = (type, version)
             if key in self._schemas:

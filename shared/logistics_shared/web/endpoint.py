@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from types import ModuleType
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from marshmallow import Schema, ValidationError
@@ -116,8 +116,10 @@ def endpoint(
                 kwargs["query"] = load(query_schema, query_dict(request), location="query")
             elif request.GET:
                 raise errors.ValidationFailed(
-                    [{"pointer": f"/{name}", "in": "query", "detail": "Unknown parameter."}
-                     for name in request.GET]
+                    [
+                        {"pointer": f"/{name}", "in": "query", "detail": "Unknown parameter."}
+                        for name in request.GET
+                    ]
                 )
             if body_schema is not None:
                 raw = read_json(request, request.registry["logistics.settings"].max_body_bytes)

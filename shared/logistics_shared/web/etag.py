@@ -24,6 +24,4 @@ def expected_version(request: Request) -> int | None:
     try:
         return int(tag.strip('"'))
     except ValueError:
-        raise errors.PreconditionFailed(
-            f"If-Match {header!r} is not an ETag this service issued."
-        ) from None
+        raise errors.PreconditionFailed(f"If-Match {header!r} is not an ETag this service issued.") from None

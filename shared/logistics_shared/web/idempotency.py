@@ -94,11 +94,13 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
     return response
 
 
-def _existing(engine, table, where, fingerprint: str, now: datetime) -> int | Response:  # noqa: ANN001
+def _existing(engine, table, where, fingerprint: str, now: datetime) -> int | Response:
     with engine.begin() as conn:
         row = conn.execute(select(table).where(where)).one_or_none()
         if row is None:
-            raise errors.Conflict("The idempotency key was just released; retry.", headers={"Retry-After": "1"})
+            raise errors.Conflict(
+                "The idempotency key was just released; retry.", headers={"Retry-After": "1"}
+            )
         if row.fingerprint != fingerprint:
             raise errors.ValidationFailed(
                 [
@@ -128,5 +130,7 @@ def _existing(engine, table, where, fingerprint: str, now: datetime) -> int | Re
             .values(locked_until=now + LEASE)
         ).rowcount
         if taken != 1:
-            raise errors.Conflict("A request with this idempotency key is still being processed.", headers={"Retry-After": "1"})
+            raise errors.Conflict(
+                "A request with this idempotency key is still being processed.", headers={"Retry-After": "1"}
+            )
         return row.id

@@ -52,9 +52,7 @@ def build_spec(registry: Registry) -> dict[str, Any]:
         plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
         info={"description": service.description},
     )
-    spec.components.security_scheme(
-        "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Problem", schema=ProblemSchema)
     mapper = registry.getUtility(IRoutesMapper)
     patterns = {route.name: route.pattern for route in mapper.get_routes()}
@@ -157,11 +155,12 @@ def docs_view(request: Request) -> Response:
 
 def docs_init_view(request: Request) -> Response:
     # A file, not an inline script, so a strict Content-Security-Policy works.
+    url = request.route_path("openapi")
     script = (
-        "window.ui = SwaggerUIBundle({url: '%s', dom_id: '#swagger-ui', "
+        f"window.ui = SwaggerUIBundle({{url: '{url}', dom_id: '#swagger-ui', "
         "presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], "
         "layout: 'StandaloneLayout', persistAuthorization: true});"
-    ) % request.route_path("openapi")
+    )
     return Response(script, content_type="application/javascript")
 
 

@@ -39,4 +39,6 @@ def metrics(request: Request) -> Response:
 def includeme(config: Configurator) -> None:
     for name, view in (("healthz", healthz), ("readyz", readyz), ("metrics", metrics)):
         config.add_route(name, f"/{name}")
-        config.add_view(view, route_name=name, request_method=("GET", "HEAD"), permission=NO_PERMISSION_REQUIRED)
+        config.add_view(
+            view, route_name=name, request_method=("GET", "HEAD"), permission=NO_PERMISSION_REQUIRED
+        )

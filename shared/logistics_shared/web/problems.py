@@ -71,9 +71,7 @@ def _is_connectivity(exc: Exception) -> bool:
 def database_error_view(exc: Exception, request: Request) -> Response:
     if _is_connectivity(exc):
         log.warning("database unavailable: %s", exc.__class__.__name__)
-        return _render(
-            request, errors.ServiceUnavailable("The database is unreachable; retry shortly.")
-        )
+        return _render(request, errors.ServiceUnavailable("The database is unreachable; retry shortly."))
     return unexpected_view(exc, request)
 
 
@@ -96,9 +94,7 @@ def record_route_methods(config: Configurator) -> None:
             if isinstance(declared, str):
                 declared = (declared,)
             methods.setdefault(route, set()).update(declared or ())
-        config.registry["logistics.route_methods"] = {
-            name: sorted(found) for name, found in methods.items()
-        }
+        config.registry["logistics.route_methods"] = {name: sorted(found) for name, found in methods.items()}
 
     config.action(None, action, order=10_000)
 

@@ -72,7 +72,9 @@ def upsert_item(session: Session, data: dict[str, Any]) -> str:
     return "updated"
 
 
-def list_items(session: Session, cursor: str | None, limit: int, q: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+def list_items(
+    session: Session, cursor: str | None, limit: int, q: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
     stmt = select(items).order_by(items.c.sku).limit(limit + 1)
     if cursor:
         (after,) = decode_cursor(cursor, 1)
@@ -127,7 +129,9 @@ def list_warehouses(
     return _page([_warehouse(r) for r in session.execute(stmt)], limit, lambda r: (r["code"],))
 
 
-def create_location(session: Session, actor: Identity, warehouse: str, data: dict[str, Any]) -> dict[str, Any]:
+def create_location(
+    session: Session, actor: Identity, warehouse: str, data: dict[str, Any]
+) -> dict[str, Any]:
     ref = warehouse_for_path(session, actor, warehouse)
     values = {
         "warehouse_id": ref.id,

@@ -149,7 +149,12 @@ def _sum_lines(session: Session, reservation_ids: list[str]) -> dict[int, int]:
 
 
 def _claim_expired(
-    session: Session, now: datetime, *, warehouse_id: int | None = None, item_ids: list[int] | None = None, limit: int = 100
+    session: Session,
+    now: datetime,
+    *,
+    warehouse_id: int | None = None,
+    item_ids: list[int] | None = None,
+    limit: int = 100,
 ) -> list[Any]:
     """Mark active reservations past their expiry as expired; return those this call won."""
     candidates = select(reservations.c.id).where(
@@ -197,9 +202,9 @@ def _sum_lines_by_warehouse(session: Session, won: list[Any]) -> dict[tuple[int,
     warehouse_of = {r.id: r.warehouse_id for r in won}
     totals: dict[tuple[int, int], int] = defaultdict(int)
     for line in session.execute(
-        select(reservation_lines.c.reservation_id, reservation_lines.c.item_id, reservation_lines.c.quantity).where(
-            reservation_lines.c.reservation_id.in_(list(warehouse_of))
-        )
+        select(
+            reservation_lines.c.reservation_id, reservation_lines.c.item_id, reservation_lines.c.quantity
+        ).where(reservation_lines.c.reservation_id.in_(list(warehouse_of)))
     ):
         totals[(warehouse_of[line.reservation_id], line.item_id)] += line.quantity
     return totals
@@ -214,7 +219,9 @@ def _lines(session: Session, reservation_id: str) -> list[Any]:
     ).all()
 
 
-def _emit_closed(session: Session, outbox: Outbox, reservation_id: str, warehouse: str, reference: str, reason: str) -> None:
+def _emit_closed(
+    session: Session, outbox: Outbox, reservation_id: str, warehouse: str, reference: str, reason: str
+) -> None:
     outbox.emit(
         "stock.released",
         {
@@ -242,10 +249,14 @@ def _close(session: Session, actor: Identity, reservation_id: str, new_status: s
         .returning(reservations.c.id)
     ).first()
     if row is None:
-        status = session.execute(select(reservations.c.status).where(reservations.c.id == reservation_id)).scalar_one()
+        status = session.execute(
+            select(reservations.c.status).where(reservations.c.id == reservation_id)
+        ).scalar_one()
         if status == "active":
             status = "expired"
-        raise Conflict(f"The reservation is {status}; only an active reservation can be {new_status}.", status=status)
+        raise Conflict(
+            f"The reservation is {status}; only an active reservation can be {new_status}.", status=status
+        )
     return current
 
 
@@ -254,7 +265,10 @@ def release(session: Session, outbox: Outbox, actor: Identity, reservation_id: s
     for line in _lines(session, reservation_id):
         session.execute(
             update(stock_levels)
-            .where(stock_levels.c.item_id == line.item_id, stock_levels.c.warehouse_id == current["_warehouse_id"])
+            .where(
+                stock_levels.c.item_id == line.item_id,
+                stock_levels.c.warehouse_id == current["_warehouse_id"],
+            )
             .values(reserved=stock_levels.c.reserved - line.quantity)
         )
     _emit_closed(session, outbox, reservation_id, current["warehouse"], current["reference"], "released")
@@ -269,7 +283,10 @@ def consume(session: Session, outbox: Outbox, actor: Identity, reservation_id: s
     for line in lines:
         session.execute(
             update(stock_levels)
-            .where(stock_levels.c.item_id == line.item_id, stock_levels.c.warehouse_id == current["_warehouse_id"])
+            .where(
+                stock_levels.c.item_id == line.item_id,
+                stock_levels.c.warehouse_id == current["_warehouse_id"],
+            )
             .values(
                 reserved=stock_levels.c.reserved - line.quantity,
                 on_hand=stock_levels.c.on_hand - line.quantity,

@@ -68,7 +68,14 @@ def record_movement(
 
 
 def emit_if_low(
-    outbox: Outbox, *, sku: str, warehouse: str, reorder_point: int, on_hand: int, reserved: int, before_available: int
+    outbox: Outbox,
+    *,
+    sku: str,
+    warehouse: str,
+    reorder_point: int,
+    on_hand: int,
+    reserved: int,
+    before_available: int,
 ) -> None:
     """``stock.low`` once, when available crosses from at/above the reorder point to below it."""
     available = on_hand - reserved
@@ -205,7 +212,9 @@ def transfer(session: Session, outbox: Outbox, actor: Identity, data: dict[str, 
     def take() -> Any:
         return session.execute(
             update(stock_levels)
-            .where(_level_where(item.id, source.id), stock_levels.c.on_hand - stock_levels.c.reserved >= quantity)
+            .where(
+                _level_where(item.id, source.id), stock_levels.c.on_hand - stock_levels.c.reserved >= quantity
+            )
             .values(on_hand=stock_levels.c.on_hand - quantity)
             .returning(stock_levels.c.on_hand, stock_levels.c.reserved)
         ).first()
@@ -237,8 +246,12 @@ def transfer(session: Session, outbox: Outbox, actor: Identity, data: dict[str, 
             available=current.on_hand - current.reserved,
         )
     common = {"item_id": item.id, "reference": data.get("reference")}
-    out_id = record_movement(session, actor, warehouse_id=source.id, kind="transfer_out", quantity=-quantity, **common)
-    in_id = record_movement(session, actor, warehouse_id=target.id, kind="transfer_in", quantity=quantity, **common)
+    out_id = record_movement(
+        session, actor, warehouse_id=source.id, kind="transfer_out", quantity=-quantity, **common
+    )
+    in_id = record_movement(
+        session, actor, warehouse_id=target.id, kind="transfer_in", quantity=quantity, **common
+    )
     outbox.emit(
         "stock.transferred",
         {
@@ -269,7 +282,13 @@ def transfer(session: Session, outbox: Outbox, actor: Identity, data: dict[str, 
 
 
 def list_stock(
-    session: Session, actor: Identity, *, sku: str | None, warehouse: str | None, cursor: str | None, limit: int
+    session: Session,
+    actor: Identity,
+    *,
+    sku: str | None,
+    warehouse: str | None,
+    cursor: str | None,
+    limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
     stmt = (
         select(

@@ -1,5 +1,4 @@
-from logistics_shared.migrations import run_env
-
 from inventory.models import metadata
+from logistics_shared.migrations import run_env
 
 run_env(metadata)

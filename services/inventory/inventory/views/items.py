@@ -22,33 +22,60 @@ def _with_etag(request: Request, item: dict[str, Any], status: int | None = None
 
 
 @endpoint(
-    "items", "POST", permission=Permission.CATALOG_WRITE, summary="Create an item (SKU)",
-    tags=TAGS, body=ItemCreateSchema, response=ItemSchema, status=201, problems=(409,), idempotent=True,
+    "items",
+    "POST",
+    permission=Permission.CATALOG_WRITE,
+    summary="Create an item (SKU)",
+    tags=TAGS,
+    body=ItemCreateSchema,
+    response=ItemSchema,
+    status=201,
+    problems=(409,),
+    idempotent=True,
 )
 def create_item(request: Request, body: dict[str, Any]) -> Reply:
     return _with_etag(request, catalog.create_item(request.dbsession, body), status=201)
 
 
 @endpoint(
-    "items", "GET", permission=Permission.CATALOG_READ, summary="List items by SKU",
-    tags=TAGS, query=ItemQuerySchema, response=ItemPageSchema,
+    "items",
+    "GET",
+    permission=Permission.CATALOG_READ,
+    summary="List items by SKU",
+    tags=TAGS,
+    query=ItemQuerySchema,
+    response=ItemPageSchema,
 )
 def list_items(request: Request, query: dict[str, Any]) -> dict[str, Any]:
-    rows, cursor = catalog.list_items(request.dbsession, query["cursor"], query["limit"], query.get("sku_prefix"))
+    rows, cursor = catalog.list_items(
+        request.dbsession, query["cursor"], query["limit"], query.get("sku_prefix")
+    )
     return {"items": rows, "next_cursor": cursor}
 
 
 @endpoint(
-    "item", "GET", permission=Permission.CATALOG_READ, summary="Get an item",
-    tags=TAGS, response=ItemSchema, problems=(404,),
+    "item",
+    "GET",
+    permission=Permission.CATALOG_READ,
+    summary="Get an item",
+    tags=TAGS,
+    response=ItemSchema,
+    problems=(404,),
 )
 def get_item(request: Request) -> Reply:
     return _with_etag(request, catalog.get_item(request.dbsession, request.matchdict["sku"]))
 
 
 @endpoint(
-    "item", "PATCH", permission=Permission.CATALOG_WRITE, summary="Change an item (If-Match guards it)",
-    tags=TAGS, body=ItemUpdateSchema, response=ItemSchema, problems=(404,), etag=True,
+    "item",
+    "PATCH",
+    permission=Permission.CATALOG_WRITE,
+    summary="Change an item (If-Match guards it)",
+    tags=TAGS,
+    body=ItemUpdateSchema,
+    response=ItemSchema,
+    problems=(404,),
+    etag=True,
 )
 def update_item(request: Request, body: dict[str, Any]) -> Reply:
     item = catalog.update_item(request.dbsession, request.matchdict["sku"], body, expected_version(request))

@@ -8,15 +8,27 @@ from logistics_shared.web.endpoint import Reply, endpoint
 
 from ..domain import reservations
 from ..permissions import Permission
-from ..schemas import ReservationCreateSchema, ReservationPageSchema, ReservationQuerySchema, ReservationSchema
+from ..schemas import (
+    ReservationCreateSchema,
+    ReservationPageSchema,
+    ReservationQuerySchema,
+    ReservationSchema,
+)
 
 TAGS = ("reservations",)
 
 
 @endpoint(
-    "reservations", "POST", permission=Permission.RESERVATIONS_WRITE,
+    "reservations",
+    "POST",
+    permission=Permission.RESERVATIONS_WRITE,
     summary="Reserve stock for a reference: every line or none",
-    tags=TAGS, body=ReservationCreateSchema, response=ReservationSchema, status=201, problems=(409,), idempotent=True,
+    tags=TAGS,
+    body=ReservationCreateSchema,
+    response=ReservationSchema,
+    status=201,
+    problems=(409,),
+    idempotent=True,
 )
 def reserve(request: Request, body: dict[str, Any]) -> Reply:
     """A shortage on any line is a 409 listing, per short line, requested and available."""
@@ -25,8 +37,13 @@ def reserve(request: Request, body: dict[str, Any]) -> Reply:
 
 
 @endpoint(
-    "reservations", "GET", permission=Permission.RESERVATIONS_READ, summary="List reservations",
-    tags=TAGS, query=ReservationQuerySchema, response=ReservationPageSchema,
+    "reservations",
+    "GET",
+    permission=Permission.RESERVATIONS_READ,
+    summary="List reservations",
+    tags=TAGS,
+    query=ReservationQuerySchema,
+    response=ReservationPageSchema,
 )
 def list_reservations(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     rows, cursor = reservations.list_reservations(
@@ -42,25 +59,39 @@ def list_reservations(request: Request, query: dict[str, Any]) -> dict[str, Any]
 
 
 @endpoint(
-    "reservation", "GET", permission=Permission.RESERVATIONS_READ, summary="Get a reservation",
-    tags=TAGS, response=ReservationSchema, problems=(404,),
+    "reservation",
+    "GET",
+    permission=Permission.RESERVATIONS_READ,
+    summary="Get a reservation",
+    tags=TAGS,
+    response=ReservationSchema,
+    problems=(404,),
 )
 def get_reservation(request: Request) -> dict[str, Any]:
     return reservations.get_reservation(request.dbsession, request.identity, request.matchdict["id"])
 
 
 @endpoint(
-    "reservation_release", "POST", permission=Permission.RESERVATIONS_WRITE, summary="Release a reservation",
-    tags=TAGS, response=ReservationSchema, problems=(404, 409),
+    "reservation_release",
+    "POST",
+    permission=Permission.RESERVATIONS_WRITE,
+    summary="Release a reservation",
+    tags=TAGS,
+    response=ReservationSchema,
+    problems=(404, 409),
 )
 def release(request: Request) -> dict[str, Any]:
     return reservations.release(request.dbsession, request.outbox, request.identity, request.matchdict["id"])
 
 
 @endpoint(
-    "reservation_consume", "POST", permission=Permission.RESERVATIONS_WRITE,
+    "reservation_consume",
+    "POST",
+    permission=Permission.RESERVATIONS_WRITE,
     summary="Consume a reservation: issue its stock (ledger rows of kind issue)",
-    tags=TAGS, response=ReservationSchema, problems=(404, 409),
+    tags=TAGS,
+    response=ReservationSchema,
+    problems=(404, 409),
 )
 def consume(request: Request) -> dict[str, Any]:
     return reservations.consume(request.dbsession, request.outbox, request.identity, request.matchdict["id"])

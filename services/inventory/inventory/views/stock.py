@@ -25,8 +25,13 @@ TAGS = ("stock",)
 
 
 @endpoint(
-    "stock", "GET", permission=Permission.STOCK_READ, summary="Stock levels: on hand, reserved, available",
-    tags=TAGS, query=StockQuerySchema, response=StockPageSchema,
+    "stock",
+    "GET",
+    permission=Permission.STOCK_READ,
+    summary="Stock levels: on hand, reserved, available",
+    tags=TAGS,
+    query=StockQuerySchema,
+    response=StockPageSchema,
 )
 def list_stock(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     rows, cursor = stock.list_stock(
@@ -41,33 +46,60 @@ def list_stock(request: Request, query: dict[str, Any]) -> dict[str, Any]:
 
 
 @endpoint(
-    "receipts", "POST", permission=Permission.STOCK_WRITE, summary="Receive stock into a warehouse",
-    tags=TAGS, body=ReceiptCreateSchema, response=ReceiptSchema, status=201, idempotent=True,
+    "receipts",
+    "POST",
+    permission=Permission.STOCK_WRITE,
+    summary="Receive stock into a warehouse",
+    tags=TAGS,
+    body=ReceiptCreateSchema,
+    response=ReceiptSchema,
+    status=201,
+    idempotent=True,
 )
 def receive(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return stock.receive(request.dbsession, request.outbox, request.identity, body)
 
 
 @endpoint(
-    "adjustments", "POST", permission=Permission.STOCK_WRITE,
+    "adjustments",
+    "POST",
+    permission=Permission.STOCK_WRITE,
     summary="Adjust stock by a counted quantity or a signed delta, with a reason",
-    tags=TAGS, body=AdjustmentCreateSchema, response=AdjustmentSchema, status=201, problems=(409,), idempotent=True,
+    tags=TAGS,
+    body=AdjustmentCreateSchema,
+    response=AdjustmentSchema,
+    status=201,
+    problems=(409,),
+    idempotent=True,
 )
 def adjust(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return stock.adjust(request.dbsession, request.outbox, request.identity, body)
 
 
 @endpoint(
-    "transfers", "POST", permission=Permission.STOCK_WRITE, summary="Move stock between two warehouses",
-    tags=TAGS, body=TransferCreateSchema, response=TransferSchema, status=201, problems=(409,), idempotent=True,
+    "transfers",
+    "POST",
+    permission=Permission.STOCK_WRITE,
+    summary="Move stock between two warehouses",
+    tags=TAGS,
+    body=TransferCreateSchema,
+    response=TransferSchema,
+    status=201,
+    problems=(409,),
+    idempotent=True,
 )
 def transfer(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return stock.transfer(request.dbsession, request.outbox, request.identity, body)
 
 
 @endpoint(
-    "movements", "GET", permission=Permission.STOCK_READ, summary="The movement ledger",
-    tags=TAGS, query=MovementQuerySchema, response=MovementPageSchema,
+    "movements",
+    "GET",
+    permission=Permission.STOCK_READ,
+    summary="The movement ledger",
+    tags=TAGS,
+    query=MovementQuerySchema,
+    response=MovementPageSchema,
 )
 def list_movements(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     rows, cursor = stock.list_movements(

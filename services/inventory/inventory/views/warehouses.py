@@ -4,6 +4,7 @@ from typing import Any
 
 from pyramid.request import Request
 
+from logistics_shared.schemas import PageQuerySchema
 from logistics_shared.web.endpoint import Reply, endpoint
 
 from ..domain import catalog
@@ -16,14 +17,21 @@ from ..schemas import (
     WarehousePageSchema,
     WarehouseSchema,
 )
-from logistics_shared.schemas import PageQuerySchema
 
 TAGS = ("warehouses",)
 
 
 @endpoint(
-    "warehouses", "POST", permission=Permission.CATALOG_WRITE, summary="Create a warehouse",
-    tags=TAGS, body=WarehouseCreateSchema, response=WarehouseSchema, status=201, problems=(409,), idempotent=True,
+    "warehouses",
+    "POST",
+    permission=Permission.CATALOG_WRITE,
+    summary="Create a warehouse",
+    tags=TAGS,
+    body=WarehouseCreateSchema,
+    response=WarehouseSchema,
+    status=201,
+    problems=(409,),
+    idempotent=True,
 )
 def create_warehouse(request: Request, body: dict[str, Any]) -> Reply:
     warehouse = catalog.create_warehouse(request.dbsession, body)
@@ -31,33 +39,59 @@ def create_warehouse(request: Request, body: dict[str, Any]) -> Reply:
 
 
 @endpoint(
-    "warehouses", "GET", permission=Permission.CATALOG_READ, summary="List the warehouses you can see",
-    tags=TAGS, query=PageQuerySchema, response=WarehousePageSchema,
+    "warehouses",
+    "GET",
+    permission=Permission.CATALOG_READ,
+    summary="List the warehouses you can see",
+    tags=TAGS,
+    query=PageQuerySchema,
+    response=WarehousePageSchema,
 )
 def list_warehouses(request: Request, query: dict[str, Any]) -> dict[str, Any]:
-    rows, cursor = catalog.list_warehouses(request.dbsession, request.identity, query["cursor"], query["limit"])
+    rows, cursor = catalog.list_warehouses(
+        request.dbsession, request.identity, query["cursor"], query["limit"]
+    )
     return {"items": rows, "next_cursor": cursor}
 
 
 @endpoint(
-    "warehouse", "GET", permission=Permission.CATALOG_READ, summary="Get a warehouse",
-    tags=TAGS, response=WarehouseSchema, problems=(404,),
+    "warehouse",
+    "GET",
+    permission=Permission.CATALOG_READ,
+    summary="Get a warehouse",
+    tags=TAGS,
+    response=WarehouseSchema,
+    problems=(404,),
 )
 def get_warehouse(request: Request) -> dict[str, Any]:
     return catalog.get_warehouse(request.dbsession, request.identity, request.matchdict["code"])
 
 
 @endpoint(
-    "locations", "POST", permission=Permission.CATALOG_WRITE, summary="Add a location to a warehouse",
-    tags=TAGS, body=LocationCreateSchema, response=LocationSchema, status=201, problems=(404, 409), idempotent=True,
+    "locations",
+    "POST",
+    permission=Permission.CATALOG_WRITE,
+    summary="Add a location to a warehouse",
+    tags=TAGS,
+    body=LocationCreateSchema,
+    response=LocationSchema,
+    status=201,
+    problems=(404, 409),
+    idempotent=True,
 )
 def create_location(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return catalog.create_location(request.dbsession, request.identity, request.matchdict["code"], body)
 
 
 @endpoint(
-    "locations", "GET", permission=Permission.CATALOG_READ, summary="List a warehouse's locations",
-    tags=TAGS, query=PageQuerySchema, response=LocationPageSchema, problems=(404,),
+    "locations",
+    "GET",
+    permission=Permission.CATALOG_READ,
+    summary="List a warehouse's locations",
+    tags=TAGS,
+    query=PageQuerySchema,
+    response=LocationPageSchema,
+    problems=(404,),
 )
 def list_locations(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     rows, cursor = catalog.list_locations(
