@@ -1,0 +1,181 @@
+"""Fixtures shared by every test package.
+
+Databases: SQLite tests copy a file migrated once per session; PostgreSQL
+tests get a fresh database cloned from a migrated template (``CREATE DATABASE
+... TEMPLATE``), one template per xdist worker, so tests never share rows and
+the append-only ledger never has to be truncated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import settings as hypothesis_settings
+from webtest import TestApp
+
+from logistics_shared.identity import Role
+from logistics_shared.migrations import upgrade
+from logistics_shared.security import load_keyring, mint_token
+from logistics_shared.service import ServiceSpec, discover
+from logistics_shared.settings import Settings, load_settings
+
+from .services import PG_URL, need_postgres
+
+hypothesis_settings.register_profile("ci", max_examples=25, stateful_step_count=20, deadline=None)
+hypothesis_settings.register_profile("dev", max_examples=60, stateful_step_count=30, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+_counter = itertools.count()
+
+
+def _admin_conninfo() -> str:
+    return PG_URL.replace("postgresql://", "postgresql://", 1).rstrip("/") + "/postgres"
+
+
+def _pg(sql: str) -> None:
+    with psycopg.connect(_admin_conninfo(), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def worker_tag(worker_id: str) -> str:
+    return f"{worker_id}_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def specs() -> dict[str, ServiceSpec]:
+    return discover()
+
+
+def make_settings(service: str, database_url: str, var_dir: Path, **extra: Any) -> Settings:
+    ini = {
+        "database_url": database_url,
+        "jwt_secret": JWT_SECRET,
+        "var_dir": str(var_dir),
+        "log_level": "WARNING",
+        "access_log": "false",
+        "db_pool_size": "20",
+        **{k: str(v) for k, v in extra.items()},
+    }
+    return load_settings(service, ini, environ={})
+
+
+class SqliteTemplates:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.done: dict[str, Path] = {}
+
+    def get(self, spec: ServiceSpec) -> Path:
+        if spec.name not in self.done:
+            path = self.root / f"{spec.name}-template.sqlite3"
+            upgrade(spec, make_settings(spec.name, f"sqlite:///{path}", self.root))
+            self.done[spec.name] = path
+        return self.done[spec.name]
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("sqlite-templates"))
+
+
+class PostgresTemplates:
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.done: dict[str, str] = {}
+
+    def get(self, spec: ServiceSpec) -> str:
+        if spec.name not in self.done:
+            name = f"lt_{spec.name}_{self.tag}_tpl"
+            _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _pg(f'CREATE DATABASE "{name}"')
+            upgrade(spec, make_settings(spec.name, f"{PG_URL}/{name}", Path("/tmp")))
+            self.done[spec.name] = name
+        return self.done[spec.name]
+
+    def drop_all(self) -> None:
+        for name in self.done.values():
+            _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_templates(worker_tag: str) -> Iterator[PostgresTemplates]:
+    templates = PostgresTemplates(worker_tag)
+    yield templates
+    templates.drop_all()
+
+
+@pytest.fixture
+def database_factory(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_templates: SqliteTemplates, worker_tag: str
+) -> Iterator[Callable[[ServiceSpec, str], str]]:
+    """``make(spec, backend)`` -> URL of a fresh, migrated database for this test."""
+    created: list[str] = []
+
+    def make(spec: ServiceSpec, backend: str) -> str:
+        if backend == "sqlite":
+            path = tmp_path / f"{spec.name}-{next(_counter)}.sqlite3"
+            shutil.copy(sqlite_templates.get(spec), path)
+            return f"sqlite:///{path}"
+        need_postgres()
+        template = request.getfixturevalue("pg_templates").get(spec)
+        name = f"lt_{spec.name}_{worker_tag}_{next(_counter)}"
+        _pg(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        created.append(name)
+        return f"{PG_URL}/{name}"
+
+    yield make
+    for name in created:
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Client:
+    """A WebTest app plus the means to act as any role."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.wsgi = app
+        self.settings = settings
+        self.registry = app.registry
+        self.keyring = load_keyring(settings)
+
+    def token(self, role: Role | str = Role.ADMIN, warehouses: tuple[str, ...] = (), subject: str = "") -> str:
+        role = Role(role)
+        return mint_token(self.keyring, role=role, subject=subject or f"test-{role}", warehouses=warehouses)
+
+    def as_(self, role: Role | str = Role.ADMIN, *warehouses: str, subject: str = "") -> TestApp:
+        token = self.token(role, warehouses, subject)
+        return TestApp(self.wsgi, extra_environ={"HTTP_AUTHORIZATION": f"Bearer {token}"})
+
+    @property
+    def anonymous(self) -> TestApp:
+        return TestApp(self.wsgi)
+
+    @property
+    def engine(self) -> Any:
+        return self.registry["dbengine"]
+
+
+@pytest.fixture
+def service_client(
+    database_factory: Callable[[ServiceSpec, str], str], specs: dict[str, ServiceSpec], tmp_path: Path
+) -> Iterator[Callable[..., Client]]:
+    """``make(name, backend="sqlite", **settings)`` -> a :class:`Client` on a fresh database."""
+    engines = []
+
+    def make(name: str, backend: str = "sqlite", **extra: Any) -> Client:
+        spec = specs[name]
+        settings = make_settings(name, database_factory(spec, backend), tmp_path, **extra)
+        app = spec.configure(settings).make_wsgi_app()
+        engines.append(app.registry["dbengine"])
+        return Client(app, settings)
+
+    yield make
+    for engine in engines:
+        engine.dispose()

@@ -1,0 +1,38 @@
+"""Reaching the machine's PostgreSQL/RabbitMQ/Redis from tests.
+
+A test that needs one skips when it is unreachable on a laptop, and fails
+instead when ``LOGISTICS_REQUIRE_SERVICES=1`` (as ``.ci/run`` sets), so CI can
+never pass by silently skipping the tests that matter.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+PG_URL = os.environ.get("LOGISTICS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+AMQP_URL = os.environ.get("LOGISTICS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("LOGISTICS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def services_required() -> bool:
+    return os.environ.get("LOGISTICS_REQUIRE_SERVICES", "") == "1"
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        message = f"{name} at {host}:{port} is unreachable ({exc})"
+        if services_required():
+            pytest.fail(f"{message}; LOGISTICS_REQUIRE_SERVICES=1 forbids skipping", pytrace=False)
+        pytest.skip(message)
+
+
+def need_postgres() -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_URL)
+    need_service("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
