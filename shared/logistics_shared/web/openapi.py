@@ -155,7 +155,8 @@ def docs_view(request: Request) -> Response:
 
 def docs_init_view(request: Request) -> Response:
     # A file, not an inline script, so a strict Content-Security-Policy works.
-    url = request.route_path("openapi")
+    # Relative to the /docs page, so it also resolves behind a path-prefix proxy.
+    url = "openapi.json"
     script = (
         f"window.ui = SwaggerUIBundle({{url: '{url}', dom_id: '#swagger-ui', "
         "presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], "

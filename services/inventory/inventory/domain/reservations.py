@@ -192,7 +192,7 @@ def expire_due(session: Session, outbox: Outbox, now: datetime | None = None, li
             .where(stock_levels.c.item_id == item_id, stock_levels.c.warehouse_id == warehouse_id)
             .values(reserved=stock_levels.c.reserved - quantity)
         )
-    codes = dict(session.execute(select(warehouses.c.id, warehouses.c.code)).tuples().all())
+    codes = {row.id: row.code for row in session.execute(select(warehouses.c.id, warehouses.c.code))}
     for row in won:
         _emit_closed(session, outbox, row.id, codes[row.warehouse_id], row.reference, "expired")
     return len(won)
