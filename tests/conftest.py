@@ -145,7 +145,9 @@ class Client:
         self.registry = app.registry
         self.keyring = load_keyring(settings)
 
-    def token(self, role: Role | str = Role.ADMIN, warehouses: tuple[str, ...] = (), subject: str = "") -> str:
+    def token(
+        self, role: Role | str = Role.ADMIN, warehouses: tuple[str, ...] = (), subject: str = ""
+    ) -> str:
         role = Role(role)
         return mint_token(self.keyring, role=role, subject=subject or f"test-{role}", warehouses=warehouses)
 

@@ -23,8 +23,10 @@ def assert_inventory_invariants(engine: Any) -> None:
         ).all()
         assert mismatches == [], f"on_hand != sum(movements): {mismatches}"
         bad = conn.execute(
-            text("SELECT item_id, warehouse_id, on_hand, reserved FROM stock_levels "
-                 "WHERE reserved < 0 OR reserved > on_hand OR on_hand < 0")
+            text(
+                "SELECT item_id, warehouse_id, on_hand, reserved FROM stock_levels "
+                "WHERE reserved < 0 OR reserved > on_hand OR on_hand < 0"
+            )
         ).all()
         assert bad == [], f"0 <= reserved <= on_hand violated: {bad}"
         held = conn.execute(
@@ -50,9 +52,19 @@ def outbox_types(engine: Any) -> list[str]:
         return [row[0] for row in conn.execute(text("SELECT event_type FROM outbox ORDER BY id"))]
 
 
-def row_counts(engine: Any, tables: tuple[str, ...] = (
-    "items", "warehouses", "locations", "stock_levels", "movements", "reservations",
-    "reservation_lines", "outbox", "idempotency_keys",
-)) -> dict[str, int]:
+def row_counts(
+    engine: Any,
+    tables: tuple[str, ...] = (
+        "items",
+        "warehouses",
+        "locations",
+        "stock_levels",
+        "movements",
+        "reservations",
+        "reservation_lines",
+        "outbox",
+        "idempotency_keys",
+    ),
+) -> dict[str, int]:
     with engine.connect() as conn:
-        return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in tables}  # noqa: S608
+        return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in tables}

@@ -136,7 +136,8 @@ def token(role: str, warehouses: tuple[str, ...], subject: str | None, ttl: str)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--threads", type=int, default=4, show_default=True, help="Waitress threads per service.")
 @click.option("--var-dir", default=None, help="Where SQLite files and keys live (default: ./var).")
-def up(host: str, threads: int, var_dir: str | None) -> None:
+@click.option("--port-offset", type=int, default=0, show_default=True, help="Added to every service's port.")
+def up(host: str, threads: int, var_dir: str | None, port_offset: int) -> None:
     """Run every installed service in one process on the embedded default."""
     from waitress.server import create_server
 
@@ -155,13 +156,16 @@ def up(host: str, threads: int, var_dir: str | None) -> None:
             click.echo(f"note: {spec.name} uses {database} / {broker} from the environment", err=True)
         upgrade(spec, settings)
         app = make_app(spec, settings)
-        server = create_server(app, host=host, port=spec.port, threads=threads, **_waitress_limits(settings))
+        server = create_server(
+            app, host=host, port=spec.port + port_offset, threads=threads, **_waitress_limits(settings)
+        )
         servers.append((spec, server))
         for task in spec.background:
             _start_periodic(task, app.registry, settings, stop)
     for spec, server in servers:
         threading.Thread(target=server.run, name=f"waitress-{spec.name}", daemon=True).start()
-        click.echo(f"{spec.name:<10} http://{host}:{spec.port}  (docs: http://{host}:{spec.port}/docs)")
+        url = f"http://{host}:{spec.port + port_offset}"
+        click.echo(f"{spec.name:<10} {url}  (docs: {url}/docs)")
     click.echo("Ctrl-C stops everything.", err=True)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -10,15 +10,24 @@ from ..conftest import Client
 ADDRESS = {"name": "Main warehouse", "line1": "Dock 1", "city": "Rotterdam", "country": "NL"}
 
 
-def seed(client: Client, warehouses: tuple[str, ...] = ("AMS", "RTM"), skus: tuple[str, ...] = ("SKU-1", "SKU-2")) -> None:
+def seed(
+    client: Client, warehouses: tuple[str, ...] = ("AMS", "RTM"), skus: tuple[str, ...] = ("SKU-1", "SKU-2")
+) -> None:
     admin = client.as_()
     for code in warehouses:
         admin.post_json("/v1/warehouses", {"code": code, "name": f"Warehouse {code}", "address": ADDRESS})
     for sku in skus:
         admin.post_json(
             "/v1/items",
-            {"sku": sku, "name": f"Item {sku}", "unit_weight_g": 250, "length_mm": 100,
-             "width_mm": 50, "height_mm": 20, "reorder_point": 3},
+            {
+                "sku": sku,
+                "name": f"Item {sku}",
+                "unit_weight_g": 250,
+                "length_mm": 100,
+                "width_mm": 50,
+                "height_mm": 20,
+                "reorder_point": 3,
+            },
         )
 
 

@@ -36,7 +36,13 @@ def test_reserve_then_consume_issues_stock(inv):
     res = reserve(inv, [{"sku": "SKU-1", "quantity": 2}])
     rid = res.json["id"]
     assert res.headers["Location"].endswith(f"/v1/reservations/{rid}")
-    assert stock(inv) | {} == {"sku": "SKU-1", "warehouse": "AMS", "on_hand": 5, "reserved": 2, "available": 3}
+    assert stock(inv) | {} == {
+        "sku": "SKU-1",
+        "warehouse": "AMS",
+        "on_hand": 5,
+        "reserved": 2,
+        "available": 3,
+    }
     done = inv.as_().post(f"/v1/reservations/{rid}/consume").json
     assert done["status"] == "consumed" and done["closed_at"]
     assert stock(inv)["on_hand"] == 3 and stock(inv)["reserved"] == 0
@@ -131,6 +137,10 @@ def test_service_role_reserves_support_agent_only_reads(inv):
     body = {"warehouse": "AMS", "reference": "X", "lines": [{"sku": "SKU-1", "quantity": 1}]}
     inv.as_("service").post_json("/v1/reservations", body, status=201)
     inv.as_("support_agent").post_json("/v1/reservations", body, status=403)
-    inv.as_("support_agent").post_json("/v1/receipts", {"warehouse": "AMS", "sku": "SKU-1", "quantity": 1}, status=403)
-    inv.as_("service").post_json("/v1/receipts", {"warehouse": "AMS", "sku": "SKU-1", "quantity": 1}, status=403)
+    inv.as_("support_agent").post_json(
+        "/v1/receipts", {"warehouse": "AMS", "sku": "SKU-1", "quantity": 1}, status=403
+    )
+    inv.as_("service").post_json(
+        "/v1/receipts", {"warehouse": "AMS", "sku": "SKU-1", "quantity": 1}, status=403
+    )
     assert inv.as_("support_agent").get("/v1/stock").json["items"]

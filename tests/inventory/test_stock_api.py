@@ -14,7 +14,13 @@ def level(client, sku="SKU-1", warehouse="AMS"):
 def test_receipt_writes_ledger_level_and_event(inv):
     res = receive(inv, "AMS", "SKU-1", 10)
     assert res.status_int == 201
-    assert res.json["stock"] == {"sku": "SKU-1", "warehouse": "AMS", "on_hand": 10, "reserved": 0, "available": 10}
+    assert res.json["stock"] == {
+        "sku": "SKU-1",
+        "warehouse": "AMS",
+        "on_hand": 10,
+        "reserved": 0,
+        "available": 10,
+    }
     moves = inv.as_().get("/v1/movements", {"sku": "SKU-1"}).json["items"]
     assert [(m["kind"], m["quantity"]) for m in moves] == [("receipt", 10)]
     assert outbox_types(inv.engine) == ["stock.received"]
@@ -22,7 +28,9 @@ def test_receipt_writes_ledger_level_and_event(inv):
 
 
 def test_receipt_into_a_location(inv):
-    inv.as_().post_json("/v1/warehouses/AMS/locations", {"code": "A-01-3", "description": "Aisle A"}, status=201)
+    inv.as_().post_json(
+        "/v1/warehouses/AMS/locations", {"code": "A-01-3", "description": "Aisle A"}, status=201
+    )
     res = inv.as_().post_json(
         "/v1/receipts", {"warehouse": "AMS", "sku": "SKU-1", "quantity": 2, "location": "A-01-3"}
     )
@@ -38,12 +46,18 @@ def test_receipt_into_a_location(inv):
 def test_adjust_by_count_and_delta(inv):
     receive(inv, "AMS", "SKU-1", 10)
     staff = inv.as_("warehouse_staff", "AMS")
-    res = staff.post_json("/v1/adjustments", {"warehouse": "AMS", "sku": "SKU-1", "counted": 7, "reason": "count"})
+    res = staff.post_json(
+        "/v1/adjustments", {"warehouse": "AMS", "sku": "SKU-1", "counted": 7, "reason": "count"}
+    )
     assert res.json["delta"] == -3
     assert res.json["stock"]["on_hand"] == 7
-    res = staff.post_json("/v1/adjustments", {"warehouse": "AMS", "sku": "SKU-1", "delta": 5, "reason": "found"})
+    res = staff.post_json(
+        "/v1/adjustments", {"warehouse": "AMS", "sku": "SKU-1", "delta": 5, "reason": "found"}
+    )
     assert res.json["stock"]["on_hand"] == 12
-    res = staff.post_json("/v1/adjustments", {"warehouse": "AMS", "sku": "SKU-1", "counted": 12, "reason": "count"})
+    res = staff.post_json(
+        "/v1/adjustments", {"warehouse": "AMS", "sku": "SKU-1", "counted": 12, "reason": "count"}
+    )
     assert res.json["movement_id"] is None and res.json["delta"] == 0
     kinds = [(m["kind"], m["quantity"], m["reason"]) for m in inv.as_().get("/v1/movements").json["items"]]
     assert kinds == [("receipt", 10, None), ("adjustment", -3, "count"), ("adjustment", 5, "found")]
@@ -53,7 +67,8 @@ def test_adjust_by_count_and_delta(inv):
 def test_count_below_reserved_is_409_naming_reserved(inv):
     receive(inv, "AMS", "SKU-1", 10)
     inv.as_().post_json(
-        "/v1/reservations", {"warehouse": "AMS", "reference": "S-1", "lines": [{"sku": "SKU-1", "quantity": 6}]}
+        "/v1/reservations",
+        {"warehouse": "AMS", "reference": "S-1", "lines": [{"sku": "SKU-1", "quantity": 6}]},
     )
     res = inv.as_().post_json(
         "/v1/adjustments", {"warehouse": "AMS", "sku": "SKU-1", "counted": 5, "reason": "count"}, status=409
@@ -82,11 +97,15 @@ def test_transfer_moves_stock_and_refuses_more_than_available(inv):
     )
     assert res.json["from_stock"]["on_hand"] == 6 and res.json["to_stock"]["on_hand"] == 4
     res = inv.as_().post_json(
-        "/v1/transfers", {"from_warehouse": "RTM", "to_warehouse": "AMS", "sku": "SKU-1", "quantity": 5}, status=409
+        "/v1/transfers",
+        {"from_warehouse": "RTM", "to_warehouse": "AMS", "sku": "SKU-1", "quantity": 5},
+        status=409,
     )
     assert res.json["available"] == 4
     inv.as_().post_json(
-        "/v1/transfers", {"from_warehouse": "AMS", "to_warehouse": "AMS", "sku": "SKU-1", "quantity": 1}, status=422
+        "/v1/transfers",
+        {"from_warehouse": "AMS", "to_warehouse": "AMS", "sku": "SKU-1", "quantity": 1},
+        status=422,
     )
     assert level(inv, warehouse="RTM")["on_hand"] == 4
     assert outbox_types(inv.engine) == ["stock.received", "stock.transferred"]
@@ -97,7 +116,9 @@ def test_transfer_needs_access_to_both_warehouses(inv):
     receive(inv, "AMS", "SKU-1", 10)
     staff = inv.as_("warehouse_staff", "AMS")
     res = staff.post_json(
-        "/v1/transfers", {"from_warehouse": "AMS", "to_warehouse": "RTM", "sku": "SKU-1", "quantity": 1}, status=422
+        "/v1/transfers",
+        {"from_warehouse": "AMS", "to_warehouse": "RTM", "sku": "SKU-1", "quantity": 1},
+        status=422,
     )
     assert res.json["errors"] == [{"pointer": "/to_warehouse", "detail": "Unknown warehouse 'RTM'."}]
 
