@@ -124,13 +124,15 @@ def _existing(engine, table, where, fingerprint: str, now: datetime) -> int | Re
                 "A request with this idempotency key is still being processed.",
                 headers={"Retry-After": "1"},
             )
+        # Take over a crashed request's claim; the condition makes it atomic.
         taken = conn.execute(
             update(table)
-            .where(table.c.id == row.id, table.c.state == "running", table.c.locked_until == row.locked_until)
+            .where(table.c.id == row.id, table.c.state == "running", table.c.locked_until <= now)
             .values(locked_until=now + LEASE)
         ).rowcount
         if taken != 1:
             raise errors.Conflict(
-                "A request with this idempotency key is still being processed.", headers={"Retry-After": "1"}
+                "A request with this idempotency key is still being processed.",
+                headers={"Retry-After": "1"},
             )
         return row.id
