@@ -108,5 +108,5 @@ def test_durations(text, seconds):
 
 @pytest.mark.parametrize("text", ["", "h", "-5m", "0", "1w", "soon"])
 def test_bad_durations(text):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="duration"):
         parse_duration(text)

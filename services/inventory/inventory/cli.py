@@ -1,10 +1,266 @@
-"""``logistics inventory ...``: staff commands of the inventory service."""
+"""``logistics inventory ...``: staff commands of the inventory service.
+
+Thin on purpose: parsing, validating and applying rows is ``inventory.importer``;
+this module turns options into a call and the result into a report.
+"""
 
 from __future__ import annotations
 
+import functools
+import getpass
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
+
+from logistics_shared.events.inventory import REASONS
+
+EXIT_HELP = """\b
+Every row is applied in its own transaction: a bad row is reported and
+skipped, the good rows are kept. Importing the same file again right
+away is safe: rows already applied come out unchanged.
+The file is UTF-8 CSV (comma- or semicolon-separated) with a header row;
+column names are case-insensitive, in any order, and an `error` column
+(as written by --errors-csv) is ignored, so a fixed errors file can be
+imported as it is.
+
+\b
+Exit status: 0 every row applied; 1 some rows failed (the others were
+applied); 2 bad usage, unreadable file or bad header (nothing applied);
+3 the database stopped answering (rows before the reported line applied).
+"""
+
+ITEMS_HELP = f"""Create or update items from a CSV file, matched by SKU.
+
+\b
+Columns:
+  sku            required; 1-64 letters, digits, '-', '_' or '.'
+  name           required; up to 200 characters
+  unit_weight_g  required; weight of one unit in grams (whole number)
+  length_mm      required; millimetres (whole number)
+  width_mm       required; millimetres (whole number)
+  height_mm      required; millimetres (whole number)
+  reorder_point  optional; warn (stock.low) when available stock falls
+                 below it. New items get 0 when it is absent or empty;
+                 existing items keep theirs.
+
+\b
+Example:
+  sku,name,unit_weight_g,length_mm,width_mm,height_mm,reorder_point
+  MUG-01,Coffee mug,350,120,90,95,24
+
+{EXIT_HELP}"""
+
+STOCK_HELP = f"""Set stock levels from a count (stock take) in a CSV file.
+
+Each row sets what is on hand for a SKU in a warehouse to the counted
+quantity. The difference is written to the movement ledger as an adjustment
+and announced as a stock.adjusted event; a count equal to what is on hand
+changes nothing. A count below the units reserved is refused for that row.
+
+\b
+Columns:
+  warehouse  required; warehouse code
+  sku        required; item SKU (the item must exist: import items first)
+  counted    required; units counted, a whole number from 0
+  reason     optional; default count; one of
+             {", ".join(REASONS)}
+  note       optional; up to 500 characters, kept in the ledger
+
+\b
+Example:
+  warehouse,sku,counted,reason,note
+  AMS,MUG-01,140,count,aisle 4 recount
+
+{EXIT_HELP}"""
+
+MAX_ERRORS_SHOWN = 50
+OUTCOME_LABELS = {("stock", "unchanged"): "no change"}
+
+
+class FileProblem(click.ClickException):
+    """Bad usage, an unreadable file or a bad header: nothing was applied."""
+
+    exit_code = 2
 
 
 @click.group()
 def inventory() -> None:
     """Inventory service commands."""
+
+
+@inventory.group("import")
+def import_group() -> None:
+    """Bulk-import items or counted stock from CSV files."""
+
+
+def _import_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+    @click.option("--dry-run", is_flag=True, help="Validate and try every row, then roll it back.")
+    @click.option(
+        "--errors-csv",
+        type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        help="Write the failed rows, with an `error` column, to this CSV file.",
+    )
+    @click.option(
+        "--actor",
+        default=None,
+        metavar="NAME",
+        help="Who the ledger records as making the changes (default: import:<your user name>).",
+    )
+    @click.option(
+        "--no-progress", is_flag=True, help="No progress bar (it is off anyway without a terminal)."
+    )
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        return command(**kwargs)
+
+    return wrapper
+
+
+@import_group.command("items", help=ITEMS_HELP)
+@_import_options
+def import_items(**options: Any) -> None:
+    _run("items", **options)
+
+
+@import_group.command("stock", help=STOCK_HELP)
+@_import_options
+def import_stock(**options: Any) -> None:
+    _run("stock", **options)
+
+
+def _default_actor() -> str:
+    try:
+        return f"import:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "import:unknown"
+
+
+def _run(
+    kind_name: str, file: Path, dry_run: bool, errors_csv: Path | None, actor: str | None, no_progress: bool
+) -> None:
+    from rich.console import Console
+
+    from logistics_shared.db import make_engine, session_factory
+    from logistics_shared.identity import Identity, Role
+    from logistics_shared.settings import SettingsError, load_settings
+
+    from . import importer
+
+    ctx = click.get_current_context()
+    subject = (actor if actor is not None else _default_actor()).strip()
+    if not 1 <= len(subject) <= 150:
+        raise click.BadParameter("must be 1-150 characters", param_hint="--actor")
+    if errors_csv is not None:
+        if errors_csv.resolve() == file.resolve():
+            raise click.BadParameter("must not be the file being imported", param_hint="--errors-csv")
+        if not errors_csv.resolve().parent.is_dir():
+            raise click.BadParameter(f"no directory {errors_csv.parent}", param_hint="--errors-csv")
+    try:
+        source = importer.open_source(file, importer.KINDS[kind_name])
+    except importer.ImportFileError as exc:
+        raise FileProblem(f"{file}: {exc}") from None
+    try:
+        settings = load_settings("inventory")
+    except SettingsError as exc:
+        raise FileProblem(str(exc)) from None
+
+    identity = Identity(subject=subject, role=Role.ADMIN)
+    engine = make_engine(settings)
+    progress_console = Console(stderr=True)
+    last_line = 0
+    try:
+        factory = session_factory(engine)
+        importer.check_database(factory)
+        with _progress(progress_console, disabled=no_progress) as progress:
+            task = progress.add_task(
+                f"{'Checking' if dry_run else 'Importing'} {kind_name}", total=source.total_rows
+            )
+
+            def advance(line: int, _outcome: str | None) -> None:
+                nonlocal last_line
+                last_line = line
+                progress.advance(task)
+
+            result = importer.run_import(source, factory, identity, dry_run=dry_run, on_row=advance)
+    except importer.DatabaseUnavailable as exc:
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(3)
+    except KeyboardInterrupt:
+        done = (
+            f"rows up to line {last_line} were applied"
+            if last_line and not dry_run
+            else "nothing was applied"
+        )
+        click.echo(f"Interrupted: {done}; importing the same file again now is safe.", err=True)
+        ctx.exit(130)
+    finally:
+        engine.dispose()
+
+    ctx.exit(_report(result, source, errors_csv))
+
+
+def _progress(console: Any, disabled: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disabled or not console.is_terminal,
+    )
+
+
+def _report(result: Any, source: Any, errors_csv: Path | None) -> int:
+    """Print the summary and the bad rows, write the errors file; the exit status."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from . import importer
+
+    exit_code = result.exit_code
+
+    console = Console(highlight=False)
+    kind = result.kind
+    outcomes = ", ".join(f"{result.counts[o]} {OUTCOME_LABELS.get((kind.name, o), o)}" for o in kind.outcomes)
+    prefix = "Dry run, nothing saved. " if result.dry_run else ""
+    console.print(
+        f"{prefix}{kind.name}: {result.rows_read} row(s) read: {outcomes}, {result.failed} failed.",
+        markup=False,
+    )
+    if result.failures:
+        table = Table(title="Rows not imported", title_justify="left")
+        table.add_column("Line", justify="right")
+        for key in kind.keys:
+            table.add_column(key.capitalize() if key != "sku" else "SKU", overflow="fold")
+        table.add_column("Error", overflow="fold")
+        for failure in result.failures[:MAX_ERRORS_SHOWN]:
+            cells = [failure.line, *(failure.keys[k] for k in kind.keys), failure.error]
+            table.add_row(*(Text(str(cell)) for cell in cells))
+        console.print(table)
+        hidden = result.failed - MAX_ERRORS_SHOWN
+        if hidden > 0:
+            more = f"and {hidden} more" + (
+                " (all are in the errors file)" if errors_csv else "; see --errors-csv"
+            )
+            console.print(more, markup=False)
+    if errors_csv is not None:
+        try:
+            importer.write_errors_csv(result, source, errors_csv)
+            console.print(f"Wrote {result.failed} failed row(s) to {errors_csv}", markup=False)
+        except OSError as exc:
+            click.echo(f"Error: cannot write {errors_csv}: {exc.strerror or exc}", err=True)
+            exit_code = max(exit_code, 1)
+    if result.stopped:
+        click.echo(
+            f"Stopped at line {result.stopped_at_line}: {result.stopped}. Rows before it were "
+            f"{'checked' if result.dry_run else 'applied'}; nothing from that line on. "
+            "Import the same file again once the database is back (that is safe).",
+            err=True,
+        )
+    return exit_code
