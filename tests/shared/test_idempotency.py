@@ -52,7 +52,8 @@ def test_retry_while_first_is_running_is_409_and_a_stale_claim_is_taken_over(inv
         conn.execute(
             text(
                 "INSERT INTO idempotency_keys "
-                "(caller, route, key, fingerprint, state, locked_until, created_at) VALUES ('admin:c', 'POST receipts', 'k3', 'f', 'running', :until, :now)"
+                "(caller, route, key, fingerprint, state, locked_until, created_at) "
+                "VALUES ('admin:c', 'POST receipts', 'k3', 'f', 'running', :until, :now)"
             ),
             {"until": now + timedelta(seconds=30), "now": now},
         )
