@@ -34,15 +34,11 @@ class Problem(Exception):
         return PROBLEM_BASE + self.slug
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": self.type,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-        }
+        # Extensions first: the RFC 9457 members must never be overwritten by one.
+        body: dict[str, Any] = dict(self.extensions)
+        body.update(type=self.type, title=self.title, status=self.status, detail=self.detail)
         if instance:
             body["instance"] = instance
-        body.update(self.extensions)
         return body
 
 

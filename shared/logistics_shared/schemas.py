@@ -18,8 +18,9 @@ MAX_QUANTITY = 1_000_000_000
 MAX_GRAMS = 10_000_000  # 10 tonnes: a pallet, not a container
 MAX_MILLIMETRES = 100_000  # 100 m
 
-SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
-CODE_PATTERN = r"^[A-Za-z0-9._-]{1,32}$"
+# \Z, not $: "$" also matches before a trailing newline.
+SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}\Z"
+CODE_PATTERN = r"^[A-Za-z0-9._-]{1,32}\Z"
 
 
 class StrictInteger(fields.Integer):
@@ -60,8 +61,28 @@ def Millimetres(**kwargs: Any) -> StrictInteger:  # noqa: N802
     return StrictInteger(validate=validate.Range(min=0, max=MAX_MILLIMETRES), **kwargs)
 
 
+def _printable(value: str) -> None:
+    # PostgreSQL text cannot hold NUL, and no human-entered field needs control characters.
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
+        raise ValidationError("Must not contain control characters.")
+
+
 def Text(max_length: int, min_length: int = 1, **kwargs: Any) -> fields.String:  # noqa: N802
-    return fields.String(validate=validate.Length(min=min_length, max=max_length), **kwargs)
+    return fields.String(validate=[validate.Length(min=min_length, max=max_length), _printable], **kwargs)
+
+
+class UtcDateTimeIn(fields.AwareDateTime):
+    """An input datetime with an offset, normalised to UTC and kept within a sane range.
+
+    Stored values are UTC everywhere (SQLite keeps no offset), and a year-9999
+    timestamp would overflow PostgreSQL's range after offset arithmetic.
+    """
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        if not 2000 <= parsed.year <= 2999:
+            raise ValidationError("Must be between the years 2000 and 2999.")
+        return parsed.astimezone(UTC)
 
 
 def Sku(**kwargs: Any) -> fields.String:  # noqa: N802

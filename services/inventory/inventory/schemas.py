@@ -22,6 +22,7 @@ from logistics_shared.schemas import (
     StrictSchema,
     Text,
     UtcDateTime,
+    UtcDateTimeIn,
     page_schema,
 )
 
@@ -190,8 +191,8 @@ class MovementQuerySchema(PageQuerySchema):
     sku = Sku()
     warehouse = Code()
     kind = fields.String(validate=validate.OneOf(MOVEMENT_KINDS))
-    since = fields.AwareDateTime()
-    until = fields.AwareDateTime()
+    since = UtcDateTimeIn()
+    until = UtcDateTimeIn()
 
 
 # --- reservations ------------------------------------------------------------
@@ -208,7 +209,7 @@ class ReservationCreateSchema(StrictSchema):
         required=True,
         validate=validate.Length(min=1, max=200),
     )
-    expires_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    expires_at = UtcDateTimeIn(load_default=None, allow_none=True)
 
 
 class ReservationLineSchema(Schema):

@@ -5,9 +5,10 @@ for anything a client can send.
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from pyramid.config import Configurator
-from pyramid.exceptions import PredicateMismatch
+from pyramid.exceptions import PredicateMismatch, URLDecodeError
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
 from pyramid.request import Request
 from pyramid.response import Response
@@ -20,8 +21,19 @@ from .responses import problem_response
 log = logging.getLogger(__name__)
 
 
+def _instance(request: Request) -> str:
+    # Never request.path: it raises on a path that is not UTF-8, inside the error view.
+    # Quote the raw WSGI (latin-1) bytes instead, as WebOb would for a valid path.
+    raw = request.environ.get("SCRIPT_NAME", "") + request.environ.get("PATH_INFO", "")
+    return quote(raw.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=-._~")
+
+
 def _render(request: Request, problem: errors.Problem) -> Response:
-    return problem_response(problem, instance=request.path)
+    return problem_response(problem, instance=_instance(request))
+
+
+def undecodable_path_view(exc: URLDecodeError, request: Request) -> Response:
+    return _render(request, errors.NotFound("No resource at this path (it is not valid UTF-8)."))
 
 
 def problem_view(exc: errors.Problem, request: Request) -> Response:
@@ -51,7 +63,7 @@ def notfound_view(exc: HTTPNotFound, request: Request) -> Response:
                     headers={"Allow": ", ".join(allowed)},
                 ),
             )
-    return _render(request, errors.NotFound(f"No resource at {request.path}."))
+    return _render(request, errors.NotFound(f"No resource at {_instance(request)}."))
 
 
 def http_exception_view(exc: HTTPException, request: Request) -> Response:
@@ -106,6 +118,7 @@ def includeme(config: Configurator) -> None:
     config.add_forbidden_view(forbidden_view, **public)
     config.add_notfound_view(notfound_view, **public)
     config.add_exception_view(http_exception_view, context=HTTPException, **public)
+    config.add_exception_view(undecodable_path_view, context=URLDecodeError, **public)
     config.add_exception_view(database_error_view, context=DBAPIError, **public)
     config.add_exception_view(database_error_view, context=PoolTimeout, **public)
     config.add_exception_view(unexpected_view, context=Exception, **public)

@@ -8,12 +8,13 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from logistics_shared.db import insert_unless_exists
 from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
 from logistics_shared.schemas import decode_cursor, encode_cursor
 
 from ..models import items, locations, warehouses
-from .common import insert_unless_exists, utcnow, warehouse_for_path
+from .common import utcnow, warehouse_for_path
 
 ITEM_FIELDS = ("name", "unit_weight_g", "length_mm", "width_mm", "height_mm", "reorder_point")
 

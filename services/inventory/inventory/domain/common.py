@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from logistics_shared.db import insert_unless_exists
 from logistics_shared.errors import InvalidField, NotFound
 from logistics_shared.identity import Identity
 
@@ -71,23 +71,6 @@ def location_for_body(session: Session, warehouse: Ref, code: str | None, pointe
     if row is None:
         raise InvalidField(pointer, f"Unknown location {code!r} in warehouse {warehouse.code!r}.")
     return Ref(row.id, row.code)
-
-
-def insert_unless_exists(
-    session: Session, table: Table, values: dict[str, Any], unique: list[str], returning: Any = None
-) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING``: the row, or ``None`` if the key exists.
-
-    Race-free where "select, then insert" is not: two concurrent creates of
-    one key give one row and one clean ``None`` instead of an IntegrityError.
-    """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=unique)
-    if returning is not None:
-        return session.execute(stmt.returning(*returning)).first()
-    session.execute(stmt)
-    return None
 
 
 def ensure_stock_level(session: Session, item_id: int, warehouse_id: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -24,6 +24,9 @@ from ..models import items, reservation_lines, reservations, stock_levels, wareh
 from .common import aware, item_for_body, utcnow, warehouse_for_body
 from .stock import emit_if_low, record_movement
 
+#: A hold longer than this is a mistake (or belongs in an adjustment).
+MAX_HOLD = timedelta(days=366)
+
 
 def _shortage_detail(shortages: list[dict[str, Any]]) -> str:
     parts = [f"{s['sku']}: requested {s['requested']}, available {s['available']}" for s in shortages]
@@ -36,6 +39,8 @@ def reserve(session: Session, outbox: Outbox, actor: Identity, data: dict[str, A
     expires_at = data.get("expires_at")
     if expires_at is not None and expires_at <= now:
         raise InvalidField("/expires_at", "Must be in the future.")
+    if expires_at is not None and expires_at > now + MAX_HOLD:
+        raise InvalidField("/expires_at", f"Must be within {MAX_HOLD.days} days.")
     wanted: dict[int, int] = {}
     skus: dict[int, Any] = {}
     for index, line in enumerate(data["lines"]):
@@ -255,7 +260,8 @@ def _close(session: Session, actor: Identity, reservation_id: str, new_status: s
         if status == "active":
             status = "expired"
         raise Conflict(
-            f"The reservation is {status}; only an active reservation can be {new_status}.", status=status
+            f"The reservation is {status}; only an active reservation can be {new_status}.",
+            reservation_status=status,
         )
     return current
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from logistics_shared.errors import Conflict, InvalidField
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
-from logistics_shared.schemas import decode_cursor, encode_cursor
+from logistics_shared.schemas import MAX_QUANTITY, decode_cursor, encode_cursor
 
 from ..models import items, locations, movements, stock_levels, warehouses
 from .common import (
@@ -28,6 +28,19 @@ from .common import (
     utcnow,
     warehouse_for_body,
 )
+
+#: Most units one stock level may hold: the same bound as a quantity, so every
+#: level fits the event schemas and the database's integer columns.
+MAX_ON_HAND = MAX_QUANTITY
+
+
+def _too_much(sku: str, warehouse: str, on_hand: int, adding: int) -> Conflict:
+    return Conflict(
+        f"{warehouse} holds {on_hand} of {sku}; adding {adding} would exceed the maximum of "
+        f"{MAX_ON_HAND} units per stock level.",
+        on_hand=on_hand,
+        maximum=MAX_ON_HAND,
+    )
 
 
 def _level_where(item_id: int, warehouse_id: int) -> Any:
@@ -94,10 +107,13 @@ def receive(session: Session, outbox: Outbox, actor: Identity, data: dict[str, A
     ensure_stock_level(session, item.id, warehouse.id)
     level = session.execute(
         update(stock_levels)
-        .where(_level_where(item.id, warehouse.id))
+        .where(_level_where(item.id, warehouse.id), stock_levels.c.on_hand + quantity <= MAX_ON_HAND)
         .values(on_hand=stock_levels.c.on_hand + quantity)
         .returning(stock_levels.c.on_hand, stock_levels.c.reserved)
-    ).one()
+    ).first()
+    if level is None:
+        current = session.execute(select(stock_levels.c.on_hand).where(_level_where(item.id, warehouse.id)))
+        raise _too_much(item.sku, warehouse.code, current.scalar_one(), quantity)
     movement_id = record_movement(
         session,
         actor,
@@ -151,12 +167,18 @@ def adjust(session: Session, outbox: Outbox, actor: Identity, data: dict[str, An
         delta = data["delta"]
         stmt = (
             update(stock_levels)
-            .where(where, stock_levels.c.on_hand + delta >= stock_levels.c.reserved)
+            .where(
+                where,
+                stock_levels.c.on_hand + delta >= stock_levels.c.reserved,
+                stock_levels.c.on_hand + delta <= MAX_ON_HAND,
+            )
             .values(on_hand=stock_levels.c.on_hand + delta)
         )
     level = session.execute(stmt.returning(stock_levels.c.on_hand, stock_levels.c.reserved)).first()
     if level is None:
         current = session.execute(select(stock_levels.c.on_hand, stock_levels.c.reserved).where(where)).one()
+        if current.on_hand + delta > MAX_ON_HAND:
+            raise _too_much(item.sku, warehouse.code, current.on_hand, delta)
         raise Conflict(
             f"An adjustment of {delta} would leave {current.on_hand + delta} on hand, below the "
             f"{current.reserved} units reserved.",
@@ -220,12 +242,16 @@ def transfer(session: Session, outbox: Outbox, actor: Identity, data: dict[str, 
         ).first()
 
     def give() -> Any:
-        return session.execute(
+        row = session.execute(
             update(stock_levels)
-            .where(_level_where(item.id, target.id))
+            .where(_level_where(item.id, target.id), stock_levels.c.on_hand + quantity <= MAX_ON_HAND)
             .values(on_hand=stock_levels.c.on_hand + quantity)
             .returning(stock_levels.c.on_hand, stock_levels.c.reserved)
-        ).one()
+        ).first()
+        if row is None:
+            current = session.execute(select(stock_levels.c.on_hand).where(_level_where(item.id, target.id)))
+            raise _too_much(item.sku, target.code, current.scalar_one(), quantity)
+        return row
 
     # Lock the two rows in one global order (by warehouse id) so opposite
     # transfers between the same pair cannot deadlock.
