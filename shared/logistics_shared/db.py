@@ -13,8 +13,9 @@ from typing import Any
 import zope.sqlalchemy
 from pyramid.config import Configurator
 from pyramid.request import Request
-from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import MetaData, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import Settings
@@ -82,6 +83,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def insert_unless_exists(
+    session: Session | Connection,
+    table: Table,
+    values: dict[str, Any],
+    unique: list[str],
+    returning: Any = None,
+) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING``: the row, or ``None`` if the key exists.
+
+    Race-free where "select, then insert" is not: two concurrent inserts of
+    one key give one row and one clean ``None`` instead of an IntegrityError
+    (on PostgreSQL the second waits for the first to commit).
+    """
+    dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=unique)
+    if returning is not None:
+        return session.execute(stmt.returning(*returning)).first()
+    return session.execute(stmt).rowcount == 1
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

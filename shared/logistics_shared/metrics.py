@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -25,6 +25,77 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self.bus = BusMetrics(service, self.registry)
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(self.service, route, method, str(status)).inc()
         self.latency.labels(self.service, route, method).observe(seconds)
+
+
+class BusMetrics:
+    """Outbox relay and consumer metrics, in the service's own registry."""
+
+    def __init__(self, service: str, registry: CollectorRegistry) -> None:
+        self.service = service
+        self.outbox_backlog = Gauge(
+            "logistics_outbox_backlog", "Outbox rows not yet published.", ["service"], registry=registry
+        )
+        self.outbox_oldest_age = Gauge(
+            "logistics_outbox_oldest_unsent_age_seconds",
+            "Age of the oldest unpublished outbox row.",
+            ["service"],
+            registry=registry,
+        )
+        self.published = Counter(
+            "logistics_bus_published_total",
+            "Events published and confirmed by the broker.",
+            ["service"],
+            registry=registry,
+        )
+        self.publish_failures = Counter(
+            "logistics_bus_publish_failures_total",
+            "Events nacked, unconfirmed in time, or lost with the connection (retried later).",
+            ["service", "reason"],
+            registry=registry,
+        )
+        self.returned = Counter(
+            "logistics_bus_returned_total",
+            "Events the broker could not route (parked, not retried).",
+            ["service"],
+            registry=registry,
+        )
+        self.unrouted = Gauge(
+            "logistics_bus_unrouted_messages",
+            "Events waiting in the producer's alternate-exchange queue: nobody subscribes to them.",
+            ["service"],
+            registry=registry,
+        )
+        labels = ["service", "handler"]
+        self.consumed = Counter(
+            "logistics_bus_consumed_total", "Events applied by a handler.", labels, registry=registry
+        )
+        self.duplicates = Counter(
+            "logistics_bus_duplicates_total",
+            "Redelivered events acked with no effect.",
+            labels,
+            registry=registry,
+        )
+        self.retried = Counter(
+            "logistics_bus_retried_total",
+            "Handler failures sent to a delay queue.",
+            labels,
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "logistics_bus_dead_lettered_total",
+            "Messages sent to the dead-letter queue.",
+            [*labels, "reason"],
+            registry=registry,
+        )
+        self.handler_seconds = Histogram(
+            "logistics_bus_handler_duration_seconds",
+            "Time to apply one event, commit included.",
+            labels,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )

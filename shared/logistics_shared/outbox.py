@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 
 from .events import REGISTRY, Envelope, EventRegistry, new_envelope
@@ -46,6 +46,7 @@ class Outbox:
             causation_id=self.causation_id,
         )
         body = self.registry.validate_outgoing(envelope)
+        self._notify_relay()
         self.session.execute(
             self.table.insert().values(
                 event_id=str(envelope.id),
@@ -56,3 +57,15 @@ class Outbox:
             )
         )
         return envelope
+
+    def _notify_relay(self) -> None:
+        """Wake the relay (PostgreSQL ``NOTIFY`` is delivered at commit, and only then)."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        transaction = self.session.get_transaction()
+        if self.session.info.get("logistics.notified") is transaction:
+            return
+        self.session.info["logistics.notified"] = transaction
+        self.session.execute(
+            text("SELECT pg_notify(:channel, '')"), {"channel": f"logistics_outbox_{self.producer}"}
+        )

@@ -30,6 +30,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 class PlatformTables:
     outbox: Table
     idempotency_keys: Table
+    inbox: Table
 
 
 def add_platform_tables(metadata: MetaData) -> PlatformTables:
@@ -70,4 +71,14 @@ def add_platform_tables(metadata: MetaData) -> PlatformTables:
         Column("created_at", DateTime(timezone=True), nullable=False),
         UniqueConstraint("caller", "route", "key", name="uq_idempotency_keys_caller_route_key"),
     )
-    return PlatformTables(outbox=outbox, idempotency_keys=idempotency_keys)
+    # One row per (handler, event) applied: written in the handler's own
+    # transaction, so a redelivered event finds it and has no second effect.
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("handler", String(200), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("event_type", String(100), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+    return PlatformTables(outbox=outbox, idempotency_keys=idempotency_keys, inbox=inbox)

@@ -92,6 +92,16 @@ SPECS: tuple[Spec, ...] = (
     _spec("log_format", _to_str, "json", "`json` (one object per line) or `text`."),
     _spec("access_log", _to_bool, True, "Log one line per request."),
     _spec("reservation_sweep_seconds", _to_float, 5.0, "How often expired reservations are swept."),
+    _spec("bus_namespace", _to_str, "logistics", "Prefix of every exchange and queue name."),
+    _spec("bus_prefetch", _to_int, 32, "Unacked messages a consumer may hold (prefetch count)."),
+    _spec("bus_max_attempts", _to_int, 5, "Handler attempts before a message is dead-lettered."),
+    _spec("bus_retry_delays", _to_str, "1,5,30", "Seconds between attempts (comma list; the last repeats)."),
+    _spec("bus_confirm_timeout", _to_float, 5.0, "Seconds to wait for publisher confirms of a batch."),
+    _spec("bus_heartbeat", _to_int, 20, "AMQP heartbeat interval in seconds (0 disables)."),
+    _spec("outbox_batch_size", _to_int, 200, "Outbox rows the relay claims and confirms per batch."),
+    _spec("outbox_poll_seconds", _to_float, 1.0, "Relay poll interval when no notification arrives."),
+    _spec("outbox_retention_hours", _to_float, 168.0, "Published outbox rows older than this are deleted."),
+    _spec("worker_health_port", _to_int, 0, "Worker health/metrics port (0: the web port + 100)."),
 )
 
 _SPECS_BY_KEY = {spec.key: spec for spec in SPECS}
@@ -120,11 +130,25 @@ class Settings:
     log_format: str = "json"
     access_log: bool = True
     reservation_sweep_seconds: float = 5.0
+    bus_namespace: str = "logistics"
+    bus_prefetch: int = 32
+    bus_max_attempts: int = 5
+    bus_retry_delays: str = "1,5,30"
+    bus_confirm_timeout: float = 5.0
+    bus_heartbeat: int = 20
+    outbox_batch_size: int = 200
+    outbox_poll_seconds: float = 1.0
+    outbox_retention_hours: float = 168.0
+    worker_health_port: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.bus_retry_delays.split(","))
 
 
 def env_name(spec: Spec, service: str) -> str:
@@ -187,9 +211,28 @@ def _validate(values: dict[str, Any], service: str) -> None:
             "setting 'jwt_public_key_file' (LOGISTICS_JWT_PUBLIC_KEY_FILE) is required "
             f"with {values['jwt_algorithm']}"
         )
-    for key in ("max_body_bytes", "db_pool_size", "db_connect_timeout"):
+    for key in (
+        "max_body_bytes",
+        "db_pool_size",
+        "db_connect_timeout",
+        "bus_prefetch",
+        "bus_max_attempts",
+        "bus_confirm_timeout",
+        "outbox_batch_size",
+        "outbox_poll_seconds",
+    ):
         if values[key] <= 0:
-            raise SettingsError(f"setting {key!r}: must be positive")
+            raise SettingsError(
+                f"setting {key!r} ({env_name(_SPECS_BY_KEY[key], service)}): must be positive"
+            )
+    try:
+        delays = [float(part) for part in values["bus_retry_delays"].split(",")]
+    except ValueError:
+        delays = []
+    if not delays or any(d <= 0 for d in delays):
+        raise SettingsError(
+            "setting 'bus_retry_delays' (LOGISTICS_BUS_RETRY_DELAYS): a comma list of positive seconds"
+        )
 
 
 def jwt_secret(settings: Settings) -> str:

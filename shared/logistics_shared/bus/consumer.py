@@ -1,0 +1,262 @@
+"""Idempotent consumers: inbox row + effect in one transaction, ack after commit.
+
+Failures never lose a message: a handler error goes to a delay queue and comes
+back with backoff; after ``bus_max_attempts`` it is dead-lettered with the
+error; an undecodable or unknown message is dead-lettered at once (never the
+silent ack ``ConsumerMixin`` does by default). The retry/DLQ copy is confirmed
+by the broker before the original is acked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from kombu import Connection, Consumer
+from kombu.message import Message
+from marshmallow import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..db import insert_unless_exists
+from ..events import REGISTRY, EventRegistry, UnknownEvent
+from ..metrics import BusMetrics
+from ..outbox import Outbox
+from ..platform_tables import PlatformTables
+from ..settings import Settings
+from .backoff import Backoff
+from .handlers import Handler
+from .names import Names
+from .publisher import Outgoing, make_publisher, supports_confirms
+from .topology import declare_consumer
+
+log = logging.getLogger(__name__)
+
+#: Test-only: ``before_commit`` or ``after_commit`` makes the process die
+#: (``os._exit``) at that point of handling, to prove redelivery is safe.
+CRASH_POINT_ENV = "LOGISTICS_TEST_CRASH_POINT"
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get(CRASH_POINT_ENV) == name:
+        os._exit(70)
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        platform: PlatformTables,
+        handlers: tuple[Handler, ...],
+        metrics: BusMetrics,
+        connect: Callable[[], Connection],
+        registry: EventRegistry = REGISTRY,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.session_factory = session_factory
+        self.platform = platform
+        self.handlers = handlers
+        self.metrics = metrics
+        self.connect = connect
+        self.registry = registry
+        self.names = Names(settings.bus_namespace)
+        self.connected = threading.Event()
+        self._side: Any = None
+        self._delays_enabled = True
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                with self.connect() as connection, self.connect() as side_connection:
+                    connection.ensure_connection(max_retries=1)
+                    self._consume(connection, side_connection, stop, backoff)
+            except Exception as exc:  # noqa: BLE001 - any failure: back off and reconnect
+                self.connected.clear()
+                delay = backoff.next()
+                log.warning(
+                    "consumer interrupted (%s: %s); reconnecting in %.1fs",
+                    exc.__class__.__name__,
+                    exc,
+                    delay,
+                    extra={"service": self.service},
+                )
+                stop.wait(delay)
+        self.connected.clear()
+
+    def _consume(
+        self, connection: Connection, side_connection: Connection, stop: threading.Event, backoff: Backoff
+    ) -> None:
+        channel = connection.channel()
+        self._delays_enabled = supports_confirms(connection)
+        queues = declare_consumer(
+            channel,
+            self.names,
+            self.service,
+            self.handlers,
+            self.settings.retry_delays,
+            with_delay_queues=self._delays_enabled,
+        )
+        # Retries and dead letters go out on a connection of their own: waiting
+        # for their confirm on the consuming connection would dispatch new
+        # deliveries re-entrantly from inside a handler.
+        side_connection.ensure_connection(max_retries=1)
+        self._side = make_publisher(side_connection, self.settings.bus_confirm_timeout)
+        channel.basic_qos(prefetch_size=0, prefetch_count=self.settings.bus_prefetch, a_global=False)
+        consumers = [
+            Consumer(channel, queues=[queue], on_message=self._callback(handler), no_ack=False)
+            for queue, handler in zip(queues, self.handlers, strict=True)
+        ]
+        for consumer in consumers:
+            consumer.consume()
+        self.connected.set()
+        backoff.reset()
+        log.info("consuming", extra={"service": self.service, "queues": [q.name for q in queues]})
+        try:
+            while not stop.is_set():
+                try:
+                    connection.drain_events(timeout=1.0)
+                except TimeoutError:
+                    connection.heartbeat_check()
+        finally:
+            for consumer in consumers:
+                try:
+                    consumer.cancel()
+                except Exception:
+                    log.debug("cancel failed", exc_info=True)
+
+    def _callback(self, handler: Handler) -> Callable[[Message], None]:
+        return lambda message: self.handle(handler, message)
+
+    # -- one message ---------------------------------------------------------------
+    def handle(self, handler: Handler, message: Message) -> None:
+        headers = dict(message.headers or {})
+        attempt = int(headers.get("x-attempts", 0)) + 1
+        try:
+            body = orjson.loads(message.body)
+            if not isinstance(body, dict):
+                raise ValueError("the message is not a JSON object")
+            envelope = self.registry.load_incoming(body)
+        except (orjson.JSONDecodeError, ValueError, TypeError, ValidationError) as exc:
+            self._dead_letter(handler, message, "undecodable", f"{exc.__class__.__name__}: {exc}", attempt)
+            message.ack()
+            return
+        except UnknownEvent as exc:
+            self._dead_letter(handler, message, "unknown_event", str(exc), attempt)
+            message.ack()
+            return
+        started = time.perf_counter()
+        try:
+            applied = self.apply(handler, envelope)
+        except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
+            error = "".join(traceback.format_exception_only(exc)).strip()
+            if attempt >= self.settings.bus_max_attempts:
+                log.error("handler %s gave up on %s: %s", handler.name, envelope["id"], error)
+                self._dead_letter(handler, message, "handler_failed", error, attempt)
+            else:
+                log.warning(
+                    "handler %s failed on %s (attempt %d): %s", handler.name, envelope["id"], attempt, error
+                )
+                self._retry(handler, message, attempt, error)
+            message.ack()
+            return
+        labels = (self.service, handler.name)
+        self.metrics.handler_seconds.labels(*labels).observe(time.perf_counter() - started)
+        (self.metrics.consumed if applied else self.metrics.duplicates).labels(*labels).inc()
+        message.ack()
+
+    def apply(self, handler: Handler, envelope: dict[str, Any]) -> bool:
+        """Apply once: ``False`` when the inbox already holds (handler, event id)."""
+        event_id = str(envelope["id"])
+        with self.session_factory() as session:
+            with session.begin():
+                fresh = insert_unless_exists(
+                    session,
+                    self.platform.inbox,
+                    {
+                        "handler": handler.name,
+                        "event_id": event_id,
+                        "event_type": envelope["type"],
+                        "processed_at": datetime.now(UTC),
+                    },
+                    ["handler", "event_id"],
+                )
+                if not fresh:
+                    return False
+                outbox = Outbox(
+                    session,
+                    self.platform.outbox,
+                    producer=self.service,
+                    correlation_id=envelope["correlation_id"],
+                    causation_id=event_id,
+                )
+                handler.func(session, envelope, outbox)
+                _crash_point("before_commit")
+            _crash_point("after_commit")
+        return True
+
+    # -- failure paths ---------------------------------------------------------------
+    def _origin(self, message: Message) -> dict[str, Any]:
+        headers = dict(message.headers or {})
+        info = message.delivery_info or {}
+        headers.setdefault("x-original-exchange", info.get("exchange", ""))
+        headers.setdefault("x-original-routing-key", info.get("routing_key", ""))
+        return headers
+
+    def _send(self, routing_key: str, message: Message, headers: dict[str, Any]) -> None:
+        message_id = (message.properties or {}).get("message_id") or headers.get("x-message-id") or ""
+        result = self._side.publish(
+            [
+                Outgoing(
+                    key=1,
+                    exchange="",
+                    routing_key=routing_key,
+                    body=message.body,
+                    message_id=message_id,
+                    headers=headers,
+                )
+            ]
+        )
+        if result.confirmed != [1]:
+            raise ConnectionError(f"the broker did not accept the copy for {routing_key}")
+
+    def _retry(self, handler: Handler, message: Message, attempt: int, error: str) -> None:
+        headers = self._origin(message)
+        headers.update({"x-attempts": attempt, "x-last-error": error[:1000]})
+        queue = self.names.queue(self.service, handler.name)
+        if self._delays_enabled:
+            delays = self.settings.retry_delays
+            delay = delays[min(attempt - 1, len(delays) - 1)]
+            target = self.names.delay_queue(self.service, handler.name, int(delay * 1000))
+        else:
+            # memory:// has no message TTL: the retry comes back at once (documented).
+            target = queue
+        self._send(target, message, headers)
+        self.metrics.retried.labels(self.service, handler.name).inc()
+
+    def _dead_letter(self, handler: Handler, message: Message, reason: str, error: str, attempt: int) -> None:
+        headers = self._origin(message)
+        headers.update(
+            {
+                "x-attempts": attempt,
+                "x-death-reason": reason,
+                "x-error": error[:4000],
+                "x-handler": handler.name,
+                "x-original-queue": self.names.queue(self.service, handler.name),
+                "x-dead-lettered-at": datetime.now(UTC).isoformat(),
+            }
+        )
+        self._send(self.names.dlq(self.service), message, headers)
+        self.metrics.dead_lettered.labels(self.service, handler.name, reason).inc()
+        log.error("dead-lettered a message for %s (%s): %s", handler.name, reason, error[:200])

@@ -1,0 +1,222 @@
+"""The outbox relay: committed outbox rows -> the producer's exchange, confirmed.
+
+Rows are claimed in batches (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+relay replicas neither skip nor double-send; SQLite serialises a single
+claimer), published persistent and mandatory, and marked published in the
+same transaction only once the broker has confirmed them. A crash between
+publish and commit republishes the batch: consumers de-duplicate by event id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kombu import Connection
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..metrics import BusMetrics
+from ..settings import Settings
+from .backoff import Backoff
+from .names import Names
+from .publisher import ConfirmingPublisher, ConfirmTimeout, Outgoing, PlainPublisher, make_publisher
+from .topology import declare_producer, unrouted
+
+log = logging.getLogger(__name__)
+
+
+def notify_channel(service: str) -> str:
+    return f"logistics_outbox_{service}"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        service: str,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        outbox: Table,
+        metrics: BusMetrics,
+        connect: Callable[[], Connection],
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.session_factory = session_factory
+        self.outbox = outbox
+        self.metrics = metrics
+        self.connect = connect
+        self.names = Names(settings.bus_namespace)
+        self.connected = threading.Event()
+        engine: Engine = session_factory.kw["bind"]
+        self.postgres = engine.dialect.name == "postgresql"
+        self.engine = engine
+        self._next_housekeeping = 0.0
+
+    # -- one batch ------------------------------------------------------------
+    def relay_once(self, publisher: ConfirmingPublisher | PlainPublisher) -> int:
+        """Publish up to one batch; returns how many rows were claimed."""
+        outbox = self.outbox
+        with self.session_factory() as session, session.begin():
+            stmt = (
+                select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.payload)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self.settings.outbox_batch_size)
+            )
+            if self.postgres:
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = session.execute(stmt).all()
+            if not rows:
+                return 0
+            exchange = self.names.exchange(self.service)
+            batch = [
+                Outgoing(
+                    key=row.id,
+                    exchange=exchange,
+                    routing_key=row.event_type,
+                    body=row.payload.encode(),
+                    message_id=row.event_id,
+                )
+                for row in rows
+            ]
+            try:
+                result = publisher.publish(batch)
+            except ConfirmTimeout:
+                self.metrics.publish_failures.labels(self.service, "confirm_timeout").inc(len(batch))
+                raise
+            now = datetime.now(UTC)
+            if result.confirmed:
+                session.execute(
+                    update(outbox).where(outbox.c.id.in_(result.confirmed)).values(published_at=now)
+                )
+                self.metrics.published.labels(self.service).inc(len(result.confirmed))
+            if result.returned:
+                # Parked, not retried: nobody can receive it until a binding exists.
+                session.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(result.returned))
+                    .values(published_at=now, last_error="unroutable: returned by the broker")
+                )
+                self.metrics.returned.labels(self.service).inc(len(result.returned))
+            if result.nacked:
+                session.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(result.nacked))
+                    .values(attempts=outbox.c.attempts + 1, last_error="nacked by the broker")
+                )
+                self.metrics.publish_failures.labels(self.service, "nacked").inc(len(result.nacked))
+        return len(rows)
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        backoff = Backoff()
+        waiter = _Waiter(self.engine, notify_channel(self.service), self._poll_seconds())
+        try:
+            while not stop.is_set():
+                try:
+                    with self.connect() as connection:
+                        connection.ensure_connection(max_retries=1)
+                        declare_producer(connection.default_channel, self.names, self.service)
+                        publisher = make_publisher(connection, self.settings.bus_confirm_timeout)
+                        self.connected.set()
+                        backoff.reset()
+                        log.info("outbox relay connected", extra={"service": self.service})
+                        while not stop.is_set():
+                            claimed = self.relay_once(publisher)
+                            self._housekeeping(connection)
+                            if claimed < self.settings.outbox_batch_size:
+                                waiter.wait(stop)
+                except Exception as exc:  # noqa: BLE001 - any failure: back off and reconnect
+                    self.connected.clear()
+                    delay = backoff.next()
+                    log.warning(
+                        "outbox relay interrupted (%s: %s); retrying in %.1fs",
+                        exc.__class__.__name__,
+                        exc,
+                        delay,
+                        extra={"service": self.service},
+                    )
+                    stop.wait(delay)
+        finally:
+            self.connected.clear()
+            waiter.close()
+
+    def _poll_seconds(self) -> float:
+        # SQLite has no LISTEN/NOTIFY: poll briefly so the embedded default feels instant.
+        return (
+            self.settings.outbox_poll_seconds
+            if self.postgres
+            else min(0.2, self.settings.outbox_poll_seconds)
+        )
+
+    def _housekeeping(self, connection: Connection) -> None:
+        now = time.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + 5.0
+        outbox = self.outbox
+        with self.session_factory() as session, session.begin():
+            count, oldest = session.execute(
+                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
+            ).one()
+            cutoff = datetime.now(UTC) - timedelta(hours=self.settings.outbox_retention_hours)
+            old = select(outbox.c.id).where(outbox.c.published_at < cutoff).limit(1000).scalar_subquery()
+            session.execute(delete(outbox).where(outbox.c.id.in_(old)))
+        self.metrics.outbox_backlog.labels(self.service).set(count)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        self.metrics.outbox_oldest_age.labels(self.service).set(age)
+        if connection.transport.driver_type == "amqp":
+            _, queue = unrouted(self.names, self.service)
+            try:
+                _, depth, _ = queue(connection.default_channel).queue_declare(passive=True)
+                self.metrics.unrouted.labels(self.service).set(depth)
+            except Exception:
+                log.debug("could not read the unrouted queue depth", exc_info=True)
+
+
+class _Waiter:
+    """Sleeps until new outbox rows are committed: PostgreSQL NOTIFY, else a short poll."""
+
+    def __init__(self, engine: Engine, channel: str, poll_seconds: float) -> None:
+        self.poll_seconds = poll_seconds
+        self.conn: Any = None
+        if engine.dialect.name == "postgresql":
+            try:
+                import psycopg
+
+                url = engine.url.set(drivername="postgresql")
+                self.conn = psycopg.connect(
+                    url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5
+                )
+                self.conn.execute(f'LISTEN "{channel}"')
+            except Exception:
+                log.warning("LISTEN unavailable; polling the outbox", exc_info=True)
+                self.conn = None
+
+    def wait(self, stop: threading.Event) -> None:
+        if self.conn is None:
+            stop.wait(self.poll_seconds)
+            return
+        try:
+            for _ in self.conn.notifies(timeout=self.poll_seconds, stop_after=1):
+                pass
+        except Exception:
+            log.warning("LISTEN connection lost; polling the outbox", exc_info=True)
+            self.close()
+            stop.wait(self.poll_seconds)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn = None
