@@ -133,12 +133,135 @@ def token(role: str, warehouses: tuple[str, ...], subject: str | None, ttl: str)
 
 
 @main.command()
+@click.argument("service")
+@click.option("--consumers", type=int, default=1, show_default=True, help="Consumer connections (threads).")
+@click.option("--no-relay", is_flag=True, help="Do not run the outbox relay in this replica.")
+@click.option(
+    "--health-host", default="127.0.0.1", show_default=True, help="Interface of the health endpoint."
+)
+@click.option("--health-port", type=int, default=None, help="Health/metrics port (default: web port + 100).")
+def worker(service: str, consumers: int, no_relay: bool, health_host: str, health_port: int | None) -> None:
+    """Run one service's worker: outbox relay, event consumers, periodic tasks.
+
+    SIGTERM (or Ctrl-C) stops taking new work and lets in-flight messages finish.
+    """
+    from waitress.server import create_server
+
+    from .bus.worker import Worker
+
+    spec = _spec(service)
+    settings = _settings(spec)
+    app = make_app(spec, settings)
+    runner = Worker(spec, settings, app.registry, relay=not no_relay, consumers=consumers)
+    port = health_port or settings.worker_health_port or spec.port + 100
+    health = create_server(runner.health_app(), host=health_host, port=port, threads=2)
+    threading.Thread(target=health.run, name="worker-health", daemon=True).start()
+    runner.start()
+    click.echo(f"{spec.name} worker running; health on http://{health_host}:{port}/readyz", err=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    click.echo(f"{spec.name} worker stopping (finishing in-flight work)", err=True)
+    runner.shutdown()
+    health.close()
+
+
+@main.group()
+def dlq() -> None:
+    """Inspect and operate a service's dead-letter queue."""
+
+
+@dlq.command("list")
+@click.argument("service")
+@click.option("--limit", type=int, default=100, show_default=True)
+def dlq_list(service: str, limit: int) -> None:
+    """List dead letters (they stay on the queue)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .bus.dlq import DeadLetterQueue
+
+    letters = DeadLetterQueue(_settings(_spec(service)), service).peek(limit)
+    table = Table(title=f"{service} dead letters ({len(letters)})")
+    for column in ("message id", "handler", "reason", "attempts", "routing key", "when", "error"):
+        table.add_column(column)
+    for letter in letters:
+        info = letter.summary
+        table.add_row(
+            info["message_id"],
+            str(info["handler"]),
+            str(info["reason"]),
+            str(info["attempts"]),
+            str(info["routing_key"]),
+            str(info["dead_lettered_at"]),
+            info["error"][0][:80],
+        )
+    Console().print(table)
+
+
+@dlq.command("show")
+@click.argument("service")
+@click.argument("message_id")
+def dlq_show(service: str, message_id: str) -> None:
+    """Print one dead letter: its headers (error, attempts, origin) and body."""
+    import orjson
+
+    from .bus.dlq import DeadLetterQueue
+
+    for letter in DeadLetterQueue(_settings(_spec(service)), service).peek(100_000):
+        if letter.message_id == message_id:
+            click.echo(
+                orjson.dumps(
+                    {"headers": letter.headers, "body": letter.body.decode("utf-8", "replace")},
+                    default=str,
+                    option=orjson.OPT_INDENT_2,
+                ).decode()
+            )
+            return
+    raise click.ClickException(f"no dead letter with message id {message_id}")
+
+
+@dlq.command("replay")
+@click.argument("service")
+@click.option("--id", "message_id", default=None, help="Only this message (default: all).")
+def dlq_replay(service: str, message_id: str | None) -> None:
+    """Send dead letters back to their handler's queue, attempts reset."""
+    from .bus.dlq import DeadLetterQueue
+
+    count = DeadLetterQueue(_settings(_spec(service)), service).replay(message_id)
+    click.echo(f"replayed {count} message(s)")
+
+
+@dlq.command("purge")
+@click.argument("service")
+@click.option("--id", "message_id", default=None, help="Only this message (default: all).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def dlq_purge(service: str, message_id: str | None, yes: bool) -> None:
+    """Delete dead letters for good."""
+    from .bus.dlq import DeadLetterQueue
+
+    what = f"message {message_id}" if message_id else "every dead letter"
+    if not yes:
+        click.confirm(f"Delete {what} of {service}?", abort=True)
+    count = DeadLetterQueue(_settings(_spec(service)), service).purge(message_id)
+    click.echo(f"purged {count} message(s)")
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--threads", type=int, default=4, show_default=True, help="Waitress threads per service.")
 @click.option("--var-dir", default=None, help="Where SQLite files and keys live (default: ./var).")
 @click.option("--port-offset", type=int, default=0, show_default=True, help="Added to every service's port.")
 def up(host: str, threads: int, var_dir: str | None, port_offset: int) -> None:
-    """Run every installed service in one process on the embedded default."""
+    """Run every installed service in one process on the embedded default.
+
+    Web apps, outbox relays, consumers and periodic tasks all run here, over
+    the in-process ``memory://`` bus (no confirms or delayed retries there).
+    """
     from waitress.server import create_server
 
     from .migrations import upgrade
@@ -148,7 +271,9 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int) -> None:
     specs = _services()
     if not specs:
         raise click.ClickException("no services installed")
-    servers, stop = [], threading.Event()
+    from .bus.worker import Worker
+
+    servers, workers, stop = [], [], threading.Event()
     for spec in specs.values():
         settings = _settings(spec)
         if not settings.is_sqlite or not settings.broker_url.startswith("memory"):
@@ -160,8 +285,9 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int) -> None:
             app, host=host, port=spec.port + port_offset, threads=threads, **_waitress_limits(settings)
         )
         servers.append((spec, server))
-        for task in spec.background:
-            _start_periodic(task, app.registry, settings, stop)
+        runner = Worker(spec, settings, app.registry)
+        runner.start()
+        workers.append(runner)
     for spec, server in servers:
         threading.Thread(target=server.run, name=f"waitress-{spec.name}", daemon=True).start()
         url = f"http://{host}:{spec.port + port_offset}"

@@ -103,7 +103,9 @@ def insert_unless_exists(
     stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=unique)
     if returning is not None:
         return session.execute(stmt.returning(*returning)).first()
-    return session.execute(stmt).rowcount == 1
+    # RETURNING, not rowcount: rowcount is not reliable across drivers here.
+    first = next(iter(table.primary_key.columns))
+    return session.execute(stmt.returning(first)).first() is not None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -38,6 +38,8 @@ class ServiceSpec:
     version: str = "0.1.0"
     cli: Callable[[], click.Group] | None = None
     background: tuple[BackgroundTask, ...] = field(default_factory=tuple)
+    #: The service's event handlers (``logistics_shared.bus.handlers.Handler``).
+    handlers: Callable[[], tuple[Any, ...]] | None = None
 
 
 def discover() -> dict[str, ServiceSpec]:

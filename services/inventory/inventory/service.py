@@ -31,6 +31,12 @@ def _cli() -> Any:
     return inventory
 
 
+def _handlers() -> Any:
+    from .handlers import handlers
+
+    return handlers()
+
+
 def _sweep(registry: Any) -> None:
     from .domain.sweeper import sweep_expired
 
@@ -46,6 +52,7 @@ SERVICE = ServiceSpec(
     metadata=_metadata,
     role_permissions=_role_permissions,
     cli=_cli,
+    handlers=_handlers,
     background=(
         BackgroundTask(
             name="reservation-sweeper",

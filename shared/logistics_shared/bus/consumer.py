@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -114,8 +115,17 @@ class EventConsumer:
         side_connection.ensure_connection(max_retries=1)
         self._side = make_publisher(side_connection, self.settings.bus_confirm_timeout)
         channel.basic_qos(prefetch_size=0, prefetch_count=self.settings.bus_prefetch, a_global=False)
+        # One kombu Consumer per handler queue, each with its own tag prefix:
+        # without one, two Consumers on a channel can get the same consumer tag
+        # and the second silently takes over the first one's deliveries.
         consumers = [
-            Consumer(channel, queues=[queue], on_message=self._callback(handler), no_ack=False)
+            Consumer(
+                channel,
+                queues=[queue],
+                on_message=self._callback(handler),
+                no_ack=False,
+                tag_prefix=f"{self.service}.{handler.name}.{uuid.uuid4().hex[:8]}.",
+            )
             for queue, handler in zip(queues, self.handlers, strict=True)
         ]
         for consumer in consumers:

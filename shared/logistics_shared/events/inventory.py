@@ -77,3 +77,18 @@ class StockIssued(_Reservation):
 @REGISTRY.register("stock.low", 1)
 class StockLow(StockLevelSchema):
     reorder_point = Count(required=True)
+
+
+class ShortageSchema(Schema):
+    sku = Sku(required=True)
+    requested = Quantity(required=True)
+    available = StrictInteger(required=True)
+
+
+@REGISTRY.register("stock.reservation_failed", 1)
+class StockReservationFailed(Schema):
+    reference = fields.String(required=True)
+    warehouse = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(("shortage", "invalid_request")))
+    detail = fields.String(required=True)
+    shortages = fields.List(fields.Nested(ShortageSchema), load_default=list)

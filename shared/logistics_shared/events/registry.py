@@ -57,4 +57,4 @@ class EventRegistry:
 REGISTRY = EventRegistry()
 
 # Import the contract modules so their schemas register themselves.
-from . import inventory  # noqa: E402,F401
+from . import inventory, shipping  # noqa: E402,F401

@@ -1,0 +1,152 @@
+"""A service's worker: the outbox relay, its event consumers, its periodic tasks
+and a small health/metrics endpoint — built from the same ``configure()`` as web.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kombu import Connection
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from ..service import ServiceSpec
+from ..settings import Settings
+from .consumer import EventConsumer
+from .relay import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+
+def connection_factory(settings: Settings, *, heartbeat: bool) -> Callable[[], Connection]:
+    def connect() -> Connection:
+        return Connection(
+            settings.broker_url,
+            heartbeat=settings.bus_heartbeat if heartbeat and settings.bus_heartbeat else None,
+            connect_timeout=5,
+            transport_options={"confirm_publish": False},
+        )
+
+    return connect
+
+
+class Worker:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        settings: Settings,
+        registry: Any,
+        *,
+        relay: bool = True,
+        consumers: int = 1,
+        periodic: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.registry = registry
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        metrics = registry["logistics.metrics"].bus
+        platform = registry["logistics.platform_tables"]
+        factory = registry["dbsession_factory"]
+        self.relay = (
+            OutboxRelay(
+                service=spec.name,
+                settings=settings,
+                session_factory=factory,
+                outbox=platform.outbox,
+                metrics=metrics,
+                connect=connection_factory(settings, heartbeat=False),
+            )
+            if relay
+            else None
+        )
+        handlers = spec.handlers() if spec.handlers else ()
+        self.consumers = [
+            EventConsumer(
+                service=spec.name,
+                settings=settings,
+                session_factory=factory,
+                platform=platform,
+                handlers=handlers,
+                metrics=metrics,
+                connect=connection_factory(settings, heartbeat=True),
+            )
+            for _ in range(consumers if handlers else 0)
+        ]
+        self.periodic = spec.background if periodic else ()
+
+    def start(self) -> None:
+        if self.relay is not None:
+            self._spawn(f"{self.spec.name}-relay", self.relay.run, self.stop)
+        for index, consumer in enumerate(self.consumers):
+            self._spawn(f"{self.spec.name}-consumer-{index}", consumer.run, self.stop)
+        for task in self.periodic:
+            self._spawn(f"{self.spec.name}-{task.name}", self._periodic, task)
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _periodic(self, task: Any) -> None:
+        interval = task.interval(self.settings)
+        while not self.stop.wait(interval):
+            try:
+                task.run(self.registry)
+            except Exception:
+                log.exception("periodic task %s failed", task.name)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop taking work, let in-flight messages and batches finish, then return."""
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout)
+
+    # -- health -----------------------------------------------------------------
+    def readiness(self) -> dict[str, Any]:
+        """Ready when the database answers and every relay/consumer holds a broker connection."""
+        checks: dict[str, Any] = {}
+        ready = True
+        try:
+            with self.registry["dbengine"].connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            checks["database"] = f"unreachable ({exc.__class__.__name__})"
+            ready = False
+        if self.relay is not None:
+            connected = self.relay.connected.is_set()
+            checks["relay"] = "connected" if connected else "disconnected"
+            ready = ready and connected
+        if self.consumers:
+            up = sum(c.connected.is_set() for c in self.consumers)
+            checks["consumers"] = f"{up}/{len(self.consumers)} connected"
+            ready = ready and up == len(self.consumers)
+        return {"status": "ready" if ready else "unavailable", **checks}
+
+    def health_app(self) -> Callable[..., Any]:
+        import orjson
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            path = environ.get("PATH_INFO", "")
+            if path == "/healthz":
+                status, body, ctype = "200 OK", orjson.dumps({"status": "ok"}), "application/json"
+            elif path == "/readyz":
+                report = self.readiness()
+                ok = report["status"] == "ready"
+                status = "200 OK" if ok else "503 Service Unavailable"
+                body, ctype = orjson.dumps(report), "application/json"
+            elif path == "/metrics":
+                status, ctype = "200 OK", CONTENT_TYPE_LATEST
+                body = generate_latest(self.registry["logistics.metrics"].registry)
+            else:
+                status, ctype = "404 Not Found", "application/problem+json"
+                body = orjson.dumps({"type": "about:blank", "title": "Not Found", "status": 404})
+            start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+            return [body]
+
+        return app

@@ -1,0 +1,26 @@
+"""Events produced by the shipping service (the saga's requests to inventory)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from ..schemas import Code
+from .inventory import ReservationLineSchema
+from .registry import REGISTRY
+
+
+@REGISTRY.register("shipment.requested", 1)
+class ShipmentRequested(Schema):
+    shipment_id = fields.UUID(required=True)
+    reference = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    warehouse = Code(required=True)
+    lines = fields.List(fields.Nested(ReservationLineSchema), required=True, validate=validate.Length(min=1))
+    hold_until = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
+@REGISTRY.register("shipment.cancelled", 1)
+class ShipmentCancelled(Schema):
+    shipment_id = fields.UUID(required=True)
+    reference = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    warehouse = Code(required=True)
+    reason = fields.String(allow_none=True, load_default=None)
