@@ -6,6 +6,7 @@ never see each other's messages, and deletes what it declared afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -101,10 +102,8 @@ class Tap:
             with conn.Consumer([self.queue], on_message=self._on, accept=None):
                 self.ready.set()
                 while not self.stop.is_set():
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         conn.drain_events(timeout=0.2)
-                    except TimeoutError:
-                        pass
 
     def _on(self, message: Any) -> None:
         self.messages.append(orjson.loads(message.body))

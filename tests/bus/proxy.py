@@ -8,6 +8,7 @@ never touched.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
@@ -67,10 +68,8 @@ class TcpProxy:
             return
         finally:
             for sock in (a, b):
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         """Refuse new connections and drop the existing ones."""
@@ -79,10 +78,8 @@ class TcpProxy:
             pairs, self._pairs = self._pairs, []
         for a, b in pairs:
             for sock in (a, b):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
 
     def stall(self) -> None:
