@@ -49,7 +49,7 @@ def test_reserve_then_consume_issues_stock(inv):
     issues = inv.as_().get("/v1/movements", {"kind": "issue"}).json["items"]
     assert [(m["quantity"], m["reservation_id"]) for m in issues] == [(-2, rid)]
     res = inv.as_().post(f"/v1/reservations/{rid}/release", status=409)
-    assert res.json["status"] == "consumed"
+    assert res.json["reservation_status"] == "consumed"
     assert outbox_types(inv.engine) == ["stock.received", "stock.reserved", "stock.issued"]
     assert_inventory_invariants(inv.engine)
 

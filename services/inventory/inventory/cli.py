@@ -79,7 +79,7 @@ MAX_ERRORS_SHOWN = 50
 OUTCOME_LABELS = {("stock", "unchanged"): "no change"}
 
 
-class FileProblem(click.ClickException):
+class UsageProblem(click.ClickException):
     """Bad usage, an unreadable file or a bad header: nothing was applied."""
 
     exit_code = 2
@@ -161,11 +161,11 @@ def _run(
     try:
         source = importer.open_source(file, importer.KINDS[kind_name])
     except importer.ImportFileError as exc:
-        raise FileProblem(f"{file}: {exc}") from None
+        raise UsageProblem(f"{file}: {exc}") from None
     try:
         settings = load_settings("inventory")
     except SettingsError as exc:
-        raise FileProblem(str(exc)) from None
+        raise UsageProblem(str(exc)) from None
 
     identity = Identity(subject=subject, role=Role.ADMIN)
     engine = make_engine(settings)
