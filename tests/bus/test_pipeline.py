@@ -9,9 +9,10 @@ from collections import Counter
 import pytest
 from sqlalchemy import text
 
+from logistics_shared.bus.connection import connection_factory
 from logistics_shared.bus.consumer import EventConsumer
 from logistics_shared.bus.handlers import Handler
-from logistics_shared.bus.worker import Worker, connection_factory
+from logistics_shared.bus.worker import Worker
 
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import receive, seed

@@ -32,6 +32,7 @@ from ..outbox import Outbox
 from ..platform_tables import PlatformTables
 from ..settings import Settings
 from .backoff import Backoff
+from .connection import broker_connection
 from .handlers import Handler
 from .names import Names
 from .publisher import Outgoing, make_publisher, supports_confirms
@@ -80,7 +81,10 @@ class EventConsumer:
         backoff = Backoff()
         while not stop.is_set():
             try:
-                with self.connect() as connection, self.connect() as side_connection:
+                with (
+                    broker_connection(self.connect) as connection,
+                    broker_connection(self.connect) as side_connection,
+                ):
                     connection.ensure_connection(max_retries=1)
                     self._consume(connection, side_connection, stop, backoff)
             except Exception as exc:  # noqa: BLE001 - any failure: back off and reconnect

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kombu import Connection
-
 from ..settings import Settings
+from .connection import broker_connection, connection_factory
 from .names import Names
 from .publisher import Outgoing, make_publisher
 from .topology import dlq as dlq_queue
@@ -39,10 +38,8 @@ class DeadLetterQueue:
         self.names = Names(settings.bus_namespace)
         self.queue_name = self.names.dlq(service)
 
-    def _connect(self) -> Connection:
-        return Connection(
-            self.settings.broker_url, connect_timeout=5, transport_options={"confirm_publish": False}
-        )
+    def _connect(self) -> Any:
+        return broker_connection(connection_factory(self.settings, heartbeat=False))
 
     def peek(self, limit: int = 1000) -> list[DeadLetter]:
         """Read without removing: every message fetched is requeued when the channel closes."""

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..metrics import BusMetrics
 from ..settings import Settings
 from .backoff import Backoff
+from .connection import broker_connection
 from .names import Names
 from .publisher import ConfirmingPublisher, ConfirmTimeout, Outgoing, PlainPublisher, make_publisher
 from .topology import declare_producer, unrouted
@@ -121,7 +122,7 @@ class OutboxRelay:
         try:
             while not stop.is_set():
                 try:
-                    with self.connect() as connection:
+                    with broker_connection(self.connect) as connection:
                         connection.ensure_connection(max_retries=1)
                         declare_producer(connection.default_channel, self.names, self.service)
                         publisher = make_publisher(connection, self.settings.bus_confirm_timeout)
@@ -176,10 +177,13 @@ class OutboxRelay:
         self.metrics.outbox_oldest_age.labels(self.service).set(age)
         if connection.transport.driver_type == "amqp":
             _, queue = unrouted(self.names, self.service)
+            # Also the idle relay's liveness probe: a connection error here
+            # propagates, so a dead broker shows as "disconnected" in /readyz
+            # and the relay reconnects before the next event needs it.
             try:
                 _, depth, _ = queue(connection.default_channel).queue_declare(passive=True)
                 self.metrics.unrouted.labels(self.service).set(depth)
-            except Exception:
+            except connection.channel_errors:
                 log.debug("could not read the unrouted queue depth", exc_info=True)
 
 

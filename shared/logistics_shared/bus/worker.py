@@ -9,28 +9,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from kombu import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from ..service import ServiceSpec
 from ..settings import Settings
+from .connection import connection_factory
 from .consumer import EventConsumer
 from .relay import OutboxRelay
 
 log = logging.getLogger(__name__)
-
-
-def connection_factory(settings: Settings, *, heartbeat: bool) -> Callable[[], Connection]:
-    def connect() -> Connection:
-        return Connection(
-            settings.broker_url,
-            heartbeat=settings.bus_heartbeat if heartbeat and settings.bus_heartbeat else None,
-            connect_timeout=5,
-            transport_options={"confirm_publish": False},
-        )
-
-    return connect
 
 
 class Worker:
