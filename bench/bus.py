@@ -255,16 +255,16 @@ class Instruments:
         publisher_module.ConfirmingPublisher.publish = publish  # type: ignore[method-assign]
 
     def install_consumer(self, consumer: EventConsumer) -> None:
-        handle, apply = consumer.handle, consumer.apply
+        handle_batch, apply, apply_many = consumer.handle_batch, consumer.apply, consumer.apply_many
 
-        def timed_handle(handler: Handler, message: Any) -> None:
+        def timed_handle_batch(handler: Handler, messages: list[Any]) -> None:
             start = time.monotonic()
             if self.probe.handle_first is None:
                 self.probe.handle_first = start
             try:
-                handle(handler, message)
+                handle_batch(handler, messages)
             finally:
-                self.probe.handled += 1
+                self.probe.handled += len(messages)
                 self.probe.handle_seconds += time.monotonic() - start
 
         def timed_apply(handler: Handler, envelope: dict[str, Any]) -> bool:
@@ -274,8 +274,18 @@ class Instruments:
             finally:
                 self.probe.apply_seconds += time.monotonic() - start
 
-        consumer.handle = timed_handle  # type: ignore[method-assign]
+        def timed_apply_many(handler: Handler, envelopes: list[dict[str, Any]]) -> int:
+            start = time.monotonic()
+            try:
+                return apply_many(handler, envelopes)
+            finally:
+                self.probe.apply_seconds += time.monotonic() - start
+
+        # The consumer applies what is buffered in one transaction (apply_many),
+        # a lone message or a failed batch one at a time (apply).
+        consumer.handle_batch = timed_handle_batch  # type: ignore[method-assign]
         consumer.apply = timed_apply  # type: ignore[method-assign]
+        consumer.apply_many = timed_apply_many  # type: ignore[method-assign]
 
         # Handler commit time: the handler tags its session, the sessionmaker's after_commit
         # stamps it (the commit is the consumer's, after the handler returns).

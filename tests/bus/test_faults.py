@@ -225,8 +225,13 @@ def test_a_worker_killed_mid_message_applies_it_exactly_once(service_client, rab
     assert committed == (1 if crash_point == "after_commit" else 0)
     second = start({})
     try:
+        queue = f"{namespace}.inventory.shipment_requested"
+        # The redelivered message must be handled and acked, not merely already applied.
         wait_until(
-            lambda: _inbox_rows(client) == 1 and _reservations(client, shipment) == 1, what="redelivered"
+            lambda: (
+                _inbox_rows(client) == 1 and _reservations(client, shipment) == 1 and _queue_depth(queue) == 0
+            ),
+            what="redelivered and acked",
         )
         time.sleep(1.0)  # room for a wrong second effect to show up
         assert _reservations(client, shipment) == 1
@@ -242,6 +247,21 @@ def _queue_exists(name: str) -> bool:
         ["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True, check=False
     ).stdout.split()
     return name in out
+
+
+def _queue_depth(name: str) -> int:
+    """Ready plus unacknowledged messages of one queue."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0] == name:
+            return int(parts[1]) + int(parts[2])
+    return -1
 
 
 def _inbox_rows(client) -> int:

@@ -16,6 +16,10 @@ class UnknownEvent(LookupError):
 class EventRegistry:
     def __init__(self) -> None:
         self._schemas: dict[tuple[str, int], type[Schema]] = {}
+        # Schema instances are reusable and building one is costly: cache them.
+        self._strict: dict[tuple[str, int], Schema] = {}
+        self._lenient: dict[tuple[str, int], Schema] = {}
+        self._envelope = EnvelopeSchema()
 
     def register(self, type: str, version: int = 1):
         def decorator(schema: type[Schema]) -> type[Schema]:
@@ -38,9 +42,10 @@ class EventRegistry:
 
     def validate_outgoing(self, envelope: Envelope) -> dict[str, Any]:
         """Strict: a producer may only emit exactly what the contract says."""
+        # The envelope is built by new_envelope(), so only the data needs checking.
         body = envelope.to_dict()
-        EnvelopeSchema().load(body)
-        schema = self.schema(envelope.type, envelope.version)(unknown=RAISE)
+        key = (envelope.type, envelope.version)
+        schema = self._strict.get(key) or self._strict.setdefault(key, self.schema(*key)(unknown=RAISE))
         errors = schema.validate(envelope.data)
         if errors:
             raise ValidationError(errors, field_name="data")
@@ -48,8 +53,9 @@ class EventRegistry:
 
     def load_incoming(self, body: dict[str, Any]) -> dict[str, Any]:
         """Lenient: unknown fields are dropped so a newer producer never breaks us."""
-        envelope = EnvelopeSchema().load(body)
-        schema = self.schema(envelope["type"], envelope["version"])(unknown=EXCLUDE)
+        envelope = self._envelope.load(body)
+        key = (envelope["type"], envelope["version"])
+        schema = self._lenient.get(key) or self._lenient.setdefault(key, self.schema(*key)(unknown=EXCLUDE))
         envelope["data"] = schema.load(envelope["data"])
         return envelope
 
