@@ -175,7 +175,7 @@ def service_client(
         spec = specs[name]
         settings = make_settings(name, database_factory(spec, backend), tmp_path, **extra)
         app = spec.configure(settings).make_wsgi_app()
-        engines.append(app.registry["dbengine"])
+        engines.extend({app.registry["dbengine"], app.registry["dbengine_read"]})
         return Client(app, settings)
 
     yield make
