@@ -318,7 +318,7 @@ def cmd_compose() -> int:
         )
         worker = services.get(f"{svc}-worker", {})
         problems.check(
-            worker.get("command") == ["logistics", "worker", svc],
+            worker.get("command") == ["logistics", "worker", svc, "--health-host", ALL_INTERFACES],
             f"compose {svc}-worker: command {worker.get('command')}",
         )
         hc = " ".join(worker.get("healthcheck", {}).get("test", []))
@@ -483,7 +483,10 @@ def cmd_k8s() -> int:
                 )
             elif component == "worker":
                 want_port, ready, live = WORKER_PORTS[svc], "/readyz", "/healthz"
-                problems.check(args == ["logistics", "worker", svc], f"{cname}: args {args}")
+                problems.check(
+                    args == ["logistics", "worker", svc, "--health-host", ALL_INTERFACES],
+                    f"{cname}: args {args}",
+                )
             elif component == "migrate":
                 problems.check(args == ["logistics", "migrate", svc], f"{cname}: args {args}")
                 problems.check(pod.get("restartPolicy") in {"Never", "OnFailure"}, f"{cname}: restartPolicy")
