@@ -120,7 +120,8 @@ class EventConsumer:
         # deliveries re-entrantly from inside a handler.
         side_connection.ensure_connection(max_retries=1)
         self._side = make_publisher(side_connection, self.settings.bus_confirm_timeout)
-        channel.basic_qos(prefetch_size=0, prefetch_count=self.settings.bus_prefetch, a_global=False)
+        # Positional: py-amqp calls the third argument a_global, kombu's memory transport apply_global.
+        channel.basic_qos(0, self.settings.bus_prefetch, False)
         # One kombu Consumer per handler queue, each with its own tag prefix:
         # without one, two Consumers on a channel can get the same consumer tag
         # and the second silently takes over the first one's deliveries.

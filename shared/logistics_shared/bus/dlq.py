@@ -42,8 +42,8 @@ class DeadLetterQueue:
         return broker_connection(connection_factory(self.settings, heartbeat=False))
 
     def peek(self, limit: int = 1000) -> list[DeadLetter]:
-        """Read without removing: every message fetched is requeued when the channel closes."""
-        found = []
+        """Read without removing: every message fetched is put back afterwards."""
+        found, held = [], []
         with self._connect() as conn:
             channel = conn.channel()
             queue = dlq_queue(self.names, self.service)(channel)
@@ -52,8 +52,13 @@ class DeadLetterQueue:
                 message = queue.get(no_ack=False)
                 if message is None:
                     break
+                held.append(message)
                 found.append(_dead_letter(message))
-            channel.close()  # unacked -> back on the queue, in order
+            # Requeue explicitly: the memory transport does not restore what a
+            # closing channel fetched with basic_get, RabbitMQ would.
+            for message in held:
+                message.requeue()
+            channel.close()
         return found
 
     def replay(self, message_id: str | None = None) -> int:
@@ -70,7 +75,7 @@ class DeadLetterQueue:
             queue = dlq_queue(self.names, self.service)(channel)
             queue.declare()
             publisher = make_publisher(side, self.settings.bus_confirm_timeout) if replay else None
-            seen = 0
+            seen, skipped = 0, []
             depth = queue.queue_declare(passive=True).message_count
             while seen < depth:
                 message = queue.get(no_ack=False)
@@ -79,10 +84,12 @@ class DeadLetterQueue:
                 seen += 1
                 letter = _dead_letter(message)
                 if message_id is not None and letter.message_id != message_id:
-                    continue  # left unacked: requeued when the channel closes
+                    skipped.append(message)
+                    continue
                 if publisher is not None:
                     target = letter.headers.get("x-original-queue")
                     if not target:
+                        skipped.append(message)
                         continue
                     headers = {k: v for k, v in letter.headers.items() if not k.startswith("x-death")}
                     headers.update({"x-attempts": 0, "x-replayed-from-dlq": True})
@@ -102,6 +109,8 @@ class DeadLetterQueue:
                         raise ConnectionError("the broker did not confirm the replayed message")
                 message.ack()
                 done += 1
+            for message in skipped:
+                message.requeue()
             channel.close()
         return done
 
