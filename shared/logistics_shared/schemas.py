@@ -166,6 +166,17 @@ def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
     )
 
 
+def page_of(rows: list[Any], limit: int, key: Any) -> tuple[list[Any], str | None]:
+    """Trim a ``limit + 1`` query result to a page and its next cursor.
+
+    ``key(last_row)`` gives the values the next page continues after.
+    """
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(*key(rows[-1]))
+    return rows, None
+
+
 def encode_cursor(*values: Any) -> str:
     raw = "\x1f".join(str(v) for v in values).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

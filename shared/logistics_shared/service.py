@@ -42,6 +42,22 @@ class ServiceSpec:
     handlers: Callable[[], tuple[Any, ...]] | None = None
 
 
+def lazy(target: str) -> Callable[..., Any]:
+    """``lazy("inventory:configure")``: import on first call, not when the CLI loads.
+
+    Entry points are loaded for every ``logistics`` command; importing each
+    service's whole app there would slow ``--help`` and drag Pyramid into it.
+    """
+    module_name, _, attribute = target.partition(":")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        from importlib import import_module
+
+        return getattr(import_module(module_name), attribute)(*args, **kwargs)
+
+    return call
+
+
 def discover() -> dict[str, ServiceSpec]:
     """Installed services, by name: an image with one service has a CLI for it alone."""
     found: dict[str, ServiceSpec] = {}

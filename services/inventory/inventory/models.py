@@ -9,6 +9,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Table,
     Text,
@@ -127,3 +128,7 @@ reservation_lines = Table(
     CheckConstraint("quantity > 0", name="quantity_positive"),
 )
 Index("ix_reservation_lines_item", reservation_lines.c.item_id)
+
+
+def get_metadata() -> MetaData:
+    return metadata

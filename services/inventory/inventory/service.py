@@ -4,37 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from logistics_shared.service import BackgroundTask, ServiceSpec
-
-
-def _configure(settings: Any) -> Any:
-    from . import configure
-
-    return configure(settings)
-
-
-def _metadata() -> Any:
-    from .models import metadata
-
-    return metadata
-
-
-def _role_permissions() -> Any:
-    from .permissions import role_permissions
-
-    return role_permissions()
+from logistics_shared.service import BackgroundTask, ServiceSpec, lazy
 
 
 def _cli() -> Any:
     from .cli import inventory
 
     return inventory
-
-
-def _handlers() -> Any:
-    from .handlers import handlers
-
-    return handlers()
 
 
 def _sweep(registry: Any) -> None:
@@ -48,11 +24,11 @@ SERVICE = ServiceSpec(
     port=6541,
     description="Items, warehouses and locations, stock levels, the movement ledger, reservations.",
     migrations="inventory:migrations",
-    configure=_configure,
-    metadata=_metadata,
-    role_permissions=_role_permissions,
+    configure=lazy("inventory:configure"),
+    metadata=lazy("inventory.models:get_metadata"),
+    role_permissions=lazy("inventory.permissions:role_permissions"),
     cli=_cli,
-    handlers=_handlers,
+    handlers=lazy("inventory.handlers:handlers"),
     background=(
         BackgroundTask(
             name="reservation-sweeper",

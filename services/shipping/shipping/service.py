@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from logistics_shared.service import ServiceSpec
-
-
-def _configure(settings: Any) -> Any:
-    from . import configure
-
-    return configure(settings)
-
-
-def _metadata() -> Any:
-    from .models import metadata
-
-    return metadata
-
-
-def _role_permissions() -> Any:
-    from .permissions import role_permissions
-
-    return role_permissions()
-
+from logistics_shared.service import ServiceSpec, lazy
 
 SERVICE = ServiceSpec(
     name="shipping",
     port=6542,
     description="Shipments, parcels, carriers and rate tables, labels, tracking events.",
     migrations="shipping:migrations",
-    configure=_configure,
-    metadata=_metadata,
-    role_permissions=_role_permissions,
+    configure=lazy("shipping:configure"),
+    metadata=lazy("shipping.models:get_metadata"),
+    role_permissions=lazy("shipping.permissions:role_permissions"),
 )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from logistics_shared.db import insert_unless_exists
 from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
-from logistics_shared.schemas import decode_cursor, encode_cursor
+from logistics_shared.schemas import decode_cursor, page_of
 
 from ..models import items, locations, warehouses
 from .common import utcnow, warehouse_for_path
@@ -83,14 +83,7 @@ def list_items(
     if q:
         stmt = stmt.where(items.c.sku.startswith(q, autoescape=True))
     rows = [_item(r) for r in session.execute(stmt)]
-    return _page(rows, limit, lambda r: (r["sku"],))
-
-
-def _page(rows: list[dict[str, Any]], limit: int, key: Any) -> tuple[list[dict[str, Any]], str | None]:
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, encode_cursor(*key(rows[-1]))
-    return rows, None
+    return page_of(rows, limit, lambda r: (r["sku"],))
 
 
 def _warehouse(row: Any) -> dict[str, Any]:
@@ -127,7 +120,7 @@ def list_warehouses(
     if cursor:
         (after,) = decode_cursor(cursor, 1)
         stmt = stmt.where(warehouses.c.code > after)
-    return _page([_warehouse(r) for r in session.execute(stmt)], limit, lambda r: (r["code"],))
+    return page_of([_warehouse(r) for r in session.execute(stmt)], limit, lambda r: (r["code"],))
 
 
 def create_location(
@@ -166,4 +159,4 @@ def list_locations(
         (after,) = decode_cursor(cursor, 1)
         stmt = stmt.where(locations.c.code > after)
     rows = [{"warehouse": ref.code, **r._mapping} for r in session.execute(stmt)]
-    return _page(rows, limit, lambda r: (r["code"],))
+    return page_of(rows, limit, lambda r: (r["code"],))

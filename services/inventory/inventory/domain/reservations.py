@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from logistics_shared.errors import Conflict, InvalidField, NotFound
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
-from logistics_shared.schemas import decode_cursor, encode_cursor
+from logistics_shared.schemas import decode_cursor, page_of
 
 from ..models import items, reservation_lines, reservations, stock_levels, warehouses
 from .common import aware, item_for_body, utcnow, warehouse_for_body
@@ -395,11 +395,11 @@ def list_reservations(
                 and_(reservations.c.created_at == after, reservations.c.id > last_id),
             )
         )
-    rows = [dict(r._mapping) for r in session.execute(stmt)]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["created_at"].isoformat(), rows[-1]["id"])
+    rows, next_cursor = page_of(
+        [dict(r._mapping) for r in session.execute(stmt)],
+        limit,
+        lambda r: (r["created_at"].isoformat(), r["id"]),
+    )
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if rows:
         for line in session.execute(

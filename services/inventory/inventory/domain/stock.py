@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from logistics_shared.errors import Conflict, InvalidField
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
-from logistics_shared.schemas import MAX_QUANTITY, decode_cursor, encode_cursor
+from logistics_shared.schemas import MAX_QUANTITY, decode_cursor, page_of
 
 from ..models import items, locations, movements, stock_levels, warehouses
 from .common import (
@@ -338,11 +338,7 @@ def list_stock(
     if cursor:
         (after,) = decode_cursor(cursor, 1)
         stmt = stmt.where(stock_levels.c.id > _int_cursor(after))
-    rows = session.execute(stmt).all()
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].id)
+    rows, next_cursor = page_of(session.execute(stmt).all(), limit, lambda r: (r.id,))
     return [level_body(r.sku, r.warehouse, r.on_hand, r.reserved) for r in rows], next_cursor
 
 
@@ -401,12 +397,7 @@ def list_movements(
     if cursor:
         (after,) = decode_cursor(cursor, 1)
         stmt = stmt.where(movements.c.id > _int_cursor(after))
-    rows = [dict(r._mapping) for r in session.execute(stmt)]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["id"])
-    return rows, next_cursor
+    return page_of([dict(r._mapping) for r in session.execute(stmt)], limit, lambda r: (r["id"],))
 
 
 __all__ = ["Ref", "adjust", "list_movements", "list_stock", "receive", "record_movement", "transfer"]
