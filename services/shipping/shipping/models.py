@@ -1,17 +1,97 @@
-"""The shipping service's tables. Its own domain tables arrive with its issue; the
-platform tables (outbox, idempotency keys) are here from the start.
-"""
+"""The shipping service's tables."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 from logistics_shared.db import new_metadata
-from logistics_shared.platform_tables import add_platform_tables
+from logistics_shared.platform_tables import BigId, add_platform_tables
 
 metadata = new_metadata()
 platform = add_platform_tables(metadata)
 outbox = platform.outbox
+
+STATUSES = (
+    "awaiting_stock",
+    "ready",
+    "on_hold",
+    "label_purchased",
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "exception",
+    "delivery_failed",
+    "returned",
+    "cancelled",
+)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("reference", String(100), nullable=False),
+    Column("warehouse", String(32), nullable=False),
+    Column("ship_to", Text, nullable=False),  # JSON, validated by AddressSchema
+    Column("status", String(20), nullable=False),
+    Column("hold_reason", Text, nullable=True),
+    Column("reservation_id", String(36), nullable=True),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")",
+        name="status_known",
+    ),
+)
+Index("ix_shipments_warehouse_created", shipments.c.warehouse, shipments.c.created_at)
+Index("ix_shipments_reference", shipments.c.reference)
+Index("ix_shipments_status", shipments.c.status)
+
+shipment_lines = Table(
+    "shipment_lines",
+    metadata,
+    Column("shipment_id", String(36), ForeignKey("shipments.id"), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+
+parcels = Table(
+    "parcels",
+    metadata,
+    Column("shipment_id", String(36), ForeignKey("shipments.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("weight_g", Integer, nullable=False),
+    Column("length_mm", Integer, nullable=False),
+    Column("width_mm", Integer, nullable=False),
+    Column("height_mm", Integer, nullable=False),
+)
+
+#: Every transition, with who or what caused it (a person, or an event id).
+shipment_history = Table(
+    "shipment_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("shipment_id", String(36), ForeignKey("shipments.id"), nullable=False),
+    Column("from_status", String(20), nullable=True),
+    Column("to_status", String(20), nullable=False),
+    Column("cause", String(200), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_shipment_history_shipment", shipment_history.c.shipment_id, shipment_history.c.id)
 
 
 def get_metadata() -> MetaData:

@@ -1,9 +1,22 @@
-"""The shipping service's permissions (none granted yet: it has no API routes)."""
+"""The shipping service's permissions and which roles hold them (admins hold all)."""
 
 from __future__ import annotations
+
+import enum
 
 from logistics_shared.identity import Role
 
 
+class Permission(enum.StrEnum):
+    SHIPMENTS_READ = "shipping:shipments:read"
+    SHIPMENTS_WRITE = "shipping:shipments:write"
+
+
 def role_permissions() -> dict[Role, frozenset[str]]:
-    return {}
+    read = frozenset({Permission.SHIPMENTS_READ})
+    return {
+        # Staff create and manage shipments of their warehouses (checked in the domain).
+        Role.WAREHOUSE_STAFF: read | {Permission.SHIPMENTS_WRITE},
+        Role.SUPPORT_AGENT: read,
+        Role.SERVICE: read | {Permission.SHIPMENTS_WRITE},
+    }

@@ -12,4 +12,5 @@ SERVICE = ServiceSpec(
     configure=lazy("shipping:configure"),
     metadata=lazy("shipping.models:get_metadata"),
     role_permissions=lazy("shipping.permissions:role_permissions"),
+    handlers=lazy("shipping.handlers:handlers"),
 )

@@ -24,3 +24,22 @@ class ShipmentCancelled(Schema):
     reference = fields.String(required=True, validate=validate.Length(min=1, max=100))
     warehouse = Code(required=True)
     reason = fields.String(allow_none=True, load_default=None)
+
+
+class _ShipmentState(Schema):
+    shipment_id = fields.UUID(required=True)
+    reference = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    warehouse = Code(required=True)
+    status = fields.String(required=True)
+
+
+@REGISTRY.register("shipment.ready", 1)
+class ShipmentReady(_ShipmentState):
+    reservation_id = fields.UUID(required=True)
+
+
+@REGISTRY.register("shipment.on_hold", 1)
+class ShipmentOnHold(_ShipmentState):
+    reason = fields.String(required=True)
+    detail = fields.String(required=True)
+    shortages = fields.List(fields.Dict(), load_default=list)

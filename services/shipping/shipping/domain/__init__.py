@@ -1,0 +1,1 @@
+"""Shipping's business rules: plain functions over a session and an outbox, no Pyramid."""

@@ -1,0 +1,295 @@
+"""Shipments and the shipping side of the fulfilment saga."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from logistics_shared.errors import InvalidField, NotFound
+from logistics_shared.identity import Identity
+from logistics_shared.outbox import Outbox
+from logistics_shared.schemas import decode_cursor, page_of
+
+from ..models import parcels, shipment_history, shipment_lines, shipments
+from .lifecycle import transition
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _actor(actor: Identity) -> str:
+    return f"{actor.role}:{actor.subject}"
+
+
+def _requested(outbox: Outbox, shipment: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+    outbox.emit(
+        "shipment.requested",
+        {
+            "shipment_id": shipment["id"],
+            "reference": shipment["reference"],
+            "warehouse": shipment["warehouse"],
+            "lines": [{"sku": line["sku"], "quantity": line["quantity"]} for line in lines],
+            "hold_until": None,
+        },
+    )
+
+
+def create(session: Session, outbox: Outbox, actor: Identity, data: dict[str, Any]) -> dict[str, Any]:
+    """Record the shipment ``awaiting_stock`` and ask inventory to reserve (the saga's first step)."""
+    if not actor.can_access_warehouse(data["warehouse"]):
+        raise InvalidField("/warehouse", f"Unknown warehouse {data['warehouse']!r}.")
+    skus = [line["sku"] for line in data["lines"]]
+    for index, sku in enumerate(skus):
+        if sku in skus[:index]:
+            raise InvalidField(f"/lines/{index}/sku", f"SKU {sku!r} appears twice; merge the lines.")
+    now = datetime.now(UTC)
+    shipment = {
+        "id": str(uuid.uuid4()),
+        "reference": data["reference"],
+        "warehouse": data["warehouse"],
+        "ship_to": data["ship_to"],
+        "status": "awaiting_stock",
+        "hold_reason": None,
+        "reservation_id": None,
+        "version": 1,
+        "created_by": _actor(actor),
+        "created_at": now,
+        "updated_at": now,
+    }
+    session.execute(
+        shipments.insert().values(**{**shipment, "ship_to": orjson.dumps(data["ship_to"]).decode()})
+    )
+    session.execute(
+        shipment_lines.insert(),
+        [
+            {"shipment_id": shipment["id"], "sku": line["sku"], "quantity": line["quantity"]}
+            for line in data["lines"]
+        ],
+    )
+    if data.get("parcels"):
+        session.execute(
+            parcels.insert(),
+            [
+                {"shipment_id": shipment["id"], "seq": i, **parcel}
+                for i, parcel in enumerate(data["parcels"], 1)
+            ],
+        )
+    session.execute(
+        shipment_history.insert().values(
+            shipment_id=shipment["id"],
+            from_status=None,
+            to_status="awaiting_stock",
+            cause=_actor(actor),
+            at=now,
+        )
+    )
+    _requested(outbox, shipment, data["lines"])
+    return get(session, actor, shipment["id"])
+
+
+def _load(session: Session, shipment_id: str, actor: Identity | None = None) -> dict[str, Any]:
+    try:
+        uuid.UUID(shipment_id)
+    except ValueError:
+        raise NotFound(f"No shipment {shipment_id!r}.") from None
+    row = session.execute(select(shipments).where(shipments.c.id == shipment_id)).first()
+    if row is None or (actor is not None and not actor.can_access_warehouse(row.warehouse)):
+        raise NotFound(f"No shipment {shipment_id!r}.")
+    data = dict(row._mapping)
+    data["ship_to"] = orjson.loads(data["ship_to"])
+    return data
+
+
+def get(session: Session, actor: Identity, shipment_id: str) -> dict[str, Any]:
+    shipment = _load(session, shipment_id, actor)
+    shipment["lines"] = [
+        dict(r._mapping)
+        for r in session.execute(
+            select(shipment_lines.c.sku, shipment_lines.c.quantity)
+            .where(shipment_lines.c.shipment_id == shipment_id)
+            .order_by(shipment_lines.c.sku)
+        )
+    ]
+    shipment["parcels"] = [
+        dict(r._mapping)
+        for r in session.execute(
+            select(parcels.c.weight_g, parcels.c.length_mm, parcels.c.width_mm, parcels.c.height_mm)
+            .where(parcels.c.shipment_id == shipment_id)
+            .order_by(parcels.c.seq)
+        )
+    ]
+    shipment["history"] = [
+        dict(r._mapping)
+        for r in session.execute(
+            select(
+                shipment_history.c.from_status,
+                shipment_history.c.to_status,
+                shipment_history.c.cause,
+                shipment_history.c.detail,
+                shipment_history.c.at,
+            )
+            .where(shipment_history.c.shipment_id == shipment_id)
+            .order_by(shipment_history.c.id)
+        )
+    ]
+    return shipment
+
+
+def list_(
+    session: Session,
+    actor: Identity,
+    *,
+    status: str | None,
+    warehouse: str | None,
+    reference: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    stmt = select(shipments).order_by(shipments.c.created_at, shipments.c.id).limit(limit + 1)
+    for column, value in (
+        (shipments.c.status, status),
+        (shipments.c.warehouse, warehouse),
+        (shipments.c.reference, reference),
+    ):
+        if value:
+            stmt = stmt.where(column == value)
+    if since:
+        stmt = stmt.where(shipments.c.created_at >= since)
+    if until:
+        stmt = stmt.where(shipments.c.created_at < until)
+    if not actor.all_warehouses:
+        stmt = stmt.where(shipments.c.warehouse.in_(sorted(actor.warehouses)))
+    if cursor:
+        created, last_id = decode_cursor(cursor, 2)
+        try:
+            after = datetime.fromisoformat(created)
+        except ValueError:
+            raise InvalidField("/cursor", "Not a valid cursor.") from None
+        stmt = stmt.where(
+            or_(
+                shipments.c.created_at > after,
+                and_(shipments.c.created_at == after, shipments.c.id > last_id),
+            )
+        )
+    rows, next_cursor = page_of(
+        [dict(r._mapping) for r in session.execute(stmt)],
+        limit,
+        lambda r: (_aware(r["created_at"]).isoformat(), r["id"]),
+    )
+    lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if rows:
+        for line in session.execute(
+            select(shipment_lines).where(shipment_lines.c.shipment_id.in_([r["id"] for r in rows]))
+        ):
+            lines[line.shipment_id].append({"sku": line.sku, "quantity": line.quantity})
+    for row in rows:
+        row["ship_to"] = orjson.loads(row["ship_to"])
+        row["lines"] = sorted(lines[row["id"]], key=lambda line: line["sku"])
+    return rows, next_cursor
+
+
+def _state(shipment: dict[str, Any], status: str) -> dict[str, Any]:
+    return {
+        "shipment_id": shipment["id"],
+        "reference": shipment["reference"],
+        "warehouse": shipment["warehouse"],
+        "status": status,
+    }
+
+
+def cancel(
+    session: Session, outbox: Outbox, actor: Identity, shipment_id: str, reason: str | None
+) -> dict[str, Any]:
+    """Cancel until the shipment is in transit; inventory releases the stock when it hears."""
+    shipment = _load(session, shipment_id, actor)
+    transition(session, shipment, "cancelled", cause=_actor(actor), detail=reason)
+    outbox.emit("shipment.cancelled", {**_identity(shipment), "reason": reason})
+    return get(session, actor, shipment_id)
+
+
+def retry(session: Session, outbox: Outbox, actor: Identity, shipment_id: str) -> dict[str, Any]:
+    """``on_hold -> awaiting_stock``: ask inventory again (after stock arrived)."""
+    shipment = _load(session, shipment_id, actor)
+    transition(session, shipment, "awaiting_stock", cause=_actor(actor), hold_reason=None)
+    current = get(session, actor, shipment_id)
+    _requested(outbox, current, current["lines"])
+    return current
+
+
+def _identity(shipment: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "shipment_id": shipment["id"],
+        "reference": shipment["reference"],
+        "warehouse": shipment["warehouse"],
+    }
+
+
+# -- the saga: reactions to inventory's answers ----------------------------------------
+def on_stock_reserved(session: Session, outbox: Outbox, data: dict[str, Any], cause: str) -> None:
+    shipment = _find(session, data["reference"])
+    if shipment is None:
+        return  # not one of ours (inventory reserves for other callers too)
+    if shipment["status"] == "awaiting_stock":
+        moved = transition(
+            session, shipment, "ready", cause=cause, reservation_id=str(data["reservation_id"])
+        )
+        outbox.emit(
+            "shipment.ready", {**_state(moved, "ready"), "reservation_id": str(data["reservation_id"])}
+        )
+    elif shipment["status"] == "cancelled":
+        # The cancel overtook the reservation: say it again so inventory releases it.
+        outbox.emit(
+            "shipment.cancelled", {**_identity(shipment), "reason": "cancelled before stock was reserved"}
+        )
+
+
+def on_reservation_failed(session: Session, outbox: Outbox, data: dict[str, Any], cause: str) -> None:
+    shipment = _find(session, data["reference"])
+    if shipment is None or shipment["status"] != "awaiting_stock":
+        return  # stale answer (e.g. the shipment was cancelled or retried meanwhile)
+    moved = transition(
+        session, shipment, "on_hold", cause=cause, detail=data["detail"], hold_reason=data["detail"]
+    )
+    outbox.emit(
+        "shipment.on_hold",
+        {
+            **_state(moved, "on_hold"),
+            "reason": data["reason"],
+            "detail": data["detail"],
+            "shortages": [dict(s) for s in data.get("shortages", [])],
+        },
+    )
+
+
+def on_stock_released(session: Session, outbox: Outbox, data: dict[str, Any], cause: str) -> None:
+    """An expired reservation puts a ``ready`` shipment on hold (no label bought in time)."""
+    shipment = _find(session, data["reference"])
+    if shipment is None or data["reason"] != "expired" or shipment["status"] != "ready":
+        return
+    if shipment["reservation_id"] != str(data["reservation_id"]):
+        return
+    detail = "The stock reservation expired before a label was bought."
+    moved = transition(
+        session, shipment, "on_hold", cause=cause, detail=detail, hold_reason=detail, reservation_id=None
+    )
+    outbox.emit(
+        "shipment.on_hold", {**_state(moved, "on_hold"), "reason": "reservation_expired", "detail": detail}
+    )
+
+
+def _find(session: Session, reference: str) -> dict[str, Any] | None:
+    try:
+        uuid.UUID(str(reference))
+    except ValueError:
+        return None
+    row = session.execute(select(shipments).where(shipments.c.id == str(reference)).with_for_update()).first()
+    return dict(row._mapping) if row else None

@@ -1,0 +1,109 @@
+"""Shipping's REST schemas, built from the shared common types."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from logistics_shared.schemas import (
+    AddressSchema,
+    Code,
+    Millimetres,
+    PageQuerySchema,
+    Quantity,
+    Sku,
+    StrictInteger,
+    StrictSchema,
+    Text,
+    UtcDateTime,
+    UtcDateTimeIn,
+    page_schema,
+)
+
+from .models import STATUSES
+
+
+class LineInSchema(StrictSchema):
+    sku = Sku(required=True)
+    quantity = Quantity(required=True)
+
+
+class ParcelInSchema(StrictSchema):
+    # A parcel weighs something, and no carrier takes more than 70 kg.
+    weight_g = StrictInteger(required=True, validate=validate.Range(min=1, max=70_000))
+    length_mm = Millimetres(required=True)
+    width_mm = Millimetres(required=True)
+    height_mm = Millimetres(required=True)
+
+
+class ShipmentCreateSchema(StrictSchema):
+    reference = Text(100, required=True)
+    warehouse = Code(required=True)
+    ship_to = fields.Nested(AddressSchema, required=True)
+    lines = fields.List(fields.Nested(LineInSchema), required=True, validate=validate.Length(min=1, max=200))
+    parcels = fields.List(fields.Nested(ParcelInSchema), load_default=list, validate=validate.Length(max=50))
+
+
+class CancelSchema(StrictSchema):
+    reason = Text(500, load_default=None, allow_none=True)
+
+
+class LineSchema(Schema):
+    sku = fields.String()
+    quantity = fields.Integer()
+
+
+class ParcelSchema(Schema):
+    weight_g = fields.Integer()
+    length_mm = fields.Integer()
+    width_mm = fields.Integer()
+    height_mm = fields.Integer()
+
+
+class HistorySchema(Schema):
+    from_status = fields.String(allow_none=True)
+    to_status = fields.String()
+    cause = fields.String()
+    detail = fields.String(allow_none=True)
+    at = UtcDateTime()
+
+
+class ShipToSchema(Schema):
+    name = fields.String()
+    line1 = fields.String()
+    line2 = fields.String(allow_none=True)
+    city = fields.String()
+    region = fields.String(allow_none=True)
+    postal_code = fields.String(allow_none=True)
+    country = fields.String()
+    phone = fields.String(allow_none=True)
+
+
+class ShipmentSummarySchema(Schema):
+    id = fields.String()
+    reference = fields.String()
+    warehouse = fields.String()
+    status = fields.String()
+    hold_reason = fields.String(allow_none=True)
+    reservation_id = fields.String(allow_none=True)
+    ship_to = fields.Nested(ShipToSchema)
+    lines = fields.List(fields.Nested(LineSchema))
+    version = fields.Integer()
+    created_by = fields.String()
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
+
+
+class ShipmentSchema(ShipmentSummarySchema):
+    parcels = fields.List(fields.Nested(ParcelSchema))
+    history = fields.List(fields.Nested(HistorySchema))
+
+
+class ShipmentQuerySchema(PageQuerySchema):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    warehouse = Code()
+    reference = fields.String(validate=validate.Length(min=1, max=100))
+    since = UtcDateTimeIn()
+    until = UtcDateTimeIn()
+
+
+ShipmentPageSchema = page_schema(ShipmentSummarySchema, "ShipmentPageSchema")

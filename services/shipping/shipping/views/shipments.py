@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+
+from logistics_shared.web.endpoint import Reply, endpoint
+
+from ..domain import shipments
+from ..permissions import Permission
+from ..schemas import (
+    CancelSchema,
+    ShipmentCreateSchema,
+    ShipmentPageSchema,
+    ShipmentQuerySchema,
+    ShipmentSchema,
+)
+
+TAGS = ("shipments",)
+
+
+@endpoint(
+    "shipments",
+    "POST",
+    permission=Permission.SHIPMENTS_WRITE,
+    summary="Create a shipment (inventory is asked to reserve its lines)",
+    tags=TAGS,
+    body=ShipmentCreateSchema,
+    response=ShipmentSchema,
+    status=201,
+    idempotent=True,
+)
+def create(request: Request, body: dict[str, Any]) -> Reply:
+    shipment = shipments.create(request.dbsession, request.outbox, request.identity, body)
+    return Reply(
+        shipment,
+        headers={
+            "Location": request.route_path("shipment", id=shipment["id"]),
+            "ETag": f'"{shipment["version"]}"',
+        },
+    )
+
+
+@endpoint(
+    "shipments",
+    "GET",
+    permission=Permission.SHIPMENTS_READ,
+    summary="List shipments",
+    tags=TAGS,
+    query=ShipmentQuerySchema,
+    response=ShipmentPageSchema,
+)
+def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
+    rows, cursor = shipments.list_(
+        request.dbsession,
+        request.identity,
+        status=query.get("status"),
+        warehouse=query.get("warehouse"),
+        reference=query.get("reference"),
+        since=query.get("since"),
+        until=query.get("until"),
+        cursor=query["cursor"],
+        limit=query["limit"],
+    )
+    return {"items": rows, "next_cursor": cursor}
+
+
+@endpoint(
+    "shipment",
+    "GET",
+    permission=Permission.SHIPMENTS_READ,
+    summary="A shipment with its full history",
+    tags=TAGS,
+    response=ShipmentSchema,
+    problems=(404,),
+)
+def get(request: Request) -> Reply:
+    shipment = shipments.get(request.dbsession, request.identity, request.matchdict["id"])
+    return Reply(shipment, headers={"ETag": f'"{shipment["version"]}"'})
+
+
+@endpoint(
+    "shipment_cancel",
+    "POST",
+    permission=Permission.SHIPMENTS_WRITE,
+    summary="Cancel a shipment (until it is in transit); its stock is released",
+    tags=TAGS,
+    body=CancelSchema,
+    response=ShipmentSchema,
+    problems=(404, 409),
+)
+def cancel(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    return shipments.cancel(
+        request.dbsession, request.outbox, request.identity, request.matchdict["id"], body.get("reason")
+    )
+
+
+@endpoint(
+    "shipment_retry",
+    "POST",
+    permission=Permission.SHIPMENTS_WRITE,
+    summary="Retry an on-hold shipment: ask inventory to reserve again",
+    tags=TAGS,
+    response=ShipmentSchema,
+    problems=(404, 409),
+)
+def retry(request: Request) -> dict[str, Any]:
+    return shipments.retry(request.dbsession, request.outbox, request.identity, request.matchdict["id"])
