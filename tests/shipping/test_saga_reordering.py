@@ -1,0 +1,87 @@
+"""Saga steps delivered out of order: every handler tolerates it (deterministic,
+without a broker: envelopes are carried from one service's outbox to the other's
+handlers by hand).
+"""
+
+from __future__ import annotations
+
+import orjson
+from sqlalchemy import text
+
+from inventory import handlers as inventory_handlers
+from logistics_shared.events import REGISTRY
+from logistics_shared.outbox import Outbox
+from shipping import handlers as shipping_handlers
+
+from ..invariants import assert_inventory_invariants
+from ..inventory.conftest import ADDRESS, receive, seed
+
+
+def emitted(client, event_type):
+    with client.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT payload FROM outbox WHERE event_type = :t ORDER BY id"), {"t": event_type}
+        ).all()
+    return [REGISTRY.load_incoming(orjson.loads(row[0])) for row in rows]
+
+
+def deliver(client, service, func, envelope):
+    factory = client.registry["dbsession_factory"]
+    table = client.registry["logistics.platform_tables"].outbox
+    with factory() as session, session.begin():
+        func(session, envelope, Outbox(session, table, producer=service, causation_id=str(envelope["id"])))
+
+
+def reserved(inv):
+    return inv.as_().get("/v1/stock", {"sku": "SKU-1", "warehouse": "AMS"}).json["items"][0]["reserved"]
+
+
+def test_cancel_arriving_before_the_request_leaves_nothing_reserved(service_client):
+    inv = service_client("inventory")
+    ship = service_client("shipping")
+    seed(inv)
+    receive(inv, "AMS", "SKU-1", 5)
+    body = {
+        "reference": "R",
+        "warehouse": "AMS",
+        "ship_to": ADDRESS,
+        "lines": [{"sku": "SKU-1", "quantity": 2}],
+    }
+    shipment = ship.as_().post_json("/v1/shipments", body).json
+    ship.as_().post_json(f"/v1/shipments/{shipment['id']}/cancel", {})
+    (requested,) = emitted(ship, "shipment.requested")
+    (cancelled,) = emitted(ship, "shipment.cancelled")
+
+    deliver(inv, "inventory", inventory_handlers.release_for_cancelled_shipment, cancelled)  # overtakes
+    deliver(inv, "inventory", inventory_handlers.reserve_for_shipment, requested)
+    assert reserved(inv) == 2
+    (stock_reserved,) = emitted(inv, "stock.reserved")
+    deliver(ship, "shipping", shipping_handlers.stock_reserved, stock_reserved)
+    # Shipping is cancelled, so it says so again; inventory now releases.
+    second_cancel = emitted(ship, "shipment.cancelled")[-1]
+    assert second_cancel["causation_id"] == str(stock_reserved["id"])
+    deliver(inv, "inventory", inventory_handlers.release_for_cancelled_shipment, second_cancel)
+    assert reserved(inv) == 0
+    assert ship.as_().get(f"/v1/shipments/{shipment['id']}").json["status"] == "cancelled"
+    assert_inventory_invariants(inv.engine)
+
+
+def test_stale_answers_do_not_move_a_shipment(service_client):
+    inv = service_client("inventory")
+    ship = service_client("shipping")
+    seed(inv)
+    body = {
+        "reference": "R",
+        "warehouse": "AMS",
+        "ship_to": ADDRESS,
+        "lines": [{"sku": "SKU-1", "quantity": 2}],
+    }
+    shipment = ship.as_().post_json("/v1/shipments", body).json
+    (requested,) = emitted(ship, "shipment.requested")
+    deliver(inv, "inventory", inventory_handlers.reserve_for_shipment, requested)  # no stock: failure
+    (failed,) = emitted(inv, "stock.reservation_failed")
+    deliver(ship, "shipping", shipping_handlers.reservation_failed, failed)
+    assert ship.as_().get(f"/v1/shipments/{shipment['id']}").json["status"] == "on_hold"
+    deliver(ship, "shipping", shipping_handlers.reservation_failed, failed)  # again, later: no effect
+    history = ship.as_().get(f"/v1/shipments/{shipment['id']}").json["history"]
+    assert [h["to_status"] for h in history] == ["awaiting_stock", "on_hold"]
