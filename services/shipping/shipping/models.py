@@ -96,3 +96,7 @@ Index("ix_shipment_history_shipment", shipment_history.c.shipment_id, shipment_h
 
 def get_metadata() -> MetaData:
     return metadata
+
+
+# Tables of the other shipping modules live beside them, on the same metadata.
+from . import carrier_models, tracking_models  # noqa: E402,F401

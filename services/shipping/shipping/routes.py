@@ -15,3 +15,5 @@ def includeme(config: Configurator) -> None:
     config.add_route("shipment_cancel", "/v1/shipments/{id}/cancel")
     config.add_route("shipment_retry", "/v1/shipments/{id}/retry")
     add_endpoints(config, shipments)
+    config.include("shipping.routes_labels")
+    config.include("shipping.routes_tracking")
