@@ -20,6 +20,7 @@ from logistics_shared.schemas import (
 )
 
 from .models import STATUSES
+from .schemas_tracking import TrackingEventSchema
 
 
 class LineInSchema(StrictSchema):
@@ -96,6 +97,7 @@ class ShipmentSummarySchema(Schema):
 class ShipmentSchema(ShipmentSummarySchema):
     parcels = fields.List(fields.Nested(ParcelSchema))
     history = fields.List(fields.Nested(HistorySchema))
+    tracking = fields.List(fields.Nested(TrackingEventSchema))
 
 
 class ShipmentQuerySchema(PageQuerySchema):

@@ -2,6 +2,34 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text, UniqueConstraint
+
+from logistics_shared.platform_tables import BigId
+
 from .models import metadata
 
-__all__ = ["metadata"]
+TRACKING_STATUSES = (
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "exception",
+    "delivery_failed",
+    "returned",
+)
+
+tracking_events = Table(
+    "tracking_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("shipment_id", String(36), ForeignKey("shipments.id"), nullable=False),
+    Column("source", String(20), nullable=False),  # "carrier:<code>" or "staff"
+    # The carrier's own event id: a redelivered webhook finds it and changes nothing.
+    Column("external_id", String(100), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("location", String(200), nullable=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "external_id", name="uq_tracking_events_source_external_id"),
+)
+Index("ix_tracking_events_shipment", tracking_events.c.shipment_id, tracking_events.c.occurred_at)

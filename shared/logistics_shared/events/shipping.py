@@ -43,3 +43,36 @@ class ShipmentOnHold(_ShipmentState):
     reason = fields.String(required=True)
     detail = fields.String(required=True)
     shortages = fields.List(fields.Dict(), load_default=list)
+
+
+class TrackingSchema(Schema):
+    status = fields.String(required=True)
+    description = fields.String(allow_none=True, load_default=None)
+    location = fields.String(allow_none=True, load_default=None)
+    occurred_at = fields.AwareDateTime(required=True)
+    source = fields.String(required=True)
+
+
+class _Tracked(_ShipmentState):
+    previous_status = fields.String(required=True)
+    tracking = fields.Nested(TrackingSchema, required=True)
+
+
+@REGISTRY.register("shipment.status_changed", 1)
+class ShipmentStatusChanged(_Tracked):
+    pass
+
+
+@REGISTRY.register("shipment.exception", 1)
+class ShipmentException(_Tracked):
+    pass
+
+
+@REGISTRY.register("shipment.delivery_failed", 1)
+class ShipmentDeliveryFailed(_Tracked):
+    pass
+
+
+@REGISTRY.register("shipment.delivered", 1)
+class ShipmentDelivered(_Tracked):
+    pass

@@ -17,6 +17,7 @@ from logistics_shared.outbox import Outbox
 from logistics_shared.schemas import decode_cursor, page_of
 
 from ..models import parcels, shipment_history, shipment_lines, shipments
+from . import tracking
 from .lifecycle import transition
 
 
@@ -94,17 +95,25 @@ def create(session: Session, outbox: Outbox, actor: Identity, data: dict[str, An
     return get(session, actor, shipment["id"])
 
 
-def _load(session: Session, shipment_id: str, actor: Identity | None = None) -> dict[str, Any]:
+def _load(
+    session: Session, shipment_id: str, actor: Identity | None = None, lock: bool = False
+) -> dict[str, Any]:
     try:
         uuid.UUID(shipment_id)
     except ValueError:
         raise NotFound(f"No shipment {shipment_id!r}.") from None
-    row = session.execute(select(shipments).where(shipments.c.id == shipment_id)).first()
+    stmt = select(shipments).where(shipments.c.id == shipment_id)
+    row = session.execute(stmt.with_for_update() if lock else stmt).first()
     if row is None or (actor is not None and not actor.can_access_warehouse(row.warehouse)):
         raise NotFound(f"No shipment {shipment_id!r}.")
     data = dict(row._mapping)
     data["ship_to"] = orjson.loads(data["ship_to"])
     return data
+
+
+def load_for_update(session: Session, shipment_id: str, actor: Identity | None) -> dict[str, Any]:
+    """The shipment row, locked for a state change (404 if not the caller's)."""
+    return _load(session, shipment_id, actor, lock=True)
 
 
 def get(session: Session, actor: Identity, shipment_id: str) -> dict[str, Any]:
@@ -139,6 +148,7 @@ def get(session: Session, actor: Identity, shipment_id: str) -> dict[str, Any]:
             .order_by(shipment_history.c.id)
         )
     ]
+    shipment["tracking"] = tracking.history(session, shipment_id)
     return shipment
 
 
@@ -210,7 +220,7 @@ def cancel(
     session: Session, outbox: Outbox, actor: Identity, shipment_id: str, reason: str | None
 ) -> dict[str, Any]:
     """Cancel until the shipment is in transit; inventory releases the stock when it hears."""
-    shipment = _load(session, shipment_id, actor)
+    shipment = _load(session, shipment_id, actor, lock=True)
     transition(session, shipment, "cancelled", cause=_actor(actor), detail=reason)
     outbox.emit("shipment.cancelled", {**_identity(shipment), "reason": reason})
     return get(session, actor, shipment_id)
@@ -218,7 +228,7 @@ def cancel(
 
 def retry(session: Session, outbox: Outbox, actor: Identity, shipment_id: str) -> dict[str, Any]:
     """``on_hold -> awaiting_stock``: ask inventory again (after stock arrived)."""
-    shipment = _load(session, shipment_id, actor)
+    shipment = _load(session, shipment_id, actor, lock=True)
     transition(session, shipment, "awaiting_stock", cause=_actor(actor), hold_reason=None)
     current = get(session, actor, shipment_id)
     _requested(outbox, current, current["lines"])

@@ -1,0 +1,24 @@
+"""Tracking schemas: staff-recorded events and carrier webhook payloads."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from logistics_shared.schemas import StrictSchema, Text, UtcDateTime, UtcDateTimeIn
+
+from .tracking_models import TRACKING_STATUSES
+
+
+class TrackingEventInSchema(StrictSchema):
+    status = fields.String(required=True, validate=validate.OneOf(TRACKING_STATUSES))
+    description = Text(500, load_default=None, allow_none=True)
+    location = Text(200, load_default=None, allow_none=True)
+    occurred_at = UtcDateTimeIn(load_default=None, allow_none=True)
+
+
+class TrackingEventSchema(Schema):
+    status = fields.String()
+    description = fields.String(allow_none=True)
+    location = fields.String(allow_none=True)
+    occurred_at = UtcDateTime()
+    source = fields.String()
