@@ -36,3 +36,17 @@ def need_postgres() -> None:
 
     url = make_url(PG_URL)
     need_service("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
+
+
+def free_port_block() -> int:
+    """An offset that makes 6541-6543 free ports (for a `logistics up --port-offset`)."""
+    for _ in range(50):
+        offset = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
+        try:
+            for port in (6541 + offset, 6542 + offset, 6543 + offset):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+            return offset
+        except OSError:
+            continue
+    raise RuntimeError("no free port block")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from click.testing import CliRunner
 from logistics_shared.cli import main
 from logistics_shared.security import load_keyring, verify_token
 from logistics_shared.settings import load_settings
+
+from ..services import free_port_block
 
 ROOT = Path(__file__).parents[2]
 LOGISTICS = str(Path(sys.executable).with_name("logistics"))
@@ -73,19 +74,6 @@ def test_bad_setting_stops_with_its_name(tmp_path):
     assert "LOGISTICS_MAX_BODY_BYTES" in result.output
 
 
-def _free_port_block() -> int:
-    for _ in range(50):
-        offset = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
-        try:
-            for port in (6541 + offset, 6542 + offset, 6543 + offset):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-            return offset
-        except OSError:
-            continue
-    raise RuntimeError("no free port block")
-
-
 def _get(url: str, token: str | None = None) -> tuple[int, dict]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
@@ -96,7 +84,7 @@ def _get(url: str, token: str | None = None) -> tuple[int, dict]:
 
 
 def test_up_runs_every_service_on_the_embedded_default(tmp_path):
-    offset = _free_port_block()
+    offset = free_port_block()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")}
     proc = subprocess.Popen(
         [LOGISTICS, "up", "--port-offset", str(offset), "--var-dir", str(tmp_path / "var")],
