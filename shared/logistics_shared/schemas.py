@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import pycountry
@@ -103,6 +103,8 @@ class UtcDateTime(fields.DateTime):
     """Output datetimes as ISO 8601 with an offset; SQLite returns naive UTC values."""
 
     def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):  # e.g. from a JSON cache
+            value = datetime.fromisoformat(value)
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return super()._serialize(value, attr, obj, **kwargs)

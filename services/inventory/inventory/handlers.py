@@ -84,6 +84,17 @@ def release_for_cancelled_shipment(session: Session, envelope: dict[str, Any], o
         reservations.release(session, outbox, SAGA, active)
 
 
+def consume_for_label(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:
+    """``shipment.label_purchased`` -> the shipment's active reservation is issued.
+
+    Nothing active (already consumed, a replay, or released meanwhile): nothing to do.
+    """
+    reference = str(envelope["data"]["shipment_id"])
+    active = _reservation_for(session, reference, "active")
+    if active is not None:
+        reservations.consume(session, outbox, SAGA, active)
+
+
 def handlers() -> tuple[Handler, ...]:
     return (
         Handler(
@@ -97,5 +108,11 @@ def handlers() -> tuple[Handler, ...]:
             producer="shipping",
             events=("shipment.cancelled",),
             func=release_for_cancelled_shipment,
+        ),
+        Handler(
+            "shipment_label_purchased",
+            producer="shipping",
+            events=("shipment.label_purchased",),
+            func=consume_for_label,
         ),
     )

@@ -1,7 +1,68 @@
-"""Carriers, their services and rate tables, and purchased labels (filled in by the labels work)."""
+"""Carriers, their services and rate tables, and purchased labels."""
 
 from __future__ import annotations
 
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
 from .models import metadata
 
-__all__ = ["metadata"]
+__all__ = ["carrier_services", "carriers", "labels", "metadata"]
+
+carriers = Table(
+    "carriers",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # Tracking numbers are this prefix + 10 digits + a Luhn check digit.
+    Column("tracking_prefix", String(4), nullable=False),
+    # The key of the carrier's HMAC-signed tracking webhook; never leaves the service.
+    Column("webhook_secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+carrier_services = Table(
+    "carrier_services",
+    metadata,
+    Column("carrier", String(32), ForeignKey("carriers.code"), primary_key=True),
+    Column("code", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("rate_table", Text, nullable=False),  # JSON, validated by RateTableSchema
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+#: One label per shipment: it is bought once, when the shipment is ready.
+labels = Table(
+    "labels",
+    metadata,
+    Column("shipment_id", String(36), ForeignKey("shipments.id"), primary_key=True),
+    Column("carrier", String(32), nullable=False),
+    Column("service", String(32), nullable=False),
+    Column("tracking_number", String(32), nullable=False),
+    Column("zone", String(32), nullable=False),
+    Column("billable_weight_g", Integer, nullable=False),
+    Column("amount_minor", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("format", String(3), nullable=False),
+    Column("document", LargeBinary, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["carrier", "service"],
+        ["carrier_services.carrier", "carrier_services.code"],
+    ),
+    UniqueConstraint("tracking_number"),
+    CheckConstraint("format IN ('pdf', 'zpl')", name="format_known"),
+    CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+)

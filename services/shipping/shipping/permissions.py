@@ -10,6 +10,8 @@ from logistics_shared.identity import Role
 class Permission(enum.StrEnum):
     SHIPMENTS_READ = "shipping:shipments:read"
     SHIPMENTS_WRITE = "shipping:shipments:write"
+    #: Carriers, services and rate tables: only admins (who hold every permission).
+    CARRIERS_WRITE = "shipping:carriers:write"
 
 
 def role_permissions() -> dict[Role, frozenset[str]]:

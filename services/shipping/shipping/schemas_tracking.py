@@ -22,3 +22,30 @@ class TrackingEventSchema(Schema):
     location = fields.String(allow_none=True)
     occurred_at = UtcDateTime()
     source = fields.String()
+
+
+class WebhookEventSchema(StrictSchema):
+    """One tracking event as a carrier posts it."""
+
+    event_id = Text(100, required=True)
+    tracking_number = Text(32, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(TRACKING_STATUSES))
+    description = Text(500, load_default=None, allow_none=True)
+    location = Text(200, load_default=None, allow_none=True)
+    occurred_at = UtcDateTimeIn(required=True)
+
+
+class WebhookResultSchema(Schema):
+    result = fields.String()
+    shipment_status = fields.String()
+
+
+class TrackingLookupSchema(Schema):
+    tracking_number = fields.String()
+    carrier = fields.String()
+    service = fields.String()
+    shipment_id = fields.String()
+    reference = fields.String()
+    warehouse = fields.String()
+    status = fields.String()
+    events = fields.List(fields.Nested(TrackingEventSchema))

@@ -22,7 +22,7 @@ tracking_events = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("shipment_id", String(36), ForeignKey("shipments.id"), nullable=False),
-    Column("source", String(20), nullable=False),  # "carrier:<code>" or "staff"
+    Column("source", String(50), nullable=False),  # "carrier:<code>" (codes up to 32) or "staff"
     # The carrier's own event id: a redelivered webhook finds it and changes nothing.
     Column("external_id", String(100), nullable=True),
     Column("status", String(20), nullable=False),

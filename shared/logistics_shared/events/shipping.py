@@ -76,3 +76,12 @@ class ShipmentDeliveryFailed(_Tracked):
 @REGISTRY.register("shipment.delivered", 1)
 class ShipmentDelivered(_Tracked):
     pass
+
+
+@REGISTRY.register("shipment.label_purchased", 1)
+class ShipmentLabelPurchased(_ShipmentState):
+    carrier = Code(required=True)
+    service = Code(required=True)
+    tracking_number = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    # The stock held for the shipment, which inventory now issues (it finds it by shipment too).
+    reservation_id = fields.UUID(required=True, allow_none=True)

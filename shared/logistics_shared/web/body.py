@@ -16,8 +16,8 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def read_json(request: Request, max_bytes: int) -> Any:
-    """The decoded body, or a 415/413/400 problem.
+def read_raw(request: Request, max_bytes: int) -> bytes:
+    """The raw JSON body, or a 415/413/400 problem.
 
     The cap applies to what the app reads, chunked bodies included: at most
     ``max_bytes + 1`` bytes are read from the input stream.
@@ -40,11 +40,19 @@ def read_json(request: Request, max_bytes: int) -> Any:
     charset = (request.charset or "utf-8").lower()
     if charset not in {"utf-8", "utf8"}:
         raise errors.UnsupportedMediaType("JSON bodies must be UTF-8.")
-    try:
-        # orjson caps nesting at 1024 levels and raises instead of recursing.
-        data = orjson.loads(raw)
-    except (orjson.JSONDecodeError, RecursionError) as exc:
-        raise errors.MalformedRequest(f"The body is not valid JSON: {exc}.") from None
     # Kept for the Idempotency-Key fingerprint.
     request.environ["logistics.raw_body"] = raw
-    return data
+    return raw
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        # orjson caps nesting at 1024 levels and raises instead of recursing.
+        return orjson.loads(raw)
+    except (orjson.JSONDecodeError, RecursionError) as exc:
+        raise errors.MalformedRequest(f"The body is not valid JSON: {exc}.") from None
+
+
+def read_json(request: Request, max_bytes: int) -> Any:
+    """The decoded body, or a 415/413/400 problem."""
+    return parse_json(read_raw(request, max_bytes))

@@ -17,7 +17,7 @@ from pyramid.response import Response
 
 from .. import errors
 from ..errors import pointer_errors
-from .body import read_json
+from .body import parse_json, read_raw
 from .responses import json_response
 
 
@@ -79,6 +79,7 @@ def endpoint(
     problems: tuple[int, ...] = (),
     idempotent: bool = False,
     etag: bool = False,
+    guard: Callable[[Request, bytes], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a JSON endpoint.
 
@@ -86,6 +87,9 @@ def endpoint(
     loaded inputs it declared, and returns data for ``response`` (dumped
     through it, so only allow-listed fields leave), a :class:`Reply`, or a
     :class:`~pyramid.response.Response`.
+
+    ``guard(request, raw_body)`` runs on the raw bytes before they are parsed
+    (an HMAC signature check: unsigned input must never reach the parser).
     """
     body_schema = body() if body else None
     query_schema = query() if query else None
@@ -122,8 +126,10 @@ def endpoint(
                     ]
                 )
             if body_schema is not None:
-                raw = read_json(request, request.registry["logistics.settings"].max_body_bytes)
-                kwargs["body"] = load(body_schema, raw)
+                raw = read_raw(request, request.registry["logistics.settings"].max_body_bytes)
+                if guard is not None:
+                    guard(request, raw)
+                kwargs["body"] = load(body_schema, parse_json(raw))
             if idempotent:
                 from .idempotency import run_idempotent
 

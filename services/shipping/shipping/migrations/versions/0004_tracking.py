@@ -18,7 +18,7 @@ def upgrade() -> None:
         "tracking_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("shipment_id", sa.String(length=36), nullable=False),
-        sa.Column("source", sa.String(length=20), nullable=False),
+        sa.Column("source", sa.String(length=50), nullable=False),
         sa.Column("external_id", sa.String(length=100), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
