@@ -77,6 +77,7 @@ def test_signed_events_move_the_shipment_once(ship):
     assert late == {"result": "accepted", "shipment_status": "delivered"}
     shown = ship.as_().get(f"/v1/shipments/{shipment_id}").json
     assert shown["status"] == "delivered"
+    assert shown["label"]["tracking_number"] == number
     assert [t["source"] for t in shown["tracking"]] == ["carrier:POSTNL"] * 3
 
 

@@ -94,7 +94,15 @@ class ShipmentSummarySchema(Schema):
     updated_at = UtcDateTime()
 
 
+class LabelSummarySchema(Schema):
+    carrier = fields.String()
+    service = fields.String()
+    tracking_number = fields.String()
+    format = fields.String()
+
+
 class ShipmentSchema(ShipmentSummarySchema):
+    label = fields.Nested(LabelSummarySchema, allow_none=True)
     parcels = fields.List(fields.Nested(ParcelSchema))
     history = fields.List(fields.Nested(HistorySchema))
     tracking = fields.List(fields.Nested(TrackingEventSchema))

@@ -16,6 +16,7 @@ from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 from logistics_shared.schemas import decode_cursor, page_of
 
+from ..carrier_models import labels
 from ..models import parcels, shipment_history, shipment_lines, shipments
 from . import tracking
 from .lifecycle import transition
@@ -149,6 +150,12 @@ def get(session: Session, actor: Identity, shipment_id: str) -> dict[str, Any]:
         )
     ]
     shipment["tracking"] = tracking.history(session, shipment_id)
+    label = session.execute(
+        select(labels.c.carrier, labels.c.service, labels.c.tracking_number, labels.c.format).where(
+            labels.c.shipment_id == shipment_id
+        )
+    ).first()
+    shipment["label"] = dict(label._mapping) if label else None
     return shipment
 
 
