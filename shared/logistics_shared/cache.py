@@ -32,7 +32,8 @@ class TwoLevelCache:
     ) -> None:
         self.name = name
         self.shared_ttl = shared_ttl
-        self._local: TTLCache[str, Any] = TTLCache(maxsize=size, ttl=local_ttl)
+        self.local_enabled = local_ttl > 0
+        self._local: TTLCache[str, Any] = TTLCache(maxsize=size, ttl=max(local_ttl, 0.001))
         self._lock = threading.Lock()
         self._redis: Any = None
         if redis_url:
@@ -47,7 +48,7 @@ class TwoLevelCache:
 
     def get(self, key: str, loader: Callable[[], Any]) -> Any:
         with self._lock:
-            if key in self._local:
+            if self.local_enabled and key in self._local:
                 self.stats["local"] += 1
                 return self._local[key]
         if self._redis is not None:
@@ -59,13 +60,14 @@ class TwoLevelCache:
             if raw is not None:
                 value = orjson.loads(raw)
                 with self._lock:
-                    self._local[key] = value
+                    if self.local_enabled:
+                        self._local[key] = value
                     self.stats["shared"] += 1
                 return value
         value = loader()
         with self._lock:
             self.stats["miss"] += 1
-            if value is not None:
+            if value is not None and self.local_enabled:
                 self._local[key] = value
         if value is not None and self._redis is not None:
             try:

@@ -51,3 +51,10 @@ def test_without_redis_it_is_a_local_cache():
     assert cache.get("k", lambda: [2]) == [1]
     cache.invalidate("k")
     assert cache.get("k", lambda: [3]) == [3]
+
+
+def test_zero_local_lifetime_disables_the_local_level():
+    cache = TwoLevelCache("off", local_ttl=0)
+    assert cache.get("k", lambda: [1]) == [1]
+    assert cache.get("k", lambda: [2]) == [2]
+    assert cache.stats["local"] == 0

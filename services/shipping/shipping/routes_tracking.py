@@ -12,7 +12,12 @@ from .views import tracking
 
 def includeme(config: Configurator) -> None:
     settings = config.registry["logistics.settings"]
-    config.registry["tracking_cache"] = TwoLevelCache("tracking", redis_url=settings.redis_url)
+    config.registry["tracking_cache"] = TwoLevelCache(
+        "tracking",
+        redis_url=settings.redis_url if settings.cache_shared_seconds > 0 else "",
+        local_ttl=settings.cache_local_seconds,
+        shared_ttl=max(settings.cache_shared_seconds, 1),
+    )
     config.add_route("shipment_tracking", "/v1/shipments/{id}/tracking")
     config.add_route("carrier_webhook", "/v1/carriers/{carrier}/webhook")
     config.add_route("tracking_lookup", "/v1/tracking/{number}")
