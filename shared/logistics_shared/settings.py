@@ -102,6 +102,9 @@ SPECS: tuple[Spec, ...] = (
     _spec("outbox_poll_seconds", _to_float, 1.0, "Relay poll interval when no notification arrives."),
     _spec("outbox_retention_hours", _to_float, 168.0, "Published outbox rows older than this are deleted."),
     _spec("worker_health_port", _to_int, 0, "Worker health/metrics port (0: the web port + 100)."),
+    _spec(
+        "shipment_hold_hours", _to_float, 72.0, "How long inventory holds a shipment's stock (0: no expiry)."
+    ),
     _spec("cache_local_seconds", _to_float, 2.0, "In-process read cache lifetime (0 disables it)."),
     _spec("cache_shared_seconds", _to_int, 300, "Redis read cache lifetime (needs LOGISTICS_REDIS_URL)."),
 )
@@ -142,6 +145,7 @@ class Settings:
     outbox_poll_seconds: float = 1.0
     outbox_retention_hours: float = 168.0
     worker_health_port: int = 0
+    shipment_hold_hours: float = 72.0
     cache_local_seconds: float = 2.0
     cache_shared_seconds: int = 300
     extra: Mapping[str, str] = field(default_factory=dict)

@@ -101,3 +101,23 @@ def test_bad_input_changes_nothing(ship):
     admin.get("/v1/shipments/not-a-uuid", status=404)
     ship.as_("support_agent").post_json("/v1/shipments", SHIPMENT, status=403)
     assert outbox(ship) == []
+
+
+def test_the_requested_hold_expires_after_the_configured_hours(service_client):
+    from datetime import UTC, datetime, timedelta
+
+    import orjson
+
+    ship = service_client("shipping", shipment_hold_hours=2)
+    ship.as_().post_json("/v1/shipments", SHIPMENT)
+    with ship.engine.connect() as conn:
+        payload = orjson.loads(conn.execute(text("SELECT payload FROM outbox")).scalar_one())
+    hold_until = datetime.fromisoformat(payload["data"]["hold_until"])
+    assert timedelta(hours=1, minutes=59) < hold_until - datetime.now(UTC) <= timedelta(hours=2)
+    forever = service_client("shipping", shipment_hold_hours=0)
+    forever.as_().post_json("/v1/shipments", SHIPMENT)
+    with forever.engine.connect() as conn:
+        assert (
+            orjson.loads(conn.execute(text("SELECT payload FROM outbox")).scalar_one())["data"]["hold_until"]
+            is None
+        )

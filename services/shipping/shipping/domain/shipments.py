@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -30,7 +30,9 @@ def _actor(actor: Identity) -> str:
     return f"{actor.role}:{actor.subject}"
 
 
-def _requested(outbox: Outbox, shipment: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+def _requested(
+    outbox: Outbox, shipment: dict[str, Any], lines: list[dict[str, Any]], hold_for: timedelta | None
+) -> None:
     outbox.emit(
         "shipment.requested",
         {
@@ -38,12 +40,15 @@ def _requested(outbox: Outbox, shipment: dict[str, Any], lines: list[dict[str, A
             "reference": shipment["reference"],
             "warehouse": shipment["warehouse"],
             "lines": [{"sku": line["sku"], "quantity": line["quantity"]} for line in lines],
-            "hold_until": None,
+            # Stock is not held forever for a shipment nobody labels.
+            "hold_until": (datetime.now(UTC) + hold_for).isoformat() if hold_for else None,
         },
     )
 
 
-def create(session: Session, outbox: Outbox, actor: Identity, data: dict[str, Any]) -> dict[str, Any]:
+def create(
+    session: Session, outbox: Outbox, actor: Identity, data: dict[str, Any], hold_for: timedelta | None = None
+) -> dict[str, Any]:
     """Record the shipment ``awaiting_stock`` and ask inventory to reserve (the saga's first step)."""
     if not actor.can_access_warehouse(data["warehouse"]):
         raise InvalidField("/warehouse", f"Unknown warehouse {data['warehouse']!r}.")
@@ -92,7 +97,7 @@ def create(session: Session, outbox: Outbox, actor: Identity, data: dict[str, An
             at=now,
         )
     )
-    _requested(outbox, shipment, data["lines"])
+    _requested(outbox, shipment, data["lines"], hold_for)
     return get(session, actor, shipment["id"])
 
 
@@ -233,12 +238,14 @@ def cancel(
     return get(session, actor, shipment_id)
 
 
-def retry(session: Session, outbox: Outbox, actor: Identity, shipment_id: str) -> dict[str, Any]:
+def retry(
+    session: Session, outbox: Outbox, actor: Identity, shipment_id: str, hold_for: timedelta | None = None
+) -> dict[str, Any]:
     """``on_hold -> awaiting_stock``: ask inventory again (after stock arrived)."""
     shipment = _load(session, shipment_id, actor, lock=True)
     transition(session, shipment, "awaiting_stock", cause=_actor(actor), hold_reason=None)
     current = get(session, actor, shipment_id)
-    _requested(outbox, current, current["lines"])
+    _requested(outbox, current, current["lines"], hold_for)
     return current
 
 

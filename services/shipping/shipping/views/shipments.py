@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pyramid.request import Request
@@ -19,6 +20,11 @@ from ..schemas import (
 TAGS = ("shipments",)
 
 
+def _hold_for(request: Request) -> timedelta | None:
+    hours = request.registry["logistics.settings"].shipment_hold_hours
+    return timedelta(hours=hours) if hours > 0 else None
+
+
 @endpoint(
     "shipments",
     "POST",
@@ -31,7 +37,7 @@ TAGS = ("shipments",)
     idempotent=True,
 )
 def create(request: Request, body: dict[str, Any]) -> Reply:
-    shipment = shipments.create(request.dbsession, request.outbox, request.identity, body)
+    shipment = shipments.create(request.dbsession, request.outbox, request.identity, body, _hold_for(request))
     return Reply(
         shipment,
         headers={
@@ -105,4 +111,6 @@ def cancel(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     problems=(404, 409),
 )
 def retry(request: Request) -> dict[str, Any]:
-    return shipments.retry(request.dbsession, request.outbox, request.identity, request.matchdict["id"])
+    return shipments.retry(
+        request.dbsession, request.outbox, request.identity, request.matchdict["id"], _hold_for(request)
+    )
