@@ -7,13 +7,14 @@ finishes, so views never commit or roll back by hand.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import zope.sqlalchemy
 from pyramid.config import Configurator
 from pyramid.request import Request
-from sqlalchemy import MetaData, Table, create_engine, event
+from sqlalchemy import MetaData, Table, and_, create_engine, event, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -118,6 +119,22 @@ def insert_unless_exists(
     # RETURNING, not rowcount: rowcount is not reliable across drivers here.
     first = next(iter(table.primary_key.columns))
     return session.execute(stmt.returning(first)).first() is not None
+
+
+def created_keyset(created: Any, ident: Any, cursor: str) -> Any:
+    """WHERE clause continuing a (created_at, id) ordered listing after ``cursor``.
+
+    The cursor is the one ``page_of(..., key=lambda r: (created_at iso, id))`` made.
+    """
+    from .errors import InvalidField
+    from .schemas import decode_cursor
+
+    stamp, last_id = decode_cursor(cursor, 2)
+    try:
+        after = datetime.fromisoformat(stamp)
+    except ValueError:
+        raise InvalidField("/cursor", "Not a valid cursor.") from None
+    return or_(created > after, and_(created == after, ident > last_id))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

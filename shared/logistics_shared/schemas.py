@@ -133,6 +133,19 @@ class AddressSchema(StrictSchema):
     phone = Text(40, load_default=None, allow_none=True)
 
 
+class AddressOutSchema(Schema):
+    """The allow-list of address fields a response shows."""
+
+    name = fields.String()
+    line1 = fields.String()
+    line2 = fields.String(allow_none=True)
+    city = fields.String()
+    region = fields.String(allow_none=True)
+    postal_code = fields.String(allow_none=True)
+    country = fields.String()
+    phone = fields.String(allow_none=True)
+
+
 class ProblemErrorSchema(Schema):
     pointer = fields.String(required=True)
     detail = fields.String(required=True)

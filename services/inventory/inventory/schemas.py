@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from logistics_shared.events.inventory import REASONS
 from logistics_shared.schemas import (
+    AddressOutSchema,
     AddressSchema,
     Code,
     Count,
@@ -77,17 +78,6 @@ class WarehouseCreateSchema(StrictSchema):
     code = Code(required=True)
     name = Text(200, required=True)
     address = fields.Nested(AddressSchema, required=True)
-
-
-class AddressOutSchema(Schema):
-    name = fields.String()
-    line1 = fields.String()
-    line2 = fields.String(allow_none=True)
-    city = fields.String()
-    region = fields.String(allow_none=True)
-    postal_code = fields.String(allow_none=True)
-    country = fields.String()
-    phone = fields.String(allow_none=True)
 
 
 class WarehouseSchema(Schema):

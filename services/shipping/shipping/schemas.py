@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from logistics_shared.schemas import (
+    AddressOutSchema,
     AddressSchema,
     Code,
     Millimetres,
@@ -68,17 +69,6 @@ class HistorySchema(Schema):
     at = UtcDateTime()
 
 
-class ShipToSchema(Schema):
-    name = fields.String()
-    line1 = fields.String()
-    line2 = fields.String(allow_none=True)
-    city = fields.String()
-    region = fields.String(allow_none=True)
-    postal_code = fields.String(allow_none=True)
-    country = fields.String()
-    phone = fields.String(allow_none=True)
-
-
 class ShipmentSummarySchema(Schema):
     id = fields.String()
     reference = fields.String()
@@ -86,7 +76,7 @@ class ShipmentSummarySchema(Schema):
     status = fields.String()
     hold_reason = fields.String(allow_none=True)
     reservation_id = fields.String(allow_none=True)
-    ship_to = fields.Nested(ShipToSchema)
+    ship_to = fields.Nested(AddressOutSchema)
     lines = fields.List(fields.Nested(LineSchema))
     version = fields.Integer()
     created_by = fields.String()

@@ -12,13 +12,14 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from logistics_shared.db import created_keyset
 from logistics_shared.errors import Conflict, InvalidField, NotFound
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
-from logistics_shared.schemas import decode_cursor, page_of
+from logistics_shared.schemas import page_of
 
 from ..models import items, reservation_lines, reservations, stock_levels, warehouses
 from .common import aware, item_for_body, utcnow, warehouse_for_body
@@ -384,17 +385,7 @@ def list_reservations(
     if not actor.all_warehouses:
         stmt = stmt.where(warehouses.c.code.in_(sorted(actor.warehouses)))
     if cursor:
-        created, last_id = decode_cursor(cursor, 2)
-        try:
-            after = datetime.fromisoformat(created)
-        except ValueError:
-            raise InvalidField("/cursor", "Not a valid cursor.") from None
-        stmt = stmt.where(
-            or_(
-                reservations.c.created_at > after,
-                and_(reservations.c.created_at == after, reservations.c.id > last_id),
-            )
-        )
+        stmt = stmt.where(created_keyset(reservations.c.created_at, reservations.c.id, cursor))
     rows, next_cursor = page_of(
         [dict(r._mapping) for r in session.execute(stmt)],
         limit,

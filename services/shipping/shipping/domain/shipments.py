@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from logistics_shared.db import created_keyset
 from logistics_shared.errors import InvalidField, NotFound
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
-from logistics_shared.schemas import decode_cursor, page_of
+from logistics_shared.schemas import page_of
 
 from ..carrier_models import labels
 from ..models import parcels, shipment_history, shipment_lines, shipments
@@ -191,17 +192,7 @@ def list_(
     if not actor.all_warehouses:
         stmt = stmt.where(shipments.c.warehouse.in_(sorted(actor.warehouses)))
     if cursor:
-        created, last_id = decode_cursor(cursor, 2)
-        try:
-            after = datetime.fromisoformat(created)
-        except ValueError:
-            raise InvalidField("/cursor", "Not a valid cursor.") from None
-        stmt = stmt.where(
-            or_(
-                shipments.c.created_at > after,
-                and_(shipments.c.created_at == after, shipments.c.id > last_id),
-            )
-        )
+        stmt = stmt.where(created_keyset(shipments.c.created_at, shipments.c.id, cursor))
     rows, next_cursor = page_of(
         [dict(r._mapping) for r in session.execute(stmt)],
         limit,
