@@ -71,7 +71,10 @@ class TwoLevelCache:
                 self._local[key] = value
         if value is not None and self._redis is not None:
             try:
-                self._redis.set(self._key(key), orjson.dumps(value), ex=self.shared_ttl)
+                # SQLAlchemy row keys are str subclasses, which orjson refuses without this.
+                self._redis.set(
+                    self._key(key), orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS), ex=self.shared_ttl
+                )
             except Exception as exc:  # noqa: BLE001
                 self._error("write", exc)
         return value

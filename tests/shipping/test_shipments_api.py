@@ -121,3 +121,27 @@ def test_the_requested_hold_expires_after_the_configured_hours(service_client):
             orjson.loads(conn.execute(text("SELECT payload FROM outbox")).scalar_one())["data"]["hold_until"]
             is None
         )
+
+
+@pytest.mark.parametrize(
+    ("country", "postal_code", "ok"),
+    [
+        ("NL", "1011 AB", True),
+        ("NL", "1011ab", True),
+        ("NL", "ABCDE", False),
+        ("US", "94105", True),
+        ("US", "9410", False),
+        ("DE", "10115", True),
+        ("DE", "1011", False),
+        ("AE", "anything", True),
+    ],
+)
+def test_postal_codes_are_checked_where_the_format_is_known(service_client, country, postal_code, ok):
+    ship = service_client("shipping")
+    body = {**SHIPMENT, "ship_to": {**ADDRESS, "country": country, "postal_code": postal_code}}
+    res = ship.as_().post_json("/v1/shipments", body, status=201 if ok else 422)
+    if not ok:
+        assert res.json["errors"] == [
+            {"pointer": "/ship_to/postal_code", "detail": res.json["errors"][0]["detail"]}
+        ]
+        assert country in res.json["errors"][0]["detail"]

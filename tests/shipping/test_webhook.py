@@ -131,3 +131,38 @@ def test_tracking_lookup_is_cached_and_invalidated_by_new_events(ship):
     assert ship.as_("warehouse_staff", "AMS").get(f"/v1/tracking/{number}").json["shipment_id"] == shipment_id
     ship.as_().get("/v1/tracking/NOPE123", status=404)
     ship.anonymous.get(f"/v1/tracking/{number}", status=401)
+
+
+def test_tracking_lookup_is_shared_through_redis_between_replicas(
+    service_client, database_factory, specs, tmp_path
+):
+    import uuid
+
+    import redis
+
+    from ..conftest import Client, make_settings
+    from ..services import REDIS_URL, need_service
+
+    need_service("Redis", "127.0.0.1", 6379)
+    db = database_factory(specs["shipping"], "sqlite")
+    replicas = []
+    for _ in range(2):
+        settings = make_settings("shipping", db, tmp_path, redis_url=REDIS_URL, cache_local_seconds=0)
+        replicas.append(Client(specs["shipping"].configure(settings).make_wsgi_app(), settings))
+    first, second = replicas
+    _, number = labelled(first)
+    key = f"logistics:tracking:{number}"
+    server = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert first.as_().get(f"/v1/tracking/{number}").json["status"] == "label_purchased"
+        assert server.exists(key), "the lookup was written to Redis"
+        assert second.as_().get(f"/v1/tracking/{number}").json["tracking_number"] == number
+        assert second.registry["tracking_cache"].stats["shared"] == 1
+        assert first.registry["tracking_cache"].stats["errors"] == 0
+        post(first, event(number, f"ev-{uuid.uuid4().hex[:6]}"))
+        assert not server.exists(key), "a new event invalidates the shared copy"
+        assert second.as_().get(f"/v1/tracking/{number}").json["status"] == "in_transit"
+    finally:
+        server.delete(key)
+        for replica in replicas:
+            replica.engine.dispose()
