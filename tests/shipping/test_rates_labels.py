@@ -632,8 +632,12 @@ def test_buying_the_label_makes_inventory_issue_the_stock_end_to_end(
         reservation = inv.as_().get(f"/v1/reservations/{bought['reservation_id']}").json
         assert reservation["status"] == "consumed"
         assert_inventory_invariants(inv.engine)
-        # The shipment stays label_purchased; nothing moved it further.
+        # The shipment stays label_purchased until tracking moves it: on to delivered.
         assert staff.get(url).json["status"] == "label_purchased"
+        for status in ("in_transit", "out_for_delivery", "delivered"):
+            staff.post_json(f"{url}/tracking", {"status": status}, status=201)
+        assert staff.get(url).json["status"] == "delivered"
+        assert_inventory_invariants(inv.engine)
     finally:
         for worker in workers:
             worker.shutdown()

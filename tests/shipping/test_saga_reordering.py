@@ -85,3 +85,54 @@ def test_stale_answers_do_not_move_a_shipment(service_client):
     deliver(ship, "shipping", shipping_handlers.reservation_failed, failed)  # again, later: no effect
     history = ship.as_().get(f"/v1/shipments/{shipment['id']}").json["history"]
     assert [h["to_status"] for h in history] == ["awaiting_stock", "on_hold"]
+
+
+def test_cancel_after_the_label_puts_the_issued_stock_back_once(service_client):
+    import uuid
+
+    inv = service_client("inventory")
+    seed(inv)
+    receive(inv, "AMS", "SKU-1", 5)
+    shipment_id = str(uuid.uuid4())
+    requested = {
+        "id": uuid.uuid4(),
+        "type": "shipment.requested",
+        "correlation_id": "c",
+        "data": {
+            "shipment_id": shipment_id,
+            "reference": "R",
+            "warehouse": "AMS",
+            "lines": [{"sku": "SKU-1", "quantity": 2}],
+            "hold_until": None,
+        },
+    }
+    deliver(inv, "inventory", inventory_handlers.reserve_for_shipment, requested)
+    label = {
+        "id": uuid.uuid4(),
+        "type": "shipment.label_purchased",
+        "correlation_id": "c",
+        "data": {"shipment_id": shipment_id},
+    }
+    deliver(inv, "inventory", inventory_handlers.consume_for_label, label)
+    level = inv.as_().get("/v1/stock", {"sku": "SKU-1", "warehouse": "AMS"}).json["items"][0]
+    assert (level["on_hand"], level["reserved"]) == (3, 0)
+    cancelled = {
+        "id": uuid.uuid4(),
+        "type": "shipment.cancelled",
+        "correlation_id": "c",
+        "data": {"shipment_id": shipment_id, "reference": "R", "warehouse": "AMS", "reason": None},
+    }
+    deliver(inv, "inventory", inventory_handlers.release_for_cancelled_shipment, cancelled)
+    # A second cancel (a re-sent one, with another event id) must not restock twice.
+    deliver(
+        inv, "inventory", inventory_handlers.release_for_cancelled_shipment, {**cancelled, "id": uuid.uuid4()}
+    )
+    level = inv.as_().get("/v1/stock", {"sku": "SKU-1", "warehouse": "AMS"}).json["items"][0]
+    assert (level["on_hand"], level["reserved"]) == (5, 0)
+    restocks = [
+        m
+        for m in inv.as_().get("/v1/movements", {"kind": "receipt"}).json["items"]
+        if (m["reference"] or "").startswith("restock:")
+    ]
+    assert [m["quantity"] for m in restocks] == [2]
+    assert_inventory_invariants(inv.engine)

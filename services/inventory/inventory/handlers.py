@@ -77,11 +77,16 @@ def reserve_for_shipment(session: Session, envelope: dict[str, Any], outbox: Out
 
 
 def release_for_cancelled_shipment(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:
-    """``shipment.cancelled`` -> the shipment's active reservation is released."""
+    """``shipment.cancelled`` -> the shipment's active reservation is released, or,
+    if a label was already bought and the stock issued, it is put back."""
     reference = str(envelope["data"]["shipment_id"])
     active = _reservation_for(session, reference, "active")
     if active is not None:
         reservations.release(session, outbox, SAGA, active)
+        return
+    consumed = _reservation_for(session, reference, "consumed")
+    if consumed is not None:
+        reservations.restock_consumed(session, outbox, SAGA, consumed)
 
 
 def consume_for_label(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:

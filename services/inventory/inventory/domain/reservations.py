@@ -21,7 +21,7 @@ from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 from logistics_shared.schemas import page_of
 
-from ..models import items, reservation_lines, reservations, stock_levels, warehouses
+from ..models import items, movements, reservation_lines, reservations, stock_levels, warehouses
 from .common import aware, item_for_body, utcnow, warehouse_for_body
 from .stock import emit_if_low, record_movement
 
@@ -404,3 +404,32 @@ def list_reservations(
         row["lines"] = lines[row["id"]]
         row["expires_at"] = aware(row["expires_at"])
     return rows, next_cursor
+
+
+def restock_consumed(session: Session, outbox: Outbox, actor: Identity, reservation_id: str) -> bool:
+    """Put a consumed reservation's stock back on hand (a shipment cancelled after
+    its label: the goods never left). Receipts referenced ``restock:<id>``; done
+    at most once per reservation. Returns whether anything was restocked.
+    """
+    from .stock import receive
+
+    reference = f"restock:{reservation_id}"
+    if session.execute(select(movements.c.id).where(movements.c.reference == reference).limit(1)).first():
+        return False
+    held = get_reservation(session, actor, reservation_id)
+    if held["status"] != "consumed":
+        return False
+    for line in held["lines"]:
+        receive(
+            session,
+            outbox,
+            actor,
+            {
+                "warehouse": held["warehouse"],
+                "sku": line["sku"],
+                "quantity": line["quantity"],
+                "location": None,
+                "reference": reference,
+            },
+        )
+    return True
