@@ -6,6 +6,7 @@ handlers by hand).
 from __future__ import annotations
 
 import orjson
+import pytest
 from sqlalchemy import text
 
 from inventory import handlers as inventory_handlers
@@ -135,4 +136,69 @@ def test_cancel_after_the_label_puts_the_issued_stock_back_once(service_client):
         if (m["reference"] or "").startswith("restock:")
     ]
     assert [m["quantity"] for m in restocks] == [2]
+    assert_inventory_invariants(inv.engine)
+
+
+def _requested(shipment_id: str, quantity: int) -> dict:
+    import uuid
+
+    return {
+        "id": uuid.uuid4(),
+        "type": "shipment.requested",
+        "correlation_id": "c",
+        "data": {
+            "shipment_id": shipment_id,
+            "reference": "R",
+            "warehouse": "AMS",
+            "lines": [{"sku": "SKU-1", "quantity": quantity}],
+            "hold_until": None,
+        },
+    }
+
+
+def _expire_all(inv) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from inventory.domain.sweeper import sweep_expired
+
+    with inv.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE reservations SET expires_at = :t"), {"t": datetime.now(UTC) - timedelta(seconds=1)}
+        )
+    sweep_expired(inv.registry["dbsession_factory"], producer="inventory")
+
+
+@pytest.mark.parametrize(("stock", "issued"), [(5, True), (1, False)])
+def test_a_label_bought_as_the_hold_expired_still_issues_or_reports_the_shortage(
+    service_client, stock, issued
+):
+    import uuid
+
+    inv = service_client("inventory")
+    seed(inv)
+    receive(inv, "AMS", "SKU-1", 2)
+    shipment_id = str(uuid.uuid4())
+    deliver(inv, "inventory", inventory_handlers.reserve_for_shipment, _requested(shipment_id, 2))
+    _expire_all(inv)
+    # Meanwhile someone else takes stock, so only `stock` units are left to re-reserve.
+    inv.as_().post_json(
+        "/v1/adjustments", {"warehouse": "AMS", "sku": "SKU-1", "counted": stock, "reason": "count"}
+    )
+    label = {
+        "id": uuid.uuid4(),
+        "type": "shipment.label_purchased",
+        "correlation_id": "c",
+        "data": {"shipment_id": shipment_id},
+    }
+    deliver(inv, "inventory", inventory_handlers.consume_for_label, label)
+    deliver(inv, "inventory", inventory_handlers.consume_for_label, {**label, "id": uuid.uuid4()})  # a replay
+    level = inv.as_().get("/v1/stock", {"sku": "SKU-1", "warehouse": "AMS"}).json["items"][0]
+    if issued:
+        assert (level["on_hand"], level["reserved"]) == (stock - 2, 0)
+        assert len(emitted(inv, "stock.issued")) == 1
+    else:
+        assert (level["on_hand"], level["reserved"]) == (stock, 0)
+        failures = emitted(inv, "stock.reservation_failed")
+        assert failures
+        assert "hold expired" in failures[-1]["data"]["detail"]
     assert_inventory_invariants(inv.engine)

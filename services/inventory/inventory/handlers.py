@@ -92,12 +92,42 @@ def release_for_cancelled_shipment(session: Session, envelope: dict[str, Any], o
 def consume_for_label(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:
     """``shipment.label_purchased`` -> the shipment's active reservation is issued.
 
-    Nothing active (already consumed, a replay, or released meanwhile): nothing to do.
+    If the hold expired just before the label was bought (the two crossed on
+    the bus), the goods are still expected to leave: reserve the same lines
+    again and issue them, or report the shortage. Already consumed (a replay)
+    or cancelled: nothing to do.
     """
     reference = str(envelope["data"]["shipment_id"])
+    if _reservation_for(session, reference, "consumed") is not None:
+        return
     active = _reservation_for(session, reference, "active")
-    if active is not None:
-        reservations.consume(session, outbox, SAGA, active)
+    if active is None:
+        expired = _reservation_for(session, reference, "expired")
+        if expired is None:
+            return
+        held = reservations.get_reservation(session, SAGA, expired)
+        request = {
+            "warehouse": held["warehouse"],
+            "reference": reference,
+            "lines": held["lines"],
+            "expires_at": None,
+        }
+        try:
+            with session.begin_nested():
+                active = reservations.reserve(session, outbox, SAGA, request)["id"]
+        except Conflict as exc:
+            outbox.emit(
+                "stock.reservation_failed",
+                {
+                    "reference": reference,
+                    "warehouse": held["warehouse"],
+                    "reason": "shortage",
+                    "detail": f"Label bought after the hold expired: {exc.detail}",
+                    "shortages": exc.extensions.get("shortages", []),
+                },
+            )
+            return
+    reservations.consume(session, outbox, SAGA, active)
 
 
 def handlers() -> tuple[Handler, ...]:
