@@ -1,17 +1,104 @@
-"""The support service's tables. Its own domain tables arrive with its issue; the
-platform tables (outbox, idempotency keys) are here from the start.
+"""The support service's tables: tickets, comments, the shipment read model and
+the record of tickets opened automatically (plus the platform tables).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 from logistics_shared.db import new_metadata
-from logistics_shared.platform_tables import add_platform_tables
+from logistics_shared.platform_tables import BigId, add_platform_tables
 
 metadata = new_metadata()
 platform = add_platform_tables(metadata)
 outbox = platform.outbox
+
+STATUSES = ("new", "open", "pending", "solved", "closed")
+TYPES = ("question", "incident", "problem", "task")
+PRIORITIES = ("low", "normal", "high", "urgent")
+VISIBILITIES = ("public", "internal")
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")", name=name)
+
+
+tickets = Table(
+    "tickets",
+    metadata,
+    # The human ticket number: a per-database counter.
+    Column("number", BigId, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("subject", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("priority", String(10), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("queue", String(32), nullable=False),
+    Column("tags", Text, nullable=False),  # JSON list of strings
+    Column("assignee", String(200), nullable=True),
+    Column("shipment_id", String(36), nullable=True),
+    Column("order_reference", String(100), nullable=True),
+    Column("tracking_number", String(32), nullable=True),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _one_of("status", STATUSES, "status_known"),
+    _one_of("type", TYPES, "type_known"),
+    _one_of("priority", PRIORITIES, "priority_known"),
+)
+Index("ix_tickets_created", tickets.c.created_at, tickets.c.id)
+Index("ix_tickets_shipment", tickets.c.shipment_id)
+Index("ix_tickets_status", tickets.c.status)
+
+ticket_comments = Table(
+    "ticket_comments",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("ticket_id", String(36), ForeignKey("tickets.id"), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("visibility", String(10), nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    _one_of("visibility", VISIBILITIES, "visibility_known"),
+)
+Index("ix_ticket_comments_ticket", ticket_comments.c.ticket_id, ticket_comments.c.id)
+
+#: Shipping's shipments as its events describe them (a local read model).
+shipment_view = Table(
+    "shipment_view",
+    metadata,
+    Column("shipment_id", String(36), primary_key=True),
+    Column("reference", String(100), nullable=True),
+    Column("warehouse", String(32), nullable=True),
+    Column("status", String(20), nullable=True),
+    Column("tracking_number", String(32), nullable=True),
+    Column("tracking", Text, nullable=False),  # JSON list, oldest first
+    #: When the event that set the status occurred (older events do not overwrite it).
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: One automatically opened ticket per (shipment, cause), however often the event arrives.
+auto_tickets = Table(
+    "auto_tickets",
+    metadata,
+    Column("shipment_id", String(36), primary_key=True),
+    Column("cause", String(32), primary_key=True),
+    Column("ticket_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 
 
 def get_metadata() -> MetaData:

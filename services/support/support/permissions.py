@@ -1,9 +1,22 @@
-"""The support service's permissions (none granted yet: it has no API routes)."""
+"""The support service's permissions and which roles hold them (admins hold all)."""
 
 from __future__ import annotations
+
+import enum
 
 from logistics_shared.identity import Role
 
 
+class Permission(enum.StrEnum):
+    SUPPORT_READ = "support:tickets:read"
+    SUPPORT_WRITE = "support:tickets:write"
+
+
 def role_permissions() -> dict[Role, frozenset[str]]:
-    return {}
+    read = frozenset({Permission.SUPPORT_READ})
+    return {
+        Role.SUPPORT_AGENT: read | {Permission.SUPPORT_WRITE},
+        # Warehouse staff hold neither for now (reading tickets linked to their
+        # warehouses' shipments is a later step).
+        Role.SERVICE: read,
+    }

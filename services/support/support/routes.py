@@ -1,11 +1,18 @@
-"""The support service's URL map. Only the platform endpoints (health, readiness,
-metrics, OpenAPI, docs) exist so far; its API arrives with its own issue.
-"""
+"""Support's URL map; each view module registers its ``@endpoint`` views."""
 
 from __future__ import annotations
 
 from pyramid.config import Configurator
 
+from logistics_shared.web.endpoint import add_endpoints
+
+from .views import shipments, tickets
+
 
 def includeme(config: Configurator) -> None:
-    """No API routes yet: nothing fake is served."""
+    config.add_route("tickets", "/v1/tickets")
+    config.add_route("ticket", "/v1/tickets/{id}")
+    config.add_route("ticket_comments", "/v1/tickets/{id}/comments")
+    config.add_route("shipment", "/v1/shipments/{id}")
+    add_endpoints(config, tickets)
+    add_endpoints(config, shipments)

@@ -12,4 +12,5 @@ SERVICE = ServiceSpec(
     configure=lazy("support:configure"),
     metadata=lazy("support.models:get_metadata"),
     role_permissions=lazy("support.permissions:role_permissions"),
+    handlers=lazy("support.handlers:handlers"),
 )

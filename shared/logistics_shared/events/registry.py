@@ -63,4 +63,4 @@ class EventRegistry:
 REGISTRY = EventRegistry()
 
 # Import the contract modules so their schemas register themselves.
-from . import inventory, shipping  # noqa: E402,F401
+from . import inventory, shipping, support  # noqa: E402,F401

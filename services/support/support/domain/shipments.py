@@ -1,0 +1,157 @@
+"""The local read model of shipping's shipments, and tickets opened by events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from logistics_shared.db import insert_unless_exists
+from logistics_shared.errors import NotFound
+from logistics_shared.outbox import Outbox
+
+from ..models import auto_tickets, shipment_view, ticket_comments, tickets
+from . import lifecycle
+from . import tickets as ticket_domain
+
+SYSTEM = "service:support"
+
+#: cause -> (priority, subject)
+CAUSES = {
+    "exception": ("high", "Shipment exception"),
+    "delivery_failed": ("normal", "Delivery failed"),
+    "reservation_failed": ("high", "Stock could not be reserved"),
+}
+
+
+def _at(value: Any) -> datetime:
+    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return stamp.astimezone(UTC) if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def _tracking_entry(tracking: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": tracking["status"],
+        "description": tracking.get("description"),
+        "location": tracking.get("location"),
+        "occurred_at": _at(tracking["occurred_at"]).isoformat(),
+        "source": tracking["source"],
+    }
+
+
+def apply_event(session: Session, event_type: str, occurred_at: Any, data: dict[str, Any]) -> None:
+    """Fold one shipping event into ``shipment_view``, in whatever order events arrive.
+
+    The status (and reference, warehouse) come from the newest event by
+    ``occurred_at``; tracking entries are merged from every event, de-duplicated.
+    """
+    shipment_id = str(data["shipment_id"])
+    at = _at(occurred_at)
+    status = "cancelled" if event_type == "shipment.cancelled" else data.get("status")
+    if event_type == "shipment.requested":
+        status = "awaiting_stock"
+    fresh = {
+        "shipment_id": shipment_id,
+        "reference": data.get("reference"),
+        "warehouse": data.get("warehouse"),
+        "status": status,
+        "tracking_number": data.get("tracking_number"),
+        "tracking": orjson.dumps(
+            [_tracking_entry(data["tracking"])] if data.get("tracking") else []
+        ).decode(),
+        "updated_at": at,
+    }
+    if insert_unless_exists(session, shipment_view, fresh, ["shipment_id"]):
+        return
+    row = session.execute(
+        select(shipment_view).where(shipment_view.c.shipment_id == shipment_id).with_for_update()
+    ).one()
+    values: dict[str, Any] = {}
+    if data.get("tracking"):
+        entries = orjson.loads(row.tracking)
+        entry = _tracking_entry(data["tracking"])
+        if entry not in entries:
+            values["tracking"] = orjson.dumps(
+                sorted([*entries, entry], key=lambda e: e["occurred_at"])
+            ).decode()
+    if data.get("tracking_number") and not row.tracking_number:
+        values["tracking_number"] = data["tracking_number"]
+    if at >= _at(row.updated_at):
+        values.update(updated_at=at, status=status)
+        values.update({k: data[k] for k in ("reference", "warehouse") if data.get(k)})
+    if values:
+        session.execute(
+            update(shipment_view).where(shipment_view.c.shipment_id == shipment_id).values(**values)
+        )
+
+
+def get(session: Session, shipment_id: str) -> dict[str, Any]:
+    try:
+        uuid.UUID(shipment_id)
+    except ValueError:
+        raise NotFound(f"No shipment {shipment_id!r}.") from None
+    row = session.execute(select(shipment_view).where(shipment_view.c.shipment_id == shipment_id)).first()
+    if row is None:
+        raise NotFound(f"No shipment {shipment_id!r}.")
+    view = dict(row._mapping)
+    view["tracking"] = orjson.loads(view["tracking"])
+    view["tickets"] = ticket_domain.linked_to_shipment(session, shipment_id)
+    return view
+
+
+def open_automatic_ticket(
+    session: Session, outbox: Outbox, shipment_id: str, cause: str, data: dict[str, Any]
+) -> dict[str, Any] | None:
+    """One ticket per (shipment, cause): a repeated or re-sent event opens nothing more."""
+    ticket_id = str(uuid.uuid4())
+    claimed = insert_unless_exists(
+        session,
+        auto_tickets,
+        {"shipment_id": shipment_id, "cause": cause, "ticket_id": ticket_id, "created_at": datetime.now(UTC)},
+        ["shipment_id", "cause"],
+    )
+    if not claimed:
+        return None
+    priority, subject = CAUSES[cause]
+    reference = data.get("reference") or shipment_id
+    detail = data.get("detail") or (data.get("tracking") or {}).get("description") or subject
+    return ticket_domain.create(
+        session,
+        outbox,
+        SYSTEM,
+        {
+            "subject": f"{subject}: shipment {reference}"[:200],
+            "description": detail,
+            "type": "incident",
+            "priority": priority,
+            "queue": "shipments",
+            "tags": ["automatic", cause],
+            "shipment_id": shipment_id,
+        },
+        ticket_id=ticket_id,
+    )
+
+
+def note_delivery(session: Session, shipment_id: str, occurred_at: Any) -> int:
+    """An internal note on the shipment's active tickets (once each); how many were noted."""
+    body = f"The shipment was delivered at {_at(occurred_at).isoformat()}."
+    active = session.execute(
+        select(tickets.c.id).where(
+            tickets.c.shipment_id == shipment_id, tickets.c.status.in_(lifecycle.ACTIVE)
+        )
+    ).scalars()
+    noted = 0
+    for ticket_id in list(active):
+        exists = session.execute(
+            select(ticket_comments.c.id).where(
+                ticket_comments.c.ticket_id == ticket_id, ticket_comments.c.body == body
+            )
+        ).first()
+        if exists is None:
+            ticket_domain.add_comment(session, ticket_id, SYSTEM, body, "internal")
+            noted += 1
+    return noted

@@ -1,0 +1,228 @@
+"""Tickets and their comments."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from logistics_shared.db import created_keyset
+from logistics_shared.errors import Conflict, InvalidField, NotFound, PreconditionFailed
+from logistics_shared.identity import Identity
+from logistics_shared.outbox import Outbox
+from logistics_shared.schemas import decode_cursor, page_of
+
+from ..models import ticket_comments, tickets
+from . import lifecycle
+
+FIELDS = (
+    "subject",
+    "description",
+    "type",
+    "priority",
+    "queue",
+    "tags",
+    "assignee",
+    "shipment_id",
+    "order_reference",
+    "tracking_number",
+)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def actor_name(actor: Identity) -> str:
+    return f"{actor.role}:{actor.subject}"
+
+
+def _tags(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))  # de-duplicated, order kept
+
+
+def _row(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    data["tags"] = orjson.loads(data["tags"])
+    return data
+
+
+def create(
+    session: Session, outbox: Outbox, created_by: str, data: dict[str, Any], ticket_id: str | None = None
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    values = {
+        "id": ticket_id or str(uuid.uuid4()),
+        "status": "new",
+        "version": 1,
+        "created_by": created_by,
+        "created_at": now,
+        "updated_at": now,
+        "assignee": None,
+        "shipment_id": None,
+        "order_reference": None,
+        "tracking_number": None,
+        **{k: data[k] for k in FIELDS if k in data},
+    }
+    values["tags"] = orjson.dumps(_tags(values.get("tags") or [])).decode()
+    if values["shipment_id"] is not None:
+        values["shipment_id"] = str(values["shipment_id"])
+    number = session.execute(tickets.insert().values(**values).returning(tickets.c.number)).scalar_one()
+    ticket = load(session, values["id"])
+    outbox.emit(
+        "ticket.created",
+        {
+            "ticket_id": ticket["id"],
+            "number": number,
+            "subject": ticket["subject"],
+            "type": ticket["type"],
+            "priority": ticket["priority"],
+            "status": ticket["status"],
+            "queue": ticket["queue"],
+            "assignee": ticket["assignee"],
+            "shipment_id": ticket["shipment_id"],
+        },
+    )
+    return ticket
+
+
+def load(session: Session, ticket_id: str) -> dict[str, Any]:
+    try:
+        uuid.UUID(ticket_id)
+    except ValueError:
+        raise NotFound(f"No ticket {ticket_id!r}.") from None
+    row = session.execute(select(tickets).where(tickets.c.id == ticket_id)).first()
+    if row is None:
+        raise NotFound(f"No ticket {ticket_id!r}.")
+    return _row(row)
+
+
+def list_(
+    session: Session,
+    *,
+    filters: dict[str, Any],
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    stmt = select(tickets).order_by(tickets.c.created_at, tickets.c.id).limit(limit + 1)
+    for name in ("status", "priority", "assignee", "queue", "shipment_id"):
+        if filters.get(name) is not None:
+            stmt = stmt.where(tickets.c[name] == str(filters[name]))
+    if cursor:
+        stmt = stmt.where(created_keyset(tickets.c.created_at, tickets.c.id, cursor))
+    return page_of(
+        [_row(r) for r in session.execute(stmt)],
+        limit,
+        lambda r: (_aware(r["created_at"]).isoformat(), r["id"]),
+    )
+
+
+def change(
+    session: Session,
+    outbox: Outbox,
+    ticket_id: str,
+    changes: dict[str, Any],
+    expected_version: int | None,
+) -> dict[str, Any]:
+    """Apply ``changes`` (status through the lifecycle) in one conditional UPDATE.
+
+    The UPDATE is guarded by the version read here (or the one ``If-Match``
+    named), so the lifecycle check and the write cannot be split by another writer.
+    """
+    ticket = load(session, ticket_id)
+    if expected_version is not None and expected_version != ticket["version"]:
+        _stale(ticket, expected_version)
+    if ticket["status"] == "closed":
+        raise Conflict("A closed ticket cannot be changed.", current_status="closed")
+    target = changes.get("status")
+    if target is not None and target != ticket["status"]:
+        lifecycle.check(ticket["status"], target)
+    values = {k: v for k, v in changes.items() if v != ticket.get(k)}
+    if "tags" in values:
+        values["tags"] = orjson.dumps(_tags(values["tags"])).decode()
+    if not values:
+        return ticket
+    row = session.execute(
+        update(tickets)
+        .where(tickets.c.id == ticket_id, tickets.c.version == ticket["version"])
+        .values(version=tickets.c.version + 1, updated_at=datetime.now(UTC), **values)
+        .returning(*tickets.c)
+    ).first()
+    if row is None:
+        current = load(session, ticket_id)
+        if expected_version is not None:
+            _stale(current, expected_version)
+        raise Conflict("The ticket changed while this request ran; fetch it and try again.")
+    updated = _row(row)
+    ref = {"ticket_id": ticket_id, "number": updated["number"]}
+    if "status" in values:
+        outbox.emit(
+            "ticket.status_changed", {**ref, "previous_status": ticket["status"], "status": updated["status"]}
+        )
+    if "assignee" in values:
+        outbox.emit(
+            "ticket.assigned",
+            {**ref, "previous_assignee": ticket["assignee"], "assignee": updated["assignee"]},
+        )
+    return updated
+
+
+def _stale(current: dict[str, Any], expected_version: int) -> None:
+    raise PreconditionFailed(
+        f"The ticket has changed (version {current['version']}, you sent {expected_version}); "
+        "fetch it again.",
+        current_etag=f'"{current["version"]}"',
+    )
+
+
+# -- comments ----------------------------------------------------------------------------
+def add_comment(session: Session, ticket_id: str, author: str, body: str, visibility: str) -> dict[str, Any]:
+    ticket = load(session, ticket_id)
+    if ticket["status"] == "closed":
+        raise Conflict("A closed ticket takes no more comments.", current_status="closed")
+    comment = {
+        "ticket_id": ticket_id,
+        "body": body,
+        "visibility": visibility,
+        "author": author,
+        "created_at": datetime.now(UTC),
+    }
+    comment_id = session.execute(
+        ticket_comments.insert().values(**comment).returning(ticket_comments.c.id)
+    ).scalar_one()
+    return {"id": comment_id, **comment}
+
+
+def comments(
+    session: Session, ticket_id: str, *, visibility: str | None, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    load(session, ticket_id)  # 404 if unknown
+    stmt = (
+        select(ticket_comments)
+        .where(ticket_comments.c.ticket_id == ticket_id)
+        .order_by(ticket_comments.c.id)
+        .limit(limit + 1)
+    )
+    if visibility:
+        stmt = stmt.where(ticket_comments.c.visibility == visibility)
+    if cursor:
+        (last,) = decode_cursor(cursor, 1)
+        if not last.isdigit():
+            raise InvalidField("/cursor", "Not a valid cursor.")
+        stmt = stmt.where(ticket_comments.c.id > int(last))
+    return page_of([dict(r._mapping) for r in session.execute(stmt)], limit, lambda r: (r["id"],))
+
+
+def linked_to_shipment(session: Session, shipment_id: str) -> list[dict[str, Any]]:
+    return [
+        dict(r._mapping)
+        for r in session.execute(
+            select(tickets.c.id, tickets.c.number, tickets.c.status)
+            .where(tickets.c.shipment_id == shipment_id)
+            .order_by(tickets.c.number)
+        )
+    ]

@@ -1,0 +1,67 @@
+"""Support's event handlers: the shipment read model and automatic tickets."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from logistics_shared.bus.handlers import Handler
+from logistics_shared.outbox import Outbox
+
+from .domain import shipments
+
+SHIPMENT_EVENTS = (
+    "shipment.requested",
+    "shipment.ready",
+    "shipment.on_hold",
+    "shipment.label_purchased",
+    "shipment.status_changed",
+    "shipment.cancelled",
+    "shipment.delivered",
+    "shipment.exception",
+    "shipment.delivery_failed",
+)
+
+
+def shipment_view(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:
+    shipments.apply_event(session, envelope["type"], envelope["occurred_at"], envelope["data"])
+
+
+def shipment_trouble(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:
+    cause = envelope["type"].removeprefix("shipment.")
+    data = envelope["data"]
+    shipments.open_automatic_ticket(session, outbox, str(data["shipment_id"]), cause, data)
+
+
+def reservation_failed(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:
+    data = envelope["data"]
+    try:
+        shipment_id = str(uuid.UUID(str(data["reference"])))
+    except ValueError:
+        return  # not a shipment's reservation (inventory reserves for other callers too)
+    shipments.open_automatic_ticket(session, outbox, shipment_id, "reservation_failed", data)
+
+
+def delivered(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:
+    shipments.note_delivery(session, str(envelope["data"]["shipment_id"]), envelope["occurred_at"])
+
+
+def handlers() -> tuple[Handler, ...]:
+    return (
+        Handler("shipment_view", producer="shipping", events=SHIPMENT_EVENTS, func=shipment_view),
+        Handler(
+            "shipment_trouble",
+            producer="shipping",
+            events=("shipment.exception", "shipment.delivery_failed"),
+            func=shipment_trouble,
+        ),
+        Handler(
+            "reservation_failed",
+            producer="inventory",
+            events=("stock.reservation_failed",),
+            func=reservation_failed,
+        ),
+        Handler("delivery_note", producer="shipping", events=("shipment.delivered",), func=delivered),
+    )

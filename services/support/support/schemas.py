@@ -1,0 +1,117 @@
+"""Support's REST schemas, built from the shared common types."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from logistics_shared.schemas import (
+    Code,
+    PageQuerySchema,
+    StrictSchema,
+    Text,
+    UtcDateTime,
+    page_schema,
+)
+
+from .models import PRIORITIES, STATUSES, TYPES, VISIBILITIES
+
+
+class TicketCreateSchema(StrictSchema):
+    subject = Text(200, required=True)
+    description = Text(10_000, required=True)
+    type = fields.String(load_default="question", validate=validate.OneOf(TYPES))
+    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    queue = Code(load_default="general")
+    tags = fields.List(Text(50), load_default=list, validate=validate.Length(max=20))
+    assignee = Text(200, load_default=None, allow_none=True)
+    shipment_id = fields.UUID(load_default=None, allow_none=True)
+    order_reference = Text(100, load_default=None, allow_none=True)
+    tracking_number = Text(32, load_default=None, allow_none=True)
+
+
+class TicketUpdateSchema(StrictSchema):
+    subject = Text(200)
+    description = Text(10_000)
+    type = fields.String(validate=validate.OneOf(TYPES))
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    queue = Code()
+    tags = fields.List(Text(50), validate=validate.Length(max=20))
+    assignee = Text(200, allow_none=True)
+
+
+class TicketSchema(Schema):
+    id = fields.String()
+    number = fields.Integer()
+    subject = fields.String()
+    description = fields.String()
+    type = fields.String()
+    priority = fields.String()
+    status = fields.String()
+    queue = fields.String()
+    tags = fields.List(fields.String())
+    assignee = fields.String(allow_none=True)
+    shipment_id = fields.String(allow_none=True)
+    order_reference = fields.String(allow_none=True)
+    tracking_number = fields.String(allow_none=True)
+    version = fields.Integer()
+    created_by = fields.String()
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
+
+
+class TicketQuerySchema(PageQuerySchema):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    assignee = fields.String(validate=validate.Length(min=1, max=200))
+    queue = Code()
+    shipment_id = fields.UUID()
+
+
+TicketPageSchema = page_schema(TicketSchema, "TicketPageSchema")
+
+
+class CommentCreateSchema(StrictSchema):
+    body = Text(10_000, required=True)
+    visibility = fields.String(load_default="public", validate=validate.OneOf(VISIBILITIES))
+
+
+class CommentSchema(Schema):
+    id = fields.Integer()
+    ticket_id = fields.String()
+    body = fields.String()
+    visibility = fields.String()
+    author = fields.String()
+    created_at = UtcDateTime()
+
+
+class CommentQuerySchema(PageQuerySchema):
+    visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
+
+
+CommentPageSchema = page_schema(CommentSchema, "CommentPageSchema")
+
+
+class TrackingSchema(Schema):
+    status = fields.String()
+    description = fields.String(allow_none=True)
+    location = fields.String(allow_none=True)
+    occurred_at = fields.String()
+    source = fields.String()
+
+
+class LinkedTicketSchema(Schema):
+    id = fields.String()
+    number = fields.Integer()
+    status = fields.String()
+
+
+class ShipmentViewSchema(Schema):
+    shipment_id = fields.String()
+    reference = fields.String(allow_none=True)
+    warehouse = fields.String(allow_none=True)
+    status = fields.String(allow_none=True)
+    tracking_number = fields.String(allow_none=True)
+    tracking = fields.List(fields.Nested(TrackingSchema))
+    updated_at = UtcDateTime()
+    tickets = fields.List(fields.Nested(LinkedTicketSchema))

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+
+from logistics_shared.web.endpoint import Reply, endpoint
+from logistics_shared.web.etag import etag, expected_version
+
+from ..domain import tickets
+from ..permissions import Permission
+from ..schemas import (
+    CommentCreateSchema,
+    CommentPageSchema,
+    CommentQuerySchema,
+    CommentSchema,
+    TicketCreateSchema,
+    TicketPageSchema,
+    TicketQuerySchema,
+    TicketSchema,
+    TicketUpdateSchema,
+)
+
+TAGS = ("tickets",)
+
+
+@endpoint(
+    "tickets",
+    "POST",
+    permission=Permission.SUPPORT_WRITE,
+    summary="Open a ticket",
+    tags=TAGS,
+    body=TicketCreateSchema,
+    response=TicketSchema,
+    status=201,
+    idempotent=True,
+)
+def create(request: Request, body: dict[str, Any]) -> Reply:
+    ticket = tickets.create(request.dbsession, request.outbox, tickets.actor_name(request.identity), body)
+    return Reply(
+        ticket,
+        headers={"Location": request.route_path("ticket", id=ticket["id"]), "ETag": etag(ticket["version"])},
+    )
+
+
+@endpoint(
+    "tickets",
+    "GET",
+    permission=Permission.SUPPORT_READ,
+    summary="List tickets",
+    tags=TAGS,
+    query=TicketQuerySchema,
+    response=TicketPageSchema,
+)
+def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
+    rows, cursor = tickets.list_(
+        request.dbsession, filters=query, cursor=query["cursor"], limit=query["limit"]
+    )
+    return {"items": rows, "next_cursor": cursor}
+
+
+@endpoint(
+    "ticket",
+    "GET",
+    permission=Permission.SUPPORT_READ,
+    summary="A ticket",
+    tags=TAGS,
+    response=TicketSchema,
+    problems=(404,),
+)
+def get(request: Request) -> Reply:
+    ticket = tickets.load(request.dbsession, request.matchdict["id"])
+    return Reply(ticket, headers={"ETag": etag(ticket["version"])})
+
+
+@endpoint(
+    "ticket",
+    "PATCH",
+    permission=Permission.SUPPORT_WRITE,
+    summary="Change a ticket: fields, status (lifecycle), assignee (If-Match guards it)",
+    tags=TAGS,
+    body=TicketUpdateSchema,
+    response=TicketSchema,
+    problems=(404, 409),
+    etag=True,
+)
+def update(request: Request, body: dict[str, Any]) -> Reply:
+    ticket = tickets.change(
+        request.dbsession, request.outbox, request.matchdict["id"], body, expected_version(request)
+    )
+    return Reply(ticket, headers={"ETag": etag(ticket["version"])})
+
+
+@endpoint(
+    "ticket_comments",
+    "POST",
+    permission=Permission.SUPPORT_WRITE,
+    summary="Comment on a ticket (public or internal)",
+    tags=TAGS,
+    body=CommentCreateSchema,
+    response=CommentSchema,
+    status=201,
+    problems=(404, 409),
+    idempotent=True,
+)
+def comment(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    return tickets.add_comment(
+        request.dbsession,
+        request.matchdict["id"],
+        tickets.actor_name(request.identity),
+        body["body"],
+        body["visibility"],
+    )
+
+
+@endpoint(
+    "ticket_comments",
+    "GET",
+    permission=Permission.SUPPORT_READ,
+    summary="A ticket's comments, oldest first",
+    tags=TAGS,
+    query=CommentQuerySchema,
+    response=CommentPageSchema,
+    problems=(404,),
+)
+def comments(request: Request, query: dict[str, Any]) -> dict[str, Any]:
+    rows, cursor = tickets.comments(
+        request.dbsession,
+        request.matchdict["id"],
+        visibility=query.get("visibility"),
+        cursor=query["cursor"],
+        limit=query["limit"],
+    )
+    return {"items": rows, "next_cursor": cursor}

@@ -1,0 +1,37 @@
+"""Events produced by the support service."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from .registry import REGISTRY
+
+_STATUS = validate.OneOf(("new", "open", "pending", "solved", "closed"))
+
+
+class _Ticket(Schema):
+    ticket_id = fields.UUID(required=True)
+    number = fields.Integer(required=True, strict=True)
+
+
+@REGISTRY.register("ticket.created", 1)
+class TicketCreated(_Ticket):
+    subject = fields.String(required=True)
+    type = fields.String(required=True)
+    priority = fields.String(required=True)
+    status = fields.String(required=True, validate=_STATUS)
+    queue = fields.String(required=True)
+    assignee = fields.String(allow_none=True, load_default=None)
+    shipment_id = fields.UUID(allow_none=True, load_default=None)
+
+
+@REGISTRY.register("ticket.status_changed", 1)
+class TicketStatusChanged(_Ticket):
+    previous_status = fields.String(required=True, validate=_STATUS)
+    status = fields.String(required=True, validate=_STATUS)
+
+
+@REGISTRY.register("ticket.assigned", 1)
+class TicketAssigned(_Ticket):
+    previous_assignee = fields.String(allow_none=True, load_default=None)
+    assignee = fields.String(allow_none=True, load_default=None)

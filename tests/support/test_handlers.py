@@ -1,0 +1,178 @@
+"""Support's handlers fed envelopes by hand (no broker): the shipment read model
+tolerates reordering, automatic tickets open once, deliveries leave a note.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from logistics_shared.events import REGISTRY
+from logistics_shared.outbox import Outbox
+from support import handlers
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sup(service_client, request):
+    return service_client("support", request.param)
+
+
+def deliver(client, func, envelope):
+    factory = client.registry["dbsession_factory"]
+    table = client.registry["logistics.platform_tables"].outbox
+    with factory() as session, session.begin():
+        func(session, envelope, Outbox(session, table, producer="support", causation_id=str(envelope["id"])))
+
+
+def envelope(type_, data, at, producer="shipping"):
+    """An envelope as the consumer sees it: checked against the registered contract."""
+    return REGISTRY.load_incoming(
+        {
+            "id": str(uuid.uuid4()),
+            "type": type_,
+            "version": 1,
+            "occurred_at": at.isoformat(),
+            "producer": producer,
+            "correlation_id": "c",
+            "data": data,
+        }
+    )
+
+
+def state(shipment_id, status, **extra):
+    return {"shipment_id": shipment_id, "reference": "ORDER-1", "warehouse": "AMS", "status": status, **extra}
+
+
+def tracked(shipment_id, status, previous, at, description=None):
+    tracking = {
+        "status": status,
+        "description": description,
+        "location": "Amsterdam",
+        "occurred_at": at.isoformat(),
+        "source": "carrier",
+    }
+    return state(shipment_id, status, previous_status=previous, tracking=tracking)
+
+
+def label(shipment_id):
+    return state(
+        shipment_id,
+        "label_purchased",
+        carrier="POSTNL",
+        service="STANDARD",
+        tracking_number="3STEST123",
+        reservation_id=str(uuid.uuid4()),
+    )
+
+
+def outbox(client) -> list[str]:
+    with client.engine.connect() as conn:
+        return [r[0] for r in conn.execute(text("SELECT event_type FROM outbox ORDER BY id"))]
+
+
+def test_read_model_tolerates_reordering(sup):
+    sid = str(uuid.uuid4())
+    in_transit = envelope(
+        "shipment.status_changed",
+        tracked(sid, "in_transit", "label_purchased", T0 + timedelta(hours=2)),
+        T0 + timedelta(hours=2),
+    )
+    events = [
+        envelope("shipment.ready", state(sid, "ready", reservation_id=str(uuid.uuid4())), T0),
+        envelope("shipment.label_purchased", label(sid), T0 + timedelta(hours=1)),
+        in_transit,
+        envelope(
+            "shipment.delivered",
+            tracked(sid, "delivered", "in_transit", T0 + timedelta(hours=5)),
+            T0 + timedelta(hours=5),
+        ),
+    ]
+    # Newest first, then a duplicate of an old one.
+    for event in [events[3], events[1], events[2], events[0], events[2]]:
+        deliver(sup, handlers.shipment_view, event)
+    view = sup.as_("support_agent").get(f"/v1/shipments/{sid}").json
+    assert view["status"] == "delivered"
+    assert view["tracking_number"] == "3STEST123"
+    assert view["reference"] == "ORDER-1" and view["warehouse"] == "AMS"
+    assert [t["status"] for t in view["tracking"]] == ["in_transit", "delivered"]
+    assert view["tickets"] == []
+    sup.as_("support_agent").get(f"/v1/shipments/{uuid.uuid4()}", status=404)
+    sup.as_("support_agent").get("/v1/shipments/nope", status=404)
+    sup.as_("warehouse_staff", "AMS").get(f"/v1/shipments/{sid}", status=403)
+
+
+def test_exception_opens_one_ticket_and_delivery_leaves_a_note(sup):
+    sid = str(uuid.uuid4())
+    exception = envelope(
+        "shipment.exception", tracked(sid, "exception", "in_transit", T0, "Address not found"), T0
+    )
+    deliver(sup, handlers.shipment_view, exception)
+    deliver(sup, handlers.shipment_trouble, exception)
+    deliver(sup, handlers.shipment_trouble, exception)  # redelivered
+    deliver(sup, handlers.shipment_trouble, {**exception, "id": uuid.uuid4()})  # re-sent
+    agent = sup.as_("support_agent")
+    (ticket,) = agent.get("/v1/tickets", {"shipment_id": sid}).json["items"]
+    assert ticket["priority"] == "high" and ticket["type"] == "incident"
+    assert ticket["description"] == "Address not found"
+    assert ticket["created_by"] == "service:support"
+    failed = envelope(
+        "shipment.delivery_failed",
+        tracked(sid, "delivery_failed", "exception", T0 + timedelta(hours=1)),
+        T0 + timedelta(hours=1),
+    )
+    deliver(sup, handlers.shipment_trouble, failed)
+    deliver(sup, handlers.shipment_trouble, failed)
+    tickets = agent.get("/v1/tickets", {"shipment_id": sid}).json["items"]
+    assert sorted(t["priority"] for t in tickets) == ["high", "normal"]
+    view = agent.get(f"/v1/shipments/{sid}").json
+    assert sorted(t["id"] for t in view["tickets"]) == sorted(t["id"] for t in tickets)
+    # One of them gets solved; the delivery notes only the other, once.
+    agent.patch_json(f"/v1/tickets/{ticket['id']}", {"status": "open"})
+    agent.patch_json(f"/v1/tickets/{ticket['id']}", {"status": "solved"})
+    delivered = envelope(
+        "shipment.delivered",
+        tracked(sid, "delivered", "out_for_delivery", T0 + timedelta(days=1)),
+        T0 + timedelta(days=1),
+    )
+    deliver(sup, handlers.delivered, delivered)
+    deliver(sup, handlers.delivered, delivered)
+    other = next(t for t in tickets if t["id"] != ticket["id"])
+    notes = agent.get(f"/v1/tickets/{other['id']}/comments").json["items"]
+    assert [(n["visibility"], n["author"]) for n in notes] == [("internal", "service:support")]
+    assert "delivered" in notes[0]["body"]
+    assert agent.get(f"/v1/tickets/{ticket['id']}/comments").json["items"] == []
+    assert outbox(sup).count("ticket.created") == 2
+
+
+def test_reservation_failure_opens_one_high_ticket(sup):
+    sid = str(uuid.uuid4())
+    data = {
+        "reference": sid,
+        "warehouse": "AMS",
+        "reason": "shortage",
+        "detail": "SKU-1: 2 requested, 0 available",
+        "shortages": [{"sku": "SKU-1", "requested": 2, "available": 0}],
+    }
+    failed = envelope("stock.reservation_failed", data, T0, producer="inventory")
+    deliver(sup, handlers.reservation_failed, failed)
+    deliver(sup, handlers.reservation_failed, {**failed, "id": uuid.uuid4()})
+    (ticket,) = sup.as_().get("/v1/tickets", {"shipment_id": sid}).json["items"]
+    assert ticket["priority"] == "high"
+    assert ticket["description"] == "SKU-1: 2 requested, 0 available"
+    assert "automatic" in ticket["tags"]
+    # A reservation for something that is not a shipment opens nothing.
+    other = envelope("stock.reservation_failed", {**data, "reference": "PO-7"}, T0, producer="inventory")
+    deliver(sup, handlers.reservation_failed, other)
+    assert len(sup.as_().get("/v1/tickets").json["items"]) == 1
+
+
+def test_handlers_are_registered():
+    subscribed = {(h.producer, e) for h in handlers.handlers() for e in h.events}
+    for event in handlers.SHIPMENT_EVENTS:
+        assert ("shipping", event) in subscribed
+    assert ("inventory", "stock.reservation_failed") in subscribed
