@@ -1,0 +1,97 @@
+"""Support with shipping and inventory workers on the machine's RabbitMQ and
+PostgreSQL: a shortage and a carrier exception each open exactly one ticket,
+and the read model follows shipping.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from logistics_shared.bus.worker import Worker
+
+from ..bus.conftest import wait_until
+from ..inventory.conftest import ADDRESS, receive, seed
+from ..shipping.test_rates_labels import SECRET, setup_carriers
+from ..shipping.test_webhook import event, post
+
+pytestmark = pytest.mark.postgres
+
+FAST = {"bus_retry_delays": "0.2,0.4", "bus_max_attempts": 3, "bus_confirm_timeout": 3}
+
+
+@pytest.fixture
+def everything(service_client, specs, rabbit, namespace):
+    clients = {
+        name: service_client(name, "postgres", broker_url=rabbit, bus_namespace=namespace, **FAST)
+        for name in ("inventory", "shipping", "support")
+    }
+    seed(clients["inventory"])
+    workers = [Worker(specs[name], c.settings, c.registry, periodic=False) for name, c in clients.items()]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        wait_until(lambda w=worker: w.readiness()["status"] == "ready", what="workers ready")
+    yield clients
+    for worker in workers:
+        worker.shutdown()
+
+
+def tickets_for(support, shipment_id):
+    return support.as_("support_agent").get("/v1/tickets", {"shipment_id": shipment_id}).json["items"]
+
+
+def test_a_shortage_and_a_carrier_exception_each_open_one_ticket(everything):
+    inv, ship, support = everything["inventory"], everything["shipping"], everything["support"]
+    agent = support.as_("support_agent")
+    short = (
+        ship.as_()
+        .post_json(
+            "/v1/shipments",
+            {
+                "reference": "SHORT",
+                "warehouse": "AMS",
+                "ship_to": ADDRESS,
+                "lines": [{"sku": "SKU-1", "quantity": 9}],
+            },
+        )
+        .json
+    )
+    wait_until(lambda: len(tickets_for(support, short["id"])) == 1, what="shortage ticket")
+    ticket = tickets_for(support, short["id"])[0]
+    assert ticket["priority"] == "high"
+    view = agent.get(f"/v1/shipments/{short['id']}").json
+    wait_until(
+        lambda: agent.get(f"/v1/shipments/{short['id']}").json["status"] == "on_hold", what="read model"
+    )
+    assert view["reference"] == "SHORT"
+
+    # A labelled shipment, then a carrier exception delivered twice by the carrier.
+    setup_carriers(ship)
+    receive(inv, "AMS", "SKU-1", 5)
+    body = {
+        "reference": "EXC",
+        "warehouse": "AMS",
+        "lines": [{"sku": "SKU-1", "quantity": 1}],
+        "ship_to": {**ADDRESS, "postal_code": "1011 AB"},
+        "parcels": [{"weight_g": 500, "length_mm": 100, "width_mm": 100, "height_mm": 100}],
+    }
+    shipment = ship.as_().post_json("/v1/shipments", body).json
+    url = f"/v1/shipments/{shipment['id']}"
+    wait_until(lambda: ship.as_().get(url).json["status"] == "ready", what="ready")
+    number = (
+        ship.as_()
+        .post_json(f"{url}/label", {"carrier": "POSTNL", "service": "standard"})
+        .json["tracking_number"]
+    )
+    post(ship, event(number, "c-1", "in_transit"), secret=SECRET)
+    post(ship, event(number, "c-2", "exception"), secret=SECRET)
+    post(ship, event(number, "c-2", "exception"), secret=SECRET)  # the carrier retries
+    wait_until(lambda: len(tickets_for(support, shipment["id"])) == 1, what="exception ticket")
+    wait_until(
+        lambda: (
+            agent.get(f"/v1/shipments/{shipment['id']}").json["status"] == ship.as_().get(url).json["status"]
+        ),
+        what="read model matches shipping",
+    )
+    assert len(tickets_for(support, shipment["id"])) == 1
+    assert len(tickets_for(support, short["id"])) == 1
