@@ -103,7 +103,8 @@ def test_read_model_tolerates_reordering(sup):
     assert view["tickets"] == []
     sup.as_("support_agent").get(f"/v1/shipments/{uuid.uuid4()}", status=404)
     sup.as_("support_agent").get("/v1/shipments/nope", status=404)
-    sup.as_("warehouse_staff", "AMS").get(f"/v1/shipments/{sid}", status=403)
+    assert sup.as_("warehouse_staff", "AMS").get(f"/v1/shipments/{sid}").json["shipment_id"] == sid
+    sup.as_("warehouse_staff", "RTM").get(f"/v1/shipments/{sid}", status=404)
 
 
 def test_exception_opens_one_ticket_and_delivery_leaves_a_note(sup):
@@ -176,3 +177,38 @@ def test_handlers_are_registered():
     for event in handlers.SHIPMENT_EVENTS:
         assert ("shipping", event) in subscribed
     assert ("inventory", "stock.reservation_failed") in subscribed
+
+
+def test_staff_read_tickets_of_their_warehouses_shipments_and_search_works(sup):
+    ams, rtm = str(uuid.uuid4()), str(uuid.uuid4())
+    for sid, warehouse in ((ams, "AMS"), (rtm, "RTM")):
+        data = {**tracked(sid, "exception", "in_transit", T0), "warehouse": warehouse}
+        deliver(sup, handlers.shipment_view, envelope("shipment.exception", data, T0))
+        deliver(sup, handlers.shipment_trouble, envelope("shipment.exception", data, T0))
+    agent = sup.as_("support_agent")
+    both = agent.get("/v1/tickets").json["items"]
+    assert len(both) == 2
+    mine = {t["id"]: t for t in both}
+    ams_ticket = next(t for t in both if t["shipment_id"] == ams)
+    agent.post_json(
+        f"/v1/tickets/{ams_ticket['id']}/comments",
+        {"body": "Carrier says: dog at the door 50%_off", "visibility": "internal"},
+    )
+    agent.post_json(
+        f"/v1/tickets/{ams_ticket['id']}/comments",
+        {"body": "We will redeliver tomorrow", "visibility": "public"},
+    )
+    staff = sup.as_("warehouse_staff", "AMS")
+    assert [t["shipment_id"] for t in staff.get("/v1/tickets").json["items"]] == [ams]
+    staff.get(f"/v1/tickets/{next(i for i, t in mine.items() if t['shipment_id'] == rtm)}", status=404)
+    shown = staff.get(f"/v1/tickets/{ams_ticket['id']}/comments").json["items"]
+    assert [c["visibility"] for c in shown] == ["public"], "internal notes stay with the support team"
+    staff.patch_json(f"/v1/tickets/{ams_ticket['id']}", {"status": "open"}, status=403)
+    # Search: subject or comment text, wildcards taken literally.
+    assert [t["id"] for t in agent.get("/v1/tickets", {"q": "dog at the"}).json["items"]] == [
+        ams_ticket["id"]
+    ]
+    assert [t["id"] for t in agent.get("/v1/tickets", {"q": "50%_off"}).json["items"]] == [ams_ticket["id"]]
+    assert agent.get("/v1/tickets", {"q": "%%"}).json["items"] == []
+    assert len(agent.get("/v1/tickets", {"q": "exception"}).json["items"]) == 2
+    agent.get("/v1/tickets", {"q": "x"}, status=422)

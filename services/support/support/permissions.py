@@ -16,7 +16,7 @@ def role_permissions() -> dict[Role, frozenset[str]]:
     read = frozenset({Permission.SUPPORT_READ})
     return {
         Role.SUPPORT_AGENT: read | {Permission.SUPPORT_WRITE},
-        # Warehouse staff hold neither for now (reading tickets linked to their
-        # warehouses' shipments is a later step).
+        # Staff read tickets linked to their warehouses' shipments (scoped in the domain).
+        Role.WAREHOUSE_STAFF: read,
         Role.SERVICE: read,
     }

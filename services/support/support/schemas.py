@@ -66,6 +66,7 @@ class TicketQuerySchema(PageQuerySchema):
     assignee = fields.String(validate=validate.Length(min=1, max=200))
     queue = Code()
     shipment_id = fields.UUID()
+    q = fields.String(validate=validate.Length(min=2, max=200))
 
 
 TicketPageSchema = page_schema(TicketSchema, "TicketPageSchema")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from logistics_shared.db import insert_unless_exists
 from logistics_shared.errors import NotFound
+from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 
 from ..models import auto_tickets, shipment_view, ticket_comments, tickets
@@ -89,13 +90,13 @@ def apply_event(session: Session, event_type: str, occurred_at: Any, data: dict[
         )
 
 
-def get(session: Session, shipment_id: str) -> dict[str, Any]:
+def get(session: Session, shipment_id: str, actor: Identity | None = None) -> dict[str, Any]:
     try:
         uuid.UUID(shipment_id)
     except ValueError:
         raise NotFound(f"No shipment {shipment_id!r}.") from None
     row = session.execute(select(shipment_view).where(shipment_view.c.shipment_id == shipment_id)).first()
-    if row is None:
+    if row is None or (actor is not None and not actor.can_access_warehouse(row.warehouse or "")):
         raise NotFound(f"No shipment {shipment_id!r}.")
     view = dict(row._mapping)
     view["tracking"] = orjson.loads(view["tracking"])

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import created_keyset
@@ -16,7 +16,7 @@ from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 from logistics_shared.schemas import decode_cursor, page_of
 
-from ..models import ticket_comments, tickets
+from ..models import shipment_view, ticket_comments, tickets
 from . import lifecycle
 
 FIELDS = (
@@ -90,12 +90,26 @@ def create(
     return ticket
 
 
-def load(session: Session, ticket_id: str) -> dict[str, Any]:
+def _visible_to(actor: Identity) -> Any:
+    """Warehouse staff see only tickets linked to their warehouses' shipments."""
+    if actor.all_warehouses:
+        return None
+    theirs = select(shipment_view.c.shipment_id).where(
+        shipment_view.c.warehouse.in_(sorted(actor.warehouses))
+    )
+    return tickets.c.shipment_id.in_(theirs)
+
+
+def load(session: Session, ticket_id: str, actor: Identity | None = None) -> dict[str, Any]:
     try:
         uuid.UUID(ticket_id)
     except ValueError:
         raise NotFound(f"No ticket {ticket_id!r}.") from None
-    row = session.execute(select(tickets).where(tickets.c.id == ticket_id)).first()
+    stmt = select(tickets).where(tickets.c.id == ticket_id)
+    scope = _visible_to(actor) if actor is not None else None
+    if scope is not None:
+        stmt = stmt.where(scope)
+    row = session.execute(stmt).first()
     if row is None:
         raise NotFound(f"No ticket {ticket_id!r}.")
     return _row(row)
@@ -103,6 +117,7 @@ def load(session: Session, ticket_id: str) -> dict[str, Any]:
 
 def list_(
     session: Session,
+    actor: Identity,
     *,
     filters: dict[str, Any],
     cursor: str | None,
@@ -112,6 +127,17 @@ def list_(
     for name in ("status", "priority", "assignee", "queue", "shipment_id"):
         if filters.get(name) is not None:
             stmt = stmt.where(tickets.c[name] == str(filters[name]))
+    if filters.get("q"):
+        # Subject or any comment; autoescape so "%" and "_" are searched literally.
+        in_comments = select(ticket_comments.c.ticket_id).where(
+            ticket_comments.c.body.icontains(filters["q"], autoescape=True)
+        )
+        stmt = stmt.where(
+            or_(tickets.c.subject.icontains(filters["q"], autoescape=True), tickets.c.id.in_(in_comments))
+        )
+    scope = _visible_to(actor)
+    if scope is not None:
+        stmt = stmt.where(scope)
     if cursor:
         stmt = stmt.where(created_keyset(tickets.c.created_at, tickets.c.id, cursor))
     return page_of(
@@ -198,9 +224,17 @@ def add_comment(session: Session, ticket_id: str, author: str, body: str, visibi
 
 
 def comments(
-    session: Session, ticket_id: str, *, visibility: str | None, cursor: str | None, limit: int
+    session: Session,
+    ticket_id: str,
+    actor: Identity,
+    *,
+    visibility: str | None,
+    cursor: str | None,
+    limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    load(session, ticket_id)  # 404 if unknown
+    load(session, ticket_id, actor)  # 404 if unknown or not theirs
+    if not actor.all_warehouses:
+        visibility = "public"  # internal notes are the support team's
     stmt = (
         select(ticket_comments)
         .where(ticket_comments.c.ticket_id == ticket_id)

@@ -21,4 +21,4 @@ from ..schemas import ShipmentViewSchema
     problems=(404,),
 )
 def get(request: Request) -> dict[str, Any]:
-    return shipments.get(request.dbsession, request.matchdict["id"])
+    return shipments.get(request.dbsession, request.matchdict["id"], request.identity)

@@ -54,7 +54,7 @@ def create(request: Request, body: dict[str, Any]) -> Reply:
 )
 def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     rows, cursor = tickets.list_(
-        request.dbsession, filters=query, cursor=query["cursor"], limit=query["limit"]
+        request.dbsession, request.identity, filters=query, cursor=query["cursor"], limit=query["limit"]
     )
     return {"items": rows, "next_cursor": cursor}
 
@@ -69,7 +69,7 @@ def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     problems=(404,),
 )
 def get(request: Request) -> Reply:
-    ticket = tickets.load(request.dbsession, request.matchdict["id"])
+    ticket = tickets.load(request.dbsession, request.matchdict["id"], request.identity)
     return Reply(ticket, headers={"ETag": etag(ticket["version"])})
 
 
@@ -127,6 +127,7 @@ def comments(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     rows, cursor = tickets.comments(
         request.dbsession,
         request.matchdict["id"],
+        request.identity,
         visibility=query.get("visibility"),
         cursor=query["cursor"],
         limit=query["limit"],
