@@ -212,3 +212,49 @@ def test_staff_read_tickets_of_their_warehouses_shipments_and_search_works(sup):
     assert agent.get("/v1/tickets", {"q": "%%"}).json["items"] == []
     assert len(agent.get("/v1/tickets", {"q": "exception"}).json["items"]) == 2
     agent.get("/v1/tickets", {"q": "x"}, status=422)
+
+
+def test_find_shipments_by_tracking_number_or_reference(sup):
+    sid = str(uuid.uuid4())
+    deliver(
+        sup,
+        handlers.shipment_view,
+        envelope(
+            "shipment.requested",
+            {
+                "shipment_id": sid,
+                "reference": "ORDER-77",
+                "warehouse": "AMS",
+                "lines": [{"sku": "A", "quantity": 1}],
+                "hold_until": None,
+            },
+            T0,
+        ),
+    )
+    deliver(
+        sup,
+        handlers.shipment_view,
+        envelope(
+            "shipment.label_purchased",
+            {
+                **state(sid, "label_purchased"),
+                "reference": "ORDER-77",
+                "carrier": "POSTNL",
+                "service": "standard",
+                "tracking_number": "3STEST777",
+                "reservation_id": None,
+            },
+            T0 + timedelta(minutes=1),
+        ),
+    )
+    agent = sup.as_("support_agent")
+    by_number = agent.get("/v1/shipments", {"tracking_number": "3STEST777"}).json["items"]
+    assert [s["shipment_id"] for s in by_number] == [sid]
+    assert [
+        s["shipment_id"] for s in agent.get("/v1/shipments", {"reference": "ORDER-77"}).json["items"]
+    ] == [sid]
+    assert agent.get("/v1/shipments", {"reference": "nope"}).json["items"] == []
+    agent.get("/v1/shipments", status=422)
+    assert (
+        sup.as_("warehouse_staff", "RTM").get("/v1/shipments", {"reference": "ORDER-77"}).json["items"] == []
+    )

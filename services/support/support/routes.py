@@ -13,6 +13,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("tickets", "/v1/tickets")
     config.add_route("ticket", "/v1/tickets/{id}")
     config.add_route("ticket_comments", "/v1/tickets/{id}/comments")
+    config.add_route("shipments", "/v1/shipments")
     config.add_route("shipment", "/v1/shipments/{id}")
     add_endpoints(config, tickets)
     add_endpoints(config, shipments)

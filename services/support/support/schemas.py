@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from logistics_shared.schemas import (
     Code,
@@ -116,3 +116,19 @@ class ShipmentViewSchema(Schema):
     tracking = fields.List(fields.Nested(TrackingSchema))
     updated_at = UtcDateTime()
     tickets = fields.List(fields.Nested(LinkedTicketSchema))
+
+
+class ShipmentLookupSchema(StrictSchema):
+    """Find shipments by what a customer quotes: a tracking number or a reference."""
+
+    tracking_number = Text(32)
+    reference = Text(100)
+
+    @validates_schema
+    def _one(self, data: dict, **_kw: object) -> None:
+        if not data:
+            raise ValidationError("Give tracking_number or reference.", field_name="tracking_number")
+
+
+class ShipmentLookupResultSchema(Schema):
+    items = fields.List(fields.Nested(ShipmentViewSchema))

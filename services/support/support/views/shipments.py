@@ -8,7 +8,7 @@ from logistics_shared.web.endpoint import endpoint
 
 from ..domain import shipments
 from ..permissions import Permission
-from ..schemas import ShipmentViewSchema
+from ..schemas import ShipmentLookupResultSchema, ShipmentLookupSchema, ShipmentViewSchema
 
 
 @endpoint(
@@ -22,3 +22,22 @@ from ..schemas import ShipmentViewSchema
 )
 def get(request: Request) -> dict[str, Any]:
     return shipments.get(request.dbsession, request.matchdict["id"], request.identity)
+
+
+@endpoint(
+    "shipments",
+    "GET",
+    permission=Permission.SUPPORT_READ,
+    summary="Find shipments by tracking number or reference (the local read model)",
+    tags=("shipments",),
+    query=ShipmentLookupSchema,
+    response=ShipmentLookupResultSchema,
+)
+def find(request: Request, query: dict[str, Any]) -> dict[str, Any]:
+    found = shipments.find(
+        request.dbsession,
+        request.identity,
+        tracking_number=query.get("tracking_number"),
+        reference=query.get("reference"),
+    )
+    return {"items": found}
