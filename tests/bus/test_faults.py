@@ -7,6 +7,7 @@ stalled, and crashing workers are our own subprocesses.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -176,7 +177,9 @@ ROOT = Path(__file__).parents[2]
 
 
 @pytest.mark.parametrize("crash_point", ["before_commit", "after_commit"])
-def test_a_worker_killed_mid_message_applies_it_exactly_once(service_client, rabbit, namespace, crash_point):
+def test_a_worker_killed_mid_message_applies_it_exactly_once(
+    service_client, rabbit, namespace, crash_point, tmp_path
+):
     client = service_client("inventory", "postgres", broker_url=rabbit, bus_namespace=namespace, **FAST)
     seed(client)
     client.as_().post_json("/v1/receipts", {"warehouse": "AMS", "sku": "SKU-1", "quantity": 5})
@@ -191,20 +194,27 @@ def test_a_worker_killed_mid_message_applies_it_exactly_once(service_client, rab
     logistics = str(Path(sys.executable).with_name("logistics"))
 
     def start(extra):
-        port = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
+        with socket.socket() as probe:  # a port that is free right now
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        log = tmp_path / f"worker-{port}.log"
+        # A file, not a pipe: nobody reads a pipe here, and a full one would block the worker.
         return subprocess.Popen(
             [logistics, "worker", "inventory", "--no-relay", "--health-port", str(port)],
             env={**env, **extra},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+            stderr=log.open("w"),
+        ), log
+
+    def declared() -> bool:
+        assert first.poll() is None or first.returncode == 70, first_log.read_text()[-2000:]
+        return _queue_exists(f"{namespace}.inventory.shipment_requested")
 
     # Declare the queues first so the event is not unroutable.
-    first = start({"LOGISTICS_TEST_CRASH_POINT": crash_point})
+    first, first_log = start({"LOGISTICS_TEST_CRASH_POINT": crash_point})
     shipment = str(uuid.uuid4())
     try:
-        wait_until(lambda: _queue_exists(f"{namespace}.inventory.shipment_requested"), what="queue declared")
+        wait_until(declared, timeout=60, what="queue declared")
         publish_event(
             rabbit,
             namespace,
@@ -223,7 +233,7 @@ def test_a_worker_killed_mid_message_applies_it_exactly_once(service_client, rab
             first.kill()
     committed = _inbox_rows(client)
     assert committed == (1 if crash_point == "after_commit" else 0)
-    second = start({})
+    second, second_log = start({})
     try:
         queue = f"{namespace}.inventory.shipment_requested"
         # The redelivered message must be handled and acked, not merely already applied.
@@ -238,7 +248,7 @@ def test_a_worker_killed_mid_message_applies_it_exactly_once(service_client, rab
         assert _inbox_rows(client) == 1
     finally:
         second.terminate()
-        assert second.wait(timeout=30) == 0, "SIGTERM is a graceful stop"
+        assert second.wait(timeout=30) == 0, f"SIGTERM is a graceful stop: {second_log.read_text()[-2000:]}"
     assert_inventory_invariants(client.engine)
 
 
