@@ -55,6 +55,13 @@ tickets = Table(
     Column("created_by", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # SLA: due times from the priority's policy; the resolution clock stops while pending.
+    Column("first_response_due", DateTime(timezone=True), nullable=True),
+    Column("resolution_due", DateTime(timezone=True), nullable=True),
+    Column("first_responded_at", DateTime(timezone=True), nullable=True),
+    Column("sla_paused_at", DateTime(timezone=True), nullable=True),
+    Column("sla_first_response_breached_at", DateTime(timezone=True), nullable=True),
+    Column("sla_resolution_breached_at", DateTime(timezone=True), nullable=True),
     _one_of("status", STATUSES, "status_known"),
     _one_of("type", TYPES, "type_known"),
     _one_of("priority", PRIORITIES, "priority_known"),

@@ -58,6 +58,10 @@ class TicketSchema(Schema):
     created_by = fields.String()
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
+    first_response_due = UtcDateTime(allow_none=True)
+    resolution_due = UtcDateTime(allow_none=True)
+    first_responded_at = UtcDateTime(allow_none=True)
+    sla_state = fields.String()
 
 
 class TicketQuerySchema(PageQuerySchema):
@@ -67,6 +71,7 @@ class TicketQuerySchema(PageQuerySchema):
     queue = Code()
     shipment_id = fields.UUID()
     q = fields.String(validate=validate.Length(min=2, max=200))
+    sla = fields.String(validate=validate.OneOf(("breached", "breaching_soon", "paused", "ok")))
 
 
 TicketPageSchema = page_schema(TicketSchema, "TicketPageSchema")

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from logistics_shared.service import ServiceSpec, lazy
+from typing import Any
+
+from logistics_shared.service import BackgroundTask, ServiceSpec, lazy
+
+
+def _sweep_sla(registry: Any) -> None:
+    from logistics_shared.outbox import Outbox
+
+    from .domain.sla import sweep
+    from .models import outbox
+
+    with registry["dbsession_factory"]() as session, session.begin():
+        sweep(session, Outbox(session, outbox, producer="support"))
+
 
 SERVICE = ServiceSpec(
     name="support",
@@ -13,4 +26,8 @@ SERVICE = ServiceSpec(
     metadata=lazy("support.models:get_metadata"),
     role_permissions=lazy("support.permissions:role_permissions"),
     handlers=lazy("support.handlers:handlers"),
+    background=(
+        # Breaches are found by the worker, not by a request; once a minute is plenty for hour targets.
+        BackgroundTask(name="sla-breaches", run=_sweep_sla, interval=lambda settings: 60.0),
+    ),
 )

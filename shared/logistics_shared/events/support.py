@@ -35,3 +35,11 @@ class TicketStatusChanged(_Ticket):
 class TicketAssigned(_Ticket):
     previous_assignee = fields.String(allow_none=True, load_default=None)
     assignee = fields.String(allow_none=True, load_default=None)
+
+
+@REGISTRY.register("ticket.sla_breached", 1)
+class TicketSlaBreached(_Ticket):
+    kind = fields.String(required=True, validate=validate.OneOf(("first_response", "resolution")))
+    priority = fields.String(required=True)
+    assignee = fields.String(allow_none=True, load_default=None)
+    breached_at = fields.AwareDateTime(required=True)

@@ -17,7 +17,7 @@ from logistics_shared.outbox import Outbox
 from logistics_shared.schemas import decode_cursor, page_of
 
 from ..models import shipment_view, ticket_comments, tickets
-from . import lifecycle
+from . import lifecycle, sla
 
 FIELDS = (
     "subject",
@@ -46,6 +46,12 @@ def _tags(tags: list[str]) -> list[str]:
 
 
 def _row(row: Any) -> dict[str, Any]:
+    data = _row_fields(row)
+    data["sla_state"] = sla.state(data, datetime.now(UTC))
+    return data
+
+
+def _row_fields(row: Any) -> dict[str, Any]:
     data = dict(row._mapping)
     data["tags"] = orjson.loads(data["tags"])
     return data
@@ -69,6 +75,7 @@ def create(
         **{k: data[k] for k in FIELDS if k in data},
     }
     values["tags"] = orjson.dumps(_tags(values.get("tags") or [])).decode()
+    values.update(sla.due_times(values["priority"], now))
     if values["shipment_id"] is not None:
         values["shipment_id"] = str(values["shipment_id"])
     number = session.execute(tickets.insert().values(**values).returning(tickets.c.number)).scalar_one()
@@ -135,6 +142,8 @@ def list_(
         stmt = stmt.where(
             or_(tickets.c.subject.icontains(filters["q"], autoescape=True), tickets.c.id.in_(in_comments))
         )
+    if filters.get("sla"):
+        stmt = stmt.where(sla.filter_for(filters["sla"], datetime.now(UTC)))
     scope = _visible_to(actor)
     if scope is not None:
         stmt = stmt.where(scope)
@@ -172,10 +181,12 @@ def change(
         values["tags"] = orjson.dumps(_tags(values["tags"])).decode()
     if not values:
         return ticket
+    now = datetime.now(UTC)
+    clocks = sla.on_change(ticket, values, now)
     row = session.execute(
         update(tickets)
         .where(tickets.c.id == ticket_id, tickets.c.version == ticket["version"])
-        .values(version=tickets.c.version + 1, updated_at=datetime.now(UTC), **values)
+        .values(version=tickets.c.version + 1, updated_at=now, **values, **clocks)
         .returning(*tickets.c)
     ).first()
     if row is None:
@@ -220,6 +231,9 @@ def add_comment(session: Session, ticket_id: str, author: str, body: str, visibi
     comment_id = session.execute(
         ticket_comments.insert().values(**comment).returning(ticket_comments.c.id)
     ).scalar_one()
+    if visibility == "public":
+        # The first public answer stops the first-response clock.
+        sla.first_response(session, ticket_id, comment["created_at"])
     return {"id": comment_id, **comment}
 
 

@@ -53,6 +53,8 @@ def create(request: Request, body: dict[str, Any]) -> Reply:
     response=TicketPageSchema,
 )
 def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
+    if query.get("assignee") == "me":  # "my open tickets": ?assignee=me&status=open
+        query = {**query, "assignee": tickets.actor_name(request.identity)}
     rows, cursor = tickets.list_(
         request.dbsession, request.identity, filters=query, cursor=query["cursor"], limit=query["limit"]
     )

@@ -1,0 +1,143 @@
+"""SLA policies per priority: first-response and resolution targets.
+
+Due times are set when a ticket is created (and again when its priority
+changes); the resolution clock stops while the ticket is ``pending`` (waiting
+for the customer) and the due time moves by the time spent there. The worker's
+sweep marks a breach once per ticket and kind and emits ``ticket.sla_breached``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.orm import Session
+
+from logistics_shared.outbox import Outbox
+
+from ..models import tickets
+
+#: priority -> (first response within, resolution within)
+POLICIES: dict[str, tuple[timedelta, timedelta]] = {
+    "urgent": (timedelta(hours=1), timedelta(hours=4)),
+    "high": (timedelta(hours=4), timedelta(hours=24)),
+    "normal": (timedelta(hours=8), timedelta(hours=72)),
+    "low": (timedelta(hours=24), timedelta(days=7)),
+}
+#: "Breaching soon" means due within this window.
+SOON = timedelta(hours=1)
+OPEN_STATES = ("new", "open", "pending")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def due_times(priority: str, since: datetime) -> dict[str, datetime]:
+    first, resolution = POLICIES[priority]
+    return {"first_response_due": since + first, "resolution_due": since + resolution}
+
+
+def on_change(ticket: dict[str, Any], values: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Extra column values an update implies for the SLA clocks."""
+    extra: dict[str, Any] = {}
+    if "priority" in values:
+        extra.update(due_times(values["priority"], _aware(ticket["created_at"])))
+    target = values.get("status")
+    if target == "pending" and ticket["status"] != "pending":
+        extra["sla_paused_at"] = now
+    elif ticket["status"] == "pending" and target not in (None, "pending"):
+        paused = now - _aware(ticket["sla_paused_at"]) if ticket.get("sla_paused_at") else timedelta(0)
+        base = extra.get("resolution_due") or _aware(ticket["resolution_due"])
+        if base is not None:
+            extra["resolution_due"] = base + paused
+        extra["sla_paused_at"] = None
+    return extra
+
+
+def state(ticket: dict[str, Any], now: datetime) -> str:
+    """``met``, ``breached``, ``paused``, ``breaching_soon`` or ``ok``."""
+    if ticket.get("sla_first_response_breached_at") or ticket.get("sla_resolution_breached_at"):
+        return "breached"
+    if ticket["status"] in ("solved", "closed"):
+        return "met"
+    if ticket["status"] == "pending":
+        return "paused"
+    dues = [_aware(ticket.get("resolution_due"))]
+    if ticket.get("first_responded_at") is None:
+        dues.append(_aware(ticket.get("first_response_due")))
+    if any(due is not None and due <= now + SOON for due in dues):
+        return "breaching_soon"
+    return "ok"
+
+
+def filter_for(sla_state: str, now: datetime) -> Any:
+    """A WHERE clause selecting tickets in ``sla_state`` (list filter)."""
+    breached = or_(
+        tickets.c.sla_first_response_breached_at.is_not(None),
+        tickets.c.sla_resolution_breached_at.is_not(None),
+    )
+    running = tickets.c.status.in_(("new", "open"))
+    if sla_state == "breached":
+        return breached
+    if sla_state == "paused":
+        return and_(~breached, tickets.c.status == "pending")
+    soon = or_(
+        tickets.c.resolution_due <= now + SOON,
+        and_(tickets.c.first_responded_at.is_(None), tickets.c.first_response_due <= now + SOON),
+    )
+    if sla_state == "breaching_soon":
+        return and_(~breached, running, soon)
+    return and_(~breached, running, ~soon)  # "ok"
+
+
+def sweep(session: Session, outbox: Outbox, now: datetime | None = None) -> int:
+    """Mark and announce new breaches; each (ticket, kind) once."""
+    now = now or datetime.now(UTC)
+    found = 0
+    kinds = (
+        (
+            "first_response",
+            tickets.c.sla_first_response_breached_at,
+            and_(
+                tickets.c.first_responded_at.is_(None),
+                tickets.c.first_response_due < now,
+                tickets.c.status.in_(OPEN_STATES),
+            ),
+        ),
+        (
+            "resolution",
+            tickets.c.sla_resolution_breached_at,
+            and_(tickets.c.resolution_due < now, tickets.c.status.in_(("new", "open"))),
+        ),
+    )
+    for kind, mark, due in kinds:
+        rows = session.execute(
+            update(tickets)
+            .where(mark.is_(None), due)
+            .values(**{mark.name: now})
+            .returning(tickets.c.id, tickets.c.number, tickets.c.priority, tickets.c.assignee)
+        ).all()
+        for row in rows:
+            outbox.emit(
+                "ticket.sla_breached",
+                {
+                    "ticket_id": row.id,
+                    "number": row.number,
+                    "kind": kind,
+                    "priority": row.priority,
+                    "assignee": row.assignee,
+                    "breached_at": now.isoformat(),
+                },
+            )
+        found += len(rows)
+    return found
+
+
+def first_response(session: Session, ticket_id: str, now: datetime) -> None:
+    session.execute(
+        update(tickets)
+        .where(tickets.c.id == ticket_id, tickets.c.first_responded_at.is_(None))
+        .values(first_responded_at=now)
+    )

@@ -1,0 +1,97 @@
+"""SLA due times, the clock paused while pending, breach detection and the views."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from sqlalchemy import text
+
+from logistics_shared.outbox import Outbox
+from support.domain import sla
+
+TICKET = {
+    "subject": "Where is my parcel?",
+    "description": "Order 42",
+    "type": "question",
+    "priority": "urgent",
+    "queue": "customers",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sup(service_client, request):
+    return service_client("support", request.param)
+
+
+def sweep(client, now):
+    factory = client.registry["dbsession_factory"]
+    table = client.registry["logistics.platform_tables"].outbox
+    with factory() as session, session.begin():
+        return sla.sweep(session, Outbox(session, table, producer="support"), now)
+
+
+def breaches(client):
+    with client.engine.connect() as conn:
+        rows = conn.execute(text("SELECT payload FROM outbox WHERE event_type = 'ticket.sla_breached'")).all()
+    return sorted(orjson.loads(r[0])["data"]["kind"] for r in rows)
+
+
+def test_due_times_follow_the_priority(sup):
+    agent = sup.as_("support_agent")
+    ticket = agent.post_json("/v1/tickets", TICKET).json
+    created = datetime.fromisoformat(ticket["created_at"])
+    assert datetime.fromisoformat(ticket["first_response_due"]) - created == timedelta(hours=1)
+    assert datetime.fromisoformat(ticket["resolution_due"]) - created == timedelta(hours=4)
+    assert ticket["sla_state"] == "breaching_soon"  # urgent: first response due within the hour
+    lowered = agent.patch_json(f"/v1/tickets/{ticket['id']}", {"priority": "low"}).json
+    assert datetime.fromisoformat(lowered["resolution_due"]) - created == timedelta(days=7)
+    assert lowered["sla_state"] == "ok"
+
+
+def test_breaches_are_detected_once_and_a_public_answer_stops_the_first_response_clock(sup):
+    agent = sup.as_("support_agent")
+    answered = agent.post_json("/v1/tickets", TICKET).json
+    silent = agent.post_json("/v1/tickets", {**TICKET, "subject": "Nobody answers"}).json
+    agent.post_json(f"/v1/tickets/{answered['id']}/comments", {"body": "On its way!", "visibility": "public"})
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert sweep(sup, later) == 1  # only the unanswered one missed its first response
+    assert sweep(sup, later) == 0  # and only once
+    assert breaches(sup) == ["first_response"]
+    assert agent.get(f"/v1/tickets/{silent['id']}").json["sla_state"] == "breached"
+    assert [t["id"] for t in agent.get("/v1/tickets", {"sla": "breached"}).json["items"]] == [silent["id"]]
+    much_later = datetime.now(UTC) + timedelta(hours=5)
+    assert sweep(sup, much_later) == 2  # both miss resolution
+    assert breaches(sup) == ["first_response", "resolution", "resolution"]
+
+
+def test_pending_pauses_the_resolution_clock(sup):
+    agent = sup.as_("support_agent")
+    ticket = agent.post_json("/v1/tickets", TICKET).json
+    url = f"/v1/tickets/{ticket['id']}"
+    agent.patch_json(url, {"status": "open"})
+    agent.post_json(f"{url}/comments", {"body": "Need your address", "visibility": "public"})
+    pending = agent.patch_json(url, {"status": "pending"}).json
+    assert pending["sla_state"] == "paused"
+    assert [t["id"] for t in agent.get("/v1/tickets", {"sla": "paused"}).json["items"]] == [ticket["id"]]
+    assert sweep(sup, datetime.now(UTC) + timedelta(hours=10)) == 0  # waiting on the customer
+    # Pretend it sat in pending for 3 hours, then the customer answered.
+    with sup.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE tickets SET sla_paused_at = :t"), {"t": datetime.now(UTC) - timedelta(hours=3)}
+        )
+    resumed = agent.patch_json(url, {"status": "open"}).json
+    moved = datetime.fromisoformat(resumed["resolution_due"]) - datetime.fromisoformat(
+        ticket["resolution_due"]
+    )
+    assert timedelta(hours=2, minutes=59) < moved < timedelta(hours=3, minutes=1)
+
+
+def test_my_open_tickets(sup):
+    ann = sup.as_("support_agent", subject="ann")
+    mine = ann.post_json("/v1/tickets", TICKET).json
+    ann.post_json("/v1/tickets", TICKET)
+    ann.patch_json(f"/v1/tickets/{mine['id']}", {"assignee": "support_agent:ann", "status": "open"})
+    found = ann.get("/v1/tickets", {"assignee": "me", "status": "open"}).json["items"]
+    assert [t["id"] for t in found] == [mine["id"]]
