@@ -7,7 +7,7 @@ finishes, so views never commit or roll back by hand.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,13 @@ def insert_unless_exists(
     # RETURNING, not rowcount: rowcount is not reliable across drivers here.
     first = next(iter(table.primary_key.columns))
     return session.execute(stmt.returning(first)).first() is not None
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def created_keyset(created: Any, ident: Any, cursor: str) -> Any:

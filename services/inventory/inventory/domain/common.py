@@ -24,13 +24,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 @dataclass(frozen=True)
 class Ref:
     id: int

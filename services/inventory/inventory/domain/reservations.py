@@ -15,14 +15,14 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from logistics_shared.db import created_keyset
+from logistics_shared.db import aware, created_keyset
 from logistics_shared.errors import Conflict, InvalidField, NotFound
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 from logistics_shared.schemas import page_of
 
 from ..models import items, movements, reservation_lines, reservations, stock_levels, warehouses
-from .common import aware, item_for_body, utcnow, warehouse_for_body
+from .common import item_for_body, utcnow, warehouse_for_body
 from .stock import emit_if_low, record_movement
 
 #: A hold longer than this is a mistake (or belongs in an adjustment).

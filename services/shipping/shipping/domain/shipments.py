@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from logistics_shared.db import created_keyset
+from logistics_shared.db import aware, created_keyset
 from logistics_shared.errors import InvalidField, NotFound
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
@@ -21,10 +21,6 @@ from ..carrier_models import labels
 from ..models import parcels, shipment_history, shipment_lines, shipments
 from . import tracking
 from .lifecycle import transition
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _actor(actor: Identity) -> str:
@@ -196,7 +192,7 @@ def list_(
     rows, next_cursor = page_of(
         [dict(r._mapping) for r in session.execute(stmt)],
         limit,
-        lambda r: (_aware(r["created_at"]).isoformat(), r["id"]),
+        lambda r: (aware(r["created_at"]).isoformat(), r["id"]),
     )
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if rows:

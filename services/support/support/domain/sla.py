@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
+from logistics_shared.db import aware
 from logistics_shared.outbox import Outbox
 
 from ..models import tickets
@@ -30,10 +31,6 @@ SOON = timedelta(hours=1)
 OPEN_STATES = ("new", "open", "pending")
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 def due_times(priority: str, since: datetime) -> dict[str, datetime]:
     first, resolution = POLICIES[priority]
     return {"first_response_due": since + first, "resolution_due": since + resolution}
@@ -43,13 +40,13 @@ def on_change(ticket: dict[str, Any], values: dict[str, Any], now: datetime) -> 
     """Extra column values an update implies for the SLA clocks."""
     extra: dict[str, Any] = {}
     if "priority" in values:
-        extra.update(due_times(values["priority"], _aware(ticket["created_at"])))
+        extra.update(due_times(values["priority"], aware(ticket["created_at"])))
     target = values.get("status")
     if target == "pending" and ticket["status"] != "pending":
         extra["sla_paused_at"] = now
     elif ticket["status"] == "pending" and target not in (None, "pending"):
-        paused = now - _aware(ticket["sla_paused_at"]) if ticket.get("sla_paused_at") else timedelta(0)
-        base = extra.get("resolution_due") or _aware(ticket["resolution_due"])
+        paused = now - aware(ticket["sla_paused_at"]) if ticket.get("sla_paused_at") else timedelta(0)
+        base = extra.get("resolution_due") or aware(ticket["resolution_due"])
         if base is not None:
             extra["resolution_due"] = base + paused
         extra["sla_paused_at"] = None
@@ -64,9 +61,9 @@ def state(ticket: dict[str, Any], now: datetime) -> str:
         return "met"
     if ticket["status"] == "pending":
         return "paused"
-    dues = [_aware(ticket.get("resolution_due"))]
+    dues = [aware(ticket.get("resolution_due"))]
     if ticket.get("first_responded_at") is None:
-        dues.append(_aware(ticket.get("first_response_due")))
+        dues.append(aware(ticket.get("first_response_due")))
     if any(due is not None and due <= now + SOON for due in dues):
         return "breaching_soon"
     return "ok"

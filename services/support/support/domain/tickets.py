@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from logistics_shared.db import created_keyset
+from logistics_shared.db import aware, created_keyset
 from logistics_shared.errors import Conflict, InvalidField, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
@@ -31,10 +31,6 @@ FIELDS = (
     "order_reference",
     "tracking_number",
 )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def actor_name(actor: Identity) -> str:
@@ -152,7 +148,7 @@ def list_(
     return page_of(
         [_row(r) for r in session.execute(stmt)],
         limit,
-        lambda r: (_aware(r["created_at"]).isoformat(), r["id"]),
+        lambda r: (aware(r["created_at"]).isoformat(), r["id"]),
     )
 
 
