@@ -95,3 +95,63 @@ def test_my_open_tickets(sup):
     ann.patch_json(f"/v1/tickets/{mine['id']}", {"assignee": "support_agent:ann", "status": "open"})
     found = ann.get("/v1/tickets", {"assignee": "me", "status": "open"}).json["items"]
     assert [t["id"] for t in found] == [mine["id"]]
+
+
+def test_admins_edit_the_policies_and_new_tickets_follow_them(sup):
+    admin, agent = sup.as_("admin"), sup.as_("support_agent")
+    listed = agent.get("/v1/sla-policies").json
+    assert [(p["priority"], p["first_response_minutes"], p["resolution_minutes"]) for p in listed] == [
+        ("urgent", 60, 240),
+        ("high", 240, 1440),
+        ("normal", 480, 4320),
+        ("low", 1440, 10080),
+    ]
+    before = agent.post_json("/v1/tickets", TICKET).json  # urgent, under the old policy
+    url = "/v1/sla-policies/urgent"
+    got = agent.get(url)
+    assert got.headers["ETag"] == '"1"'
+    body = {"first_response_minutes": 15, "resolution_minutes": 120}
+    agent.put_json(url, body, status=403)  # agents read the policies; admins change them
+    changed = admin.put_json(url, body, headers={"If-Match": '"1"'})
+    assert changed.headers["ETag"] == '"2"'
+    assert changed.json["updated_by"] == "admin:test-admin"
+    assert changed.json["first_response_minutes"] == 15
+    stale = admin.put_json(url, {**body, "resolution_minutes": 90}, headers={"If-Match": '"1"'}, status=412)
+    assert stale.json["current_etag"] == '"2"'
+    assert admin.put_json(url, body).headers["ETag"] == '"2"'  # the same targets again: no new version
+
+    after = agent.post_json("/v1/tickets", TICKET).json
+    created = datetime.fromisoformat(after["created_at"])
+    assert datetime.fromisoformat(after["first_response_due"]) - created == timedelta(minutes=15)
+    assert datetime.fromisoformat(after["resolution_due"]) - created == timedelta(hours=2)
+    # The ticket opened before the change keeps the due times it was given.
+    kept = agent.get(f"/v1/tickets/{before['id']}").json
+    assert kept["resolution_due"] == before["resolution_due"]
+    # Re-prioritising applies the current policy of the new priority.
+    admin.put_json("/v1/sla-policies/low", {"first_response_minutes": 60, "resolution_minutes": 600})
+    lowered = agent.patch_json(f"/v1/tickets/{before['id']}", {"priority": "low"}).json
+    start = datetime.fromisoformat(before["created_at"])
+    assert datetime.fromisoformat(lowered["resolution_due"]) - start == timedelta(hours=10)
+
+
+def test_policy_input_is_checked(sup):
+    admin = sup.as_("admin")
+    url = "/v1/sla-policies/high"
+    cases = [
+        ({"first_response_minutes": 0, "resolution_minutes": 10}, "/first_response_minutes"),
+        ({"first_response_minutes": 10, "resolution_minutes": 5}, "/resolution_minutes"),
+        ({"first_response_minutes": 10, "resolution_minutes": 600_000}, "/resolution_minutes"),
+        ({"first_response_minutes": "10", "resolution_minutes": 60}, "/first_response_minutes"),
+        ({"first_response_minutes": True, "resolution_minutes": 60}, "/first_response_minutes"),
+        ({"first_response_minutes": 1.5, "resolution_minutes": 60}, "/first_response_minutes"),
+        ({"resolution_minutes": 60}, "/first_response_minutes"),
+        ({"first_response_minutes": 10, "resolution_minutes": 60, "priority": "low"}, "/priority"),
+    ]
+    for body, pointer in cases:
+        res = admin.put_json(url, body, status=422)
+        assert [e["pointer"] for e in res.json["errors"]] == [pointer], body
+    admin.put_json(
+        "/v1/sla-policies/critical", {"first_response_minutes": 1, "resolution_minutes": 2}, status=404
+    )
+    admin.get("/v1/sla-policies/critical", status=404)
+    assert admin.get(url).json["version"] == 1

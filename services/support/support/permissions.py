@@ -10,6 +10,8 @@ from logistics_shared.identity import Role
 class Permission(enum.StrEnum):
     SUPPORT_READ = "support:tickets:read"
     SUPPORT_WRITE = "support:tickets:write"
+    #: Editing SLA policies: only admins (who hold every permission).
+    SLA_WRITE = "support:sla:write"
 
 
 def role_permissions() -> dict[Role, frozenset[str]]:

@@ -6,7 +6,7 @@ from pyramid.config import Configurator
 
 from logistics_shared.web.endpoint import add_endpoints
 
-from .views import shipments, tickets
+from .views import shipments, sla, tickets
 
 
 def includeme(config: Configurator) -> None:
@@ -15,5 +15,8 @@ def includeme(config: Configurator) -> None:
     config.add_route("ticket_comments", "/v1/tickets/{id}/comments")
     config.add_route("shipments", "/v1/shipments")
     config.add_route("shipment", "/v1/shipments/{id}")
+    config.add_route("sla_policies", "/v1/sla-policies")
+    config.add_route("sla_policy", "/v1/sla-policies/{priority}")
     add_endpoints(config, tickets)
     add_endpoints(config, shipments)
+    add_endpoints(config, sla)

@@ -1,9 +1,13 @@
 """SLA policies per priority: first-response and resolution targets.
 
-Due times are set when a ticket is created (and again when its priority
-changes); the resolution clock stops while the ticket is ``pending`` (waiting
-for the customer) and the due time moves by the time spent there. The worker's
-sweep marks a breach once per ticket and kind and emits ``ticket.sla_breached``.
+Policies live in the ``sla_policies`` table (seeded by migration 0005, edited
+by admins). Due times are set from them when a ticket is created (and again
+when its priority changes); a policy change therefore applies to tickets
+opened or re-prioritised afterwards, while open tickets keep the due times
+they were promised. The resolution clock stops while the ticket is
+``pending`` (waiting for the customer) and the due time moves by the time
+spent there. The worker's sweep marks a breach once per ticket and kind and
+emits ``ticket.sla_breached``.
 """
 
 from __future__ import annotations
@@ -11,36 +15,88 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import aware
+from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
 from logistics_shared.outbox import Outbox
 
-from ..models import tickets
+from ..models import PRIORITIES, sla_policies, tickets
 
-#: priority -> (first response within, resolution within)
-POLICIES: dict[str, tuple[timedelta, timedelta]] = {
-    "urgent": (timedelta(hours=1), timedelta(hours=4)),
-    "high": (timedelta(hours=4), timedelta(hours=24)),
-    "normal": (timedelta(hours=8), timedelta(hours=72)),
-    "low": (timedelta(hours=24), timedelta(days=7)),
-}
 #: "Breaching soon" means due within this window.
 SOON = timedelta(hours=1)
 OPEN_STATES = ("new", "open", "pending")
 
 
-def due_times(priority: str, since: datetime) -> dict[str, datetime]:
-    first, resolution = POLICIES[priority]
-    return {"first_response_due": since + first, "resolution_due": since + resolution}
+def _policy(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)
 
 
-def on_change(ticket: dict[str, Any], values: dict[str, Any], now: datetime) -> dict[str, Any]:
+def policies(session: Session) -> list[dict[str, Any]]:
+    """Every priority's policy, most urgent first."""
+    rows = {row.priority: _policy(row) for row in session.execute(select(sla_policies))}
+    return [rows[p] for p in reversed(PRIORITIES) if p in rows]
+
+
+def policy(session: Session, priority: str) -> dict[str, Any]:
+    row = session.execute(select(sla_policies).where(sla_policies.c.priority == priority)).first()
+    if row is None:
+        raise NotFound(f"No SLA policy for priority {priority!r}; priorities are {', '.join(PRIORITIES)}.")
+    return _policy(row)
+
+
+def set_policy(
+    session: Session,
+    priority: str,
+    first_response_minutes: int,
+    resolution_minutes: int,
+    actor: str,
+    expected_version: int | None,
+) -> dict[str, Any]:
+    """Replace one priority's targets with a conditional UPDATE on its version."""
+    current = policy(session, priority)
+    if expected_version is not None and expected_version != current["version"]:
+        _stale(current, expected_version)
+    targets = {"first_response_minutes": first_response_minutes, "resolution_minutes": resolution_minutes}
+    if all(current[k] == v for k, v in targets.items()):
+        return current
+    row = session.execute(
+        update(sla_policies)
+        .where(sla_policies.c.priority == priority, sla_policies.c.version == current["version"])
+        .values(version=sla_policies.c.version + 1, updated_by=actor, updated_at=datetime.now(UTC), **targets)
+        .returning(*sla_policies.c)
+    ).first()
+    if row is None:
+        if expected_version is not None:
+            _stale(policy(session, priority), expected_version)
+        raise Conflict("The policy changed while this request ran; fetch it and try again.")
+    return _policy(row)
+
+
+def _stale(current: dict[str, Any], expected_version: int) -> None:
+    raise PreconditionFailed(
+        f"The SLA policy has changed (version {current['version']}, you sent {expected_version}); "
+        "fetch it again.",
+        current_etag=f'"{current["version"]}"',
+    )
+
+
+def due_times(session: Session, priority: str, since: datetime) -> dict[str, datetime]:
+    targets = policy(session, priority)
+    return {
+        "first_response_due": since + timedelta(minutes=targets["first_response_minutes"]),
+        "resolution_due": since + timedelta(minutes=targets["resolution_minutes"]),
+    }
+
+
+def on_change(
+    session: Session, ticket: dict[str, Any], values: dict[str, Any], now: datetime
+) -> dict[str, Any]:
     """Extra column values an update implies for the SLA clocks."""
     extra: dict[str, Any] = {}
     if "priority" in values:
-        extra.update(due_times(values["priority"], aware(ticket["created_at"])))
+        extra.update(due_times(session, values["priority"], aware(ticket["created_at"])))
     target = values.get("status")
     if target == "pending" and ticket["status"] != "pending":
         extra["sla_paused_at"] = now

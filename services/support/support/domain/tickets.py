@@ -71,7 +71,7 @@ def create(
         **{k: data[k] for k in FIELDS if k in data},
     }
     values["tags"] = orjson.dumps(_tags(values.get("tags") or [])).decode()
-    values.update(sla.due_times(values["priority"], now))
+    values.update(sla.due_times(session, values["priority"], now))
     if values["shipment_id"] is not None:
         values["shipment_id"] = str(values["shipment_id"])
     number = session.execute(tickets.insert().values(**values).returning(tickets.c.number)).scalar_one()
@@ -178,7 +178,7 @@ def change(
     if not values:
         return ticket
     now = datetime.now(UTC)
-    clocks = sla.on_change(ticket, values, now)
+    clocks = sla.on_change(session, ticket, values, now)
     row = session.execute(
         update(tickets)
         .where(tickets.c.id == ticket_id, tickets.c.version == ticket["version"])
