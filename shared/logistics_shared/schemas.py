@@ -14,6 +14,8 @@ from typing import Any
 import pycountry
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from .errors import InvalidField
+
 MAX_QUANTITY = 1_000_000_000
 MAX_GRAMS = 10_000_000  # 10 tonnes: a pallet, not a container
 MAX_MILLIMETRES = 100_000  # 100 m
@@ -220,12 +222,17 @@ def encode_cursor(*values: Any) -> str:
 
 
 def decode_cursor(cursor: str, parts: int) -> list[str]:
-    """Decode a cursor made by :func:`encode_cursor`; ValidationError if it is not one."""
+    """Decode a cursor made by :func:`encode_cursor`.
+
+    Cursors are decoded in the service layer, after the query schema ran, so a
+    made-up one must raise a problem (422 at ``/cursor``), not a marshmallow error.
+    """
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        # validate=True: characters outside the alphabet are an error, not skipped.
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValidationError("Not a valid cursor.", field_name="cursor") from None
+        raise InvalidField("/cursor", "Not a valid cursor.") from None
     values = raw.split("\x1f")
     if len(values) != parts:
-        raise ValidationError("Not a valid cursor.", field_name="cursor")
+        raise InvalidField("/cursor", "Not a valid cursor.")
     return values
