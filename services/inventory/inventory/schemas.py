@@ -17,6 +17,7 @@ from logistics_shared.schemas import (
     Grams,
     Millimetres,
     PageQuerySchema,
+    PatchSchema,
     Quantity,
     SignedQuantity,
     Sku,
@@ -42,18 +43,13 @@ class ItemCreateSchema(StrictSchema):
     reorder_point = Count(load_default=0)
 
 
-class ItemUpdateSchema(StrictSchema):
+class ItemUpdateSchema(PatchSchema):
     name = Text(200)
     unit_weight_g = Grams()
     length_mm = Millimetres()
     width_mm = Millimetres()
     height_mm = Millimetres()
     reorder_point = Count()
-
-    @validates_schema
-    def _not_empty(self, data: dict, **_kw: object) -> None:
-        if not data:
-            raise ValidationError("Send at least one field to change.")
 
 
 class ItemSchema(Schema):

@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from logistics_shared.schemas import (
     Code,
     PageQuerySchema,
+    PatchSchema,
     StrictInteger,
     StrictSchema,
     Text,
@@ -32,7 +33,7 @@ class TicketCreateSchema(StrictSchema):
     tracking_number = Text(32, load_default=None, allow_none=True)
 
 
-class TicketUpdateSchema(StrictSchema):
+class TicketUpdateSchema(PatchSchema):
     subject = Text(200)
     description = Text(10_000)
     type = fields.String(validate=validate.OneOf(TYPES))

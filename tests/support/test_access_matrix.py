@@ -1,0 +1,162 @@
+"""Every role against every support endpoint: who may do what, and what they see.
+
+The matrix lists each (method, route) the service serves; a test checks the
+list against the routes actually registered, so a new endpoint without a row
+here fails. Staff of AMS see the ticket linked to an AMS shipment; staff of RTM
+do not (a 404, as for a ticket that does not exist). Reads by staff also check
+*what* they see: only linked tickets and only public comments.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from webtest import TestApp
+
+from support import handlers
+
+from ..shared.test_route_permissions import PUBLIC, served
+from .test_handlers import deliver, envelope, state
+
+ROLES = ("anonymous", "bad token", "admin", "support_agent", "service", "staff AMS", "staff RTM")
+LINES = [{"sku": "SKU-1", "quantity": 1}]
+TICKET = {"subject": "Parcel late", "description": "Customer asks", "priority": "normal"}
+
+
+@dataclass
+class World:
+    shipment_id: str
+    linked: str  # a ticket linked to the AMS shipment
+    unlinked: str  # a ticket with no shipment
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sup(service_client, request):
+    return service_client("support", request.param)
+
+
+def build(sup) -> World:
+    shipment_id = str(uuid.uuid4())
+    deliver(
+        sup,
+        handlers.shipment_view,
+        envelope(
+            "shipment.requested", {**state(shipment_id, "awaiting_stock"), "lines": LINES}, datetime.now(UTC)
+        ),
+    )
+    admin = sup.as_()
+    linked = admin.post_json("/v1/tickets", {**TICKET, "shipment_id": shipment_id}).json["id"]
+    unlinked = admin.post_json("/v1/tickets", TICKET).json["id"]
+    admin.post_json(f"/v1/tickets/{linked}/comments", {"body": "We are on it", "visibility": "public"})
+    admin.post_json(f"/v1/tickets/{linked}/comments", {"body": "Warehouse slow", "visibility": "internal"})
+    return World(shipment_id, linked, unlinked)
+
+
+def app_for(sup, role: str) -> TestApp:
+    if role == "anonymous":
+        return sup.anonymous
+    if role == "bad token":
+        return TestApp(sup.wsgi, extra_environ={"HTTP_AUTHORIZATION": "Bearer not.a.token"})
+    if role.startswith("staff "):
+        return sup.as_("warehouse_staff", role.split()[1])
+    return sup.as_(role)
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    route: str
+    path: str  # formatted with the World's ids
+    #: status per role; the roles not named get ``default``
+    statuses: dict[str, int]
+    body: dict[str, Any] | None = None
+    default: int = 200
+
+
+WRITERS_ONLY = {"service": 403, "staff AMS": 403, "staff RTM": 403}
+ADMINS_ONLY = {"support_agent": 403, **WRITERS_ONLY}
+MATRIX = (
+    Row("GET", "tickets", "/v1/tickets", {}),
+    Row("POST", "tickets", "/v1/tickets", WRITERS_ONLY, TICKET, default=201),
+    Row("GET", "ticket", "/v1/tickets/{linked}", {"staff RTM": 404}),
+    Row("PATCH", "ticket", "/v1/tickets/{linked}", WRITERS_ONLY, {"tags": ["seen"]}),
+    Row("GET", "ticket_comments", "/v1/tickets/{linked}/comments", {"staff RTM": 404}),
+    Row(
+        "POST",
+        "ticket_comments",
+        "/v1/tickets/{linked}/comments",
+        WRITERS_ONLY,
+        {"body": "More news", "visibility": "internal"},
+        default=201,
+    ),
+    Row("GET", "shipments", "/v1/shipments?reference=ORDER-1", {}),
+    Row("GET", "shipment", "/v1/shipments/{shipment_id}", {"staff RTM": 404}),
+    Row("GET", "sla_policies", "/v1/sla-policies", {}),
+    Row("GET", "sla_policy", "/v1/sla-policies/high", {}),
+    Row(
+        "PUT",
+        "sla_policy",
+        "/v1/sla-policies/high",
+        ADMINS_ONLY,
+        {"first_response_minutes": 240, "resolution_minutes": 1440},
+    ),
+)
+
+
+def expected(row: Row, role: str) -> int:
+    if role in ("anonymous", "bad token"):
+        return 401
+    return row.statuses.get(role, row.default)
+
+
+def test_the_matrix_covers_every_endpoint(sup):
+    registered = {(m, r) for m, r in served(sup.registry) if r not in PUBLIC}
+    assert registered == {(row.method, row.route) for row in MATRIX}
+
+
+def test_every_role_on_every_endpoint(sup):
+    world = build(sup)
+    ids = {"linked": world.linked, "shipment_id": world.shipment_id}
+    failures = []
+    for row in MATRIX:
+        for role in ROLES:
+            app = app_for(sup, role)
+            path = row.path.format(**ids)
+            if row.body is None:
+                res = app.request(path, method=row.method, expect_errors=True)
+            else:
+                send = getattr(app, f"{row.method.lower()}_json")
+                res = send(path, row.body, expect_errors=True)
+            want = expected(row, role)
+            if res.status_int != want:
+                failures.append(f"{row.method} {path} as {role}: {res.status_int}, expected {want}")
+            elif want >= 400 and res.content_type != "application/problem+json":
+                failures.append(f"{row.method} {path} as {role}: {res.content_type}")
+    assert not failures, "\n".join(failures)
+
+
+def test_what_each_reader_sees(sup):
+    world = build(sup)
+    seen = {}
+    for role in ("admin", "support_agent", "service", "staff AMS", "staff RTM"):
+        app = app_for(sup, role)
+        tickets = {t["id"] for t in app.get("/v1/tickets").json["items"]}
+        found = app.get("/v1/shipments", {"reference": "ORDER-1"}).json["items"]
+        comments = None
+        if role != "staff RTM":
+            items = app.get(f"/v1/tickets/{world.linked}/comments").json["items"]
+            comments = sorted(c["visibility"] for c in items)
+        seen[role] = (tickets, [s["shipment_id"] for s in found], comments)
+    everything = {world.linked, world.unlinked}
+    both = ["internal", "public"]
+    assert seen == {
+        "admin": (everything, [world.shipment_id], both),
+        "support_agent": (everything, [world.shipment_id], both),
+        "service": (everything, [world.shipment_id], both),
+        "staff AMS": ({world.linked}, [world.shipment_id], ["public"]),
+        "staff RTM": (set(), [], None),
+    }
