@@ -92,6 +92,7 @@ SPECS: tuple[Spec, ...] = (
     _spec("log_format", _to_str, "json", "`json` (one object per line) or `text`."),
     _spec("access_log", _to_bool, True, "Log one line per request."),
     _spec("reservation_sweep_seconds", _to_float, 5.0, "How often expired reservations are swept."),
+    _spec("sla_sweep_seconds", _to_float, 60.0, "How often the support worker looks for SLA breaches."),
     _spec("bus_namespace", _to_str, "logistics", "Prefix of every exchange and queue name."),
     _spec("bus_prefetch", _to_int, 32, "Unacked messages a consumer may hold (prefetch count)."),
     _spec("bus_max_attempts", _to_int, 5, "Handler attempts before a message is dead-lettered."),
@@ -135,6 +136,7 @@ class Settings:
     log_format: str = "json"
     access_log: bool = True
     reservation_sweep_seconds: float = 5.0
+    sla_sweep_seconds: float = 60.0
     bus_namespace: str = "logistics"
     bus_prefetch: int = 32
     bus_max_attempts: int = 5

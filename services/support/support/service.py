@@ -27,7 +27,10 @@ SERVICE = ServiceSpec(
     role_permissions=lazy("support.permissions:role_permissions"),
     handlers=lazy("support.handlers:handlers"),
     background=(
-        # Breaches are found by the worker, not by a request; once a minute is plenty for hour targets.
-        BackgroundTask(name="sla-breaches", run=_sweep_sla, interval=lambda settings: 60.0),
+        # Breaches are found by the worker, not by a request; once a minute (the default) is
+        # plenty for targets counted in hours.
+        BackgroundTask(
+            name="sla-breaches", run=_sweep_sla, interval=lambda settings: settings.sla_sweep_seconds
+        ),
     ),
 )
