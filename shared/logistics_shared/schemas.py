@@ -63,9 +63,13 @@ def Millimetres(**kwargs: Any) -> StrictInteger:  # noqa: N802
     return StrictInteger(validate=validate.Range(min=0, max=MAX_MILLIMETRES), **kwargs)
 
 
+def _has_control(value: str) -> bool:
+    return any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value)
+
+
 def _printable(value: str) -> None:
     # PostgreSQL text cannot hold NUL, and no human-entered field needs control characters.
-    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
+    if _has_control(value):
         raise ValidationError("Must not contain control characters.")
 
 
@@ -142,7 +146,9 @@ def _postal_code_format(country: str, postal_code: str) -> str | None:
     except ValueError:
         return None
     matchers = rules.postal_code_matchers
-    if not matchers or all(m.match(postal_code.upper()) for m in matchers):
+    # fullmatch: the patterns end in "$" (which also matches before a trailing newline)
+    # and some are alternations that re.match would accept on a prefix.
+    if not matchers or all(m.fullmatch(postal_code.upper()) for m in matchers):
         return None
     example = f" (e.g. {rules.postal_code_examples[0]})" if rules.postal_code_examples else ""
     return f"Not a valid postal code for {country}{example}."
@@ -242,6 +248,7 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidField("/cursor", "Not a valid cursor.") from None
     values = raw.split("\x1f")
-    if len(values) != parts:
+    # Our cursors hold ids, codes and timestamps: a control character means made up.
+    if len(values) != parts or any(_has_control(v) for v in values):
         raise InvalidField("/cursor", "Not a valid cursor.")
     return values

@@ -1,5 +1,8 @@
-"""A cursor a client made up is a 422 pointing at ``/cursor`` on every paged list,
-never a 500 (the cursor is decoded in the service layer, after the query schema)."""
+"""What a client can put in a URL that no service may answer with a 500 (or a 200):
+a made-up page cursor, and control characters (NUL above all: PostgreSQL text
+cannot hold it) in a query filter or a path segment. Cursors and filters are a
+422 at their pointer, a path is a 404.
+"""
 
 from __future__ import annotations
 
@@ -17,22 +20,68 @@ GARBAGE = (
     "%%%",  # not base64 at all
     cursor("a\x1fb\x1fc"),  # too many parts
     cursor("not-a-date\x1fsome-id"),  # two parts, but no timestamp
+    cursor("\x00"),  # one part: a NUL
+    cursor("2026-01-01T00:00:00+00:00\x1f\x00"),  # two parts, a NUL id
 )
 LISTS = {
     "inventory": ("/v1/items", "/v1/warehouses", "/v1/movements", "/v1/reservations", "/v1/stock"),
     "shipping": ("/v1/shipments", "/v1/carriers"),
     "support": ("/v1/tickets",),
 }
+#: (list, filter) pairs that take free text.
+FILTERS = {
+    "inventory": (("/v1/items", "sku_prefix"), ("/v1/reservations", "reference")),
+    "shipping": (("/v1/shipments", "reference"),),
+    "support": (
+        ("/v1/tickets", "assignee"),
+        ("/v1/tickets", "q"),
+        ("/v1/shipments", "reference"),
+        ("/v1/shipments", "tracking_number"),
+    ),
+}
+#: Paths whose last segment is an id, code or SKU looked up in the database.
+PATHS = {
+    "inventory": ("/v1/items/{}", "/v1/warehouses/{}", "/v1/reservations/{}"),
+    "shipping": ("/v1/shipments/{}", "/v1/carriers/{}", "/v1/tracking/{}", "/v1/shipments/{}/label"),
+    "support": ("/v1/tickets/{}", "/v1/shipments/{}", "/v1/sla-policies/{}"),
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request):
+    return request.param
+
+
+def pointers(res) -> list[str]:
+    return [e["pointer"] for e in res.json.get("errors", [])] if res.status_int == 422 else []
 
 
 @pytest.mark.parametrize("service", sorted(LISTS))
-def test_a_made_up_cursor_is_a_422(service_client, service):
-    admin = service_client(service).as_()
+def test_a_made_up_cursor_is_a_422(service_client, service, backend):
+    admin = service_client(service, backend).as_()
     failures = []
     for path in LISTS[service]:
         for value in GARBAGE:
             res = admin.get(path, {"cursor": value}, expect_errors=True)
-            pointers = [e["pointer"] for e in res.json.get("errors", [])] if res.status_int == 422 else []
-            if res.status_int != 422 or pointers != ["/cursor"]:
+            if res.status_int != 422 or pointers(res) != ["/cursor"]:
                 failures.append(f"{path}?cursor={value!r}: {res.status_int} {res.text[:200]}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("service", sorted(LISTS))
+def test_control_characters_in_filters_and_paths(service_client, service, backend):
+    admin = service_client(service, backend).as_()
+    failures = []
+    for path, name in FILTERS[service]:
+        for value in ("a\x00b", "\x00\x00", "ab\x1b"):
+            res = admin.get(path, {name: value}, expect_errors=True)
+            if res.status_int != 422 or pointers(res) != [f"/{name}"]:
+                failures.append(f"{path}?{name}={value!r}: {res.status_int} {res.text[:200]}")
+    for template in PATHS[service]:
+        for segment in ("%00", "a%00b", "%1F", "%7F"):
+            path = template.format(segment)
+            for method in ("GET", "POST", "PATCH", "PUT"):
+                res = admin.request(path, method=method, expect_errors=True)
+                if res.status_int not in (404, 405) or res.content_type != "application/problem+json":
+                    failures.append(f"{method} {path}: {res.status_int} {res.text[:200]}")
     assert not failures, "\n".join(failures)

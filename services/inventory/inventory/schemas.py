@@ -66,7 +66,7 @@ class ItemSchema(Schema):
 
 
 class ItemQuerySchema(PageQuerySchema):
-    sku_prefix = fields.String(validate=validate.Length(min=1, max=64))
+    sku_prefix = Text(64)
 
 
 # --- warehouses and locations ----------------------------------------------
@@ -217,7 +217,7 @@ class ReservationSchema(Schema):
 
 class ReservationQuerySchema(PageQuerySchema):
     warehouse = Code()
-    reference = fields.String(validate=validate.Length(min=1, max=100))
+    reference = Text(100)
     status = fields.String(validate=validate.OneOf(RESERVATION_STATES))
 
 

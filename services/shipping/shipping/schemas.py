@@ -5,10 +5,10 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from logistics_shared.schemas import (
+    MAX_MILLIMETRES,
     AddressOutSchema,
     AddressSchema,
     Code,
-    Millimetres,
     PageQuerySchema,
     Quantity,
     Sku,
@@ -32,9 +32,10 @@ class LineInSchema(StrictSchema):
 class ParcelInSchema(StrictSchema):
     # A parcel weighs something, and no carrier takes more than 70 kg.
     weight_g = StrictInteger(required=True, validate=validate.Range(min=1, max=70_000))
-    length_mm = Millimetres(required=True)
-    width_mm = Millimetres(required=True)
-    height_mm = Millimetres(required=True)
+    # ... and has three sides of at least a millimetre (a 0 would zero its dimensional weight).
+    length_mm = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_MILLIMETRES))
+    width_mm = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_MILLIMETRES))
+    height_mm = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_MILLIMETRES))
 
 
 class ShipmentCreateSchema(StrictSchema):
@@ -101,7 +102,7 @@ class ShipmentSchema(ShipmentSummarySchema):
 class ShipmentQuerySchema(PageQuerySchema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     warehouse = Code()
-    reference = fields.String(validate=validate.Length(min=1, max=100))
+    reference = Text(100)
     since = UtcDateTimeIn()
     until = UtcDateTimeIn()
 

@@ -71,10 +71,10 @@ class TicketSchema(Schema):
 class TicketQuerySchema(PageQuerySchema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
-    assignee = fields.String(validate=validate.Length(min=1, max=200))
+    assignee = Text(200)
     queue = Code()
     shipment_id = fields.UUID()
-    q = fields.String(validate=validate.Length(min=2, max=200))
+    q = Text(200, min_length=2)
     sla = fields.String(validate=validate.OneOf(("breached", "breaching_soon", "paused", "ok")))
 
 

@@ -28,23 +28,23 @@ def _instance(request: Request) -> str:
     return quote(raw.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=-._~")
 
 
-def _render(request: Request, problem: errors.Problem) -> Response:
+def render_problem(request: Request, problem: errors.Problem) -> Response:
     return problem_response(problem, instance=_instance(request))
 
 
 def undecodable_path_view(exc: URLDecodeError, request: Request) -> Response:
-    return _render(request, errors.NotFound("No resource at this path (it is not valid UTF-8)."))
+    return render_problem(request, errors.NotFound("No resource at this path (it is not valid UTF-8)."))
 
 
 def problem_view(exc: errors.Problem, request: Request) -> Response:
-    return _render(request, exc)
+    return render_problem(request, exc)
 
 
 def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
     if request.identity is None:
         detail = request.environ.get("logistics.auth_error")
-        return _render(request, errors.Unauthorized(detail))
-    return _render(request, errors.Forbidden("Your role does not allow this operation."))
+        return render_problem(request, errors.Unauthorized(detail))
+    return render_problem(request, errors.Forbidden("Your role does not allow this operation."))
 
 
 def allowed_methods(request: Request, route_name: str) -> list[str]:
@@ -56,20 +56,20 @@ def notfound_view(exc: HTTPNotFound, request: Request) -> Response:
     if isinstance(exc, PredicateMismatch) and route is not None:
         allowed = allowed_methods(request, route.name)
         if allowed and request.method not in allowed:
-            return _render(
+            return render_problem(
                 request,
                 errors.MethodNotAllowed(
                     f"{request.method} is not allowed here; use {', '.join(allowed)}.",
                     headers={"Allow": ", ".join(allowed)},
                 ),
             )
-    return _render(request, errors.NotFound(f"No resource at {_instance(request)}."))
+    return render_problem(request, errors.NotFound(f"No resource at {_instance(request)}."))
 
 
 def http_exception_view(exc: HTTPException, request: Request) -> Response:
     problem = errors.Problem(exc.detail or exc.title)
     problem.status, problem.title, problem.slug = exc.code, exc.title, "http-" + str(exc.code)
-    return _render(request, problem)
+    return render_problem(request, problem)
 
 
 def _is_connectivity(exc: Exception) -> bool:
@@ -83,13 +83,15 @@ def _is_connectivity(exc: Exception) -> bool:
 def database_error_view(exc: Exception, request: Request) -> Response:
     if _is_connectivity(exc):
         log.warning("database unavailable: %s", exc.__class__.__name__)
-        return _render(request, errors.ServiceUnavailable("The database is unreachable; retry shortly."))
+        return render_problem(
+            request, errors.ServiceUnavailable("The database is unreachable; retry shortly.")
+        )
     return unexpected_view(exc, request)
 
 
 def unexpected_view(exc: Exception, request: Request) -> Response:
     log.error("unhandled error", exc_info=exc)
-    return _render(request, errors.Problem("An unexpected error occurred; it has been logged."))
+    return render_problem(request, errors.Problem("An unexpected error occurred; it has been logged."))
 
 
 def record_route_methods(config: Configurator) -> None:

@@ -16,11 +16,16 @@ from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.response import Response
 
+from .. import errors
 from ..logs import request_id
+from .problems import render_problem
 
 access_log = logging.getLogger("logistics.access")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: No id, code or SKU contains a control character; a path with one (``%00``) names
+#: nothing, and must not reach a query (PostgreSQL refuses NUL in text: a 500).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def observability_tween_factory(
@@ -35,7 +40,10 @@ def observability_tween_factory(
         token = request_id.set(rid)
         started = time.perf_counter()
         try:
-            response = handler(request)
+            if _CONTROL.search(request.environ.get("PATH_INFO", "")):
+                response = render_problem(request, errors.NotFound("No resource at this path."))
+            else:
+                response = handler(request)
             elapsed = time.perf_counter() - started
             route = request.matched_route.pattern if request.matched_route else "unmatched"
             method = request.method if request.method in _METHODS else "OTHER"

@@ -45,6 +45,7 @@ def verify(session: Session, carrier: str, timestamp: str | None, sent: str | No
     secret = session.execute(select(carriers.c.webhook_secret).where(carriers.c.code == carrier)).scalar()
     expected = signature(secret or "no-such-carrier", timestamp, body)
     # Compare before looking at the age: constant work whatever is wrong.
-    matches = hmac.compare_digest(expected, sent)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    matches = hmac.compare_digest(expected.encode(), sent.encode())
     if secret is None or not matches or age > REPLAY_WINDOW:
         raise refused

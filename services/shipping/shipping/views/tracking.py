@@ -41,6 +41,7 @@ def forget_tracking(request: Request, shipment_id: str) -> None:
     response=ShipmentSchema,
     status=201,
     problems=(404, 409),
+    idempotent=True,
 )
 def record_event(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     shipment = shipments.load_for_update(request.dbsession, request.matchdict["id"], request.identity)
