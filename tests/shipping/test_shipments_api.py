@@ -145,3 +145,28 @@ def test_postal_codes_are_checked_where_the_format_is_known(service_client, coun
             {"pointer": "/ship_to/postal_code", "detail": res.json["errors"][0]["detail"]}
         ]
         assert country in res.json["errors"][0]["detail"]
+
+
+def test_cancel_and_retry_honour_if_match(ship):
+    """A client that read version N and sends ``If-Match: "N"`` must not cancel (or retry) a
+    shipment that has moved on since: 412 with the current ETag, and nothing changes."""
+    admin = ship.as_()
+    shipment = admin.post_json("/v1/shipments", SHIPMENT).json
+    url = f"/v1/shipments/{shipment['id']}"
+    etag = admin.get(url).headers["ETag"]
+    with ship.engine.begin() as conn:  # the saga moves it on (inventory found no stock)
+        conn.execute(
+            text("UPDATE shipments SET status = 'on_hold', version = version + 1 WHERE id = :id"),
+            {"id": shipment["id"]},
+        )
+    stale = admin.post_json(f"{url}/cancel", {}, headers={"If-Match": etag}, status=412)
+    assert stale.json["current_etag"] == admin.get(url).headers["ETag"] != etag
+    admin.post(f"{url}/retry", headers={"If-Match": etag}, status=412)
+    admin.post_json(f"{url}/cancel", {}, headers={"If-Match": "nonsense"}, status=412)
+    assert admin.get(url).json["status"] == "on_hold"
+    assert outbox(ship) == ["shipment.requested"]
+    current = admin.get(url).headers["ETag"]
+    retried = admin.post(f"{url}/retry", headers={"If-Match": current})
+    assert retried.json["status"] == "awaiting_stock" and retried.headers["ETag"] != current
+    done = admin.post_json(f"{url}/cancel", {}, headers={"If-Match": retried.headers["ETag"]})
+    assert done.json["status"] == "cancelled"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import aware, created_keyset
-from logistics_shared.errors import InvalidField, NotFound
+from logistics_shared.errors import InvalidField, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 from logistics_shared.schemas import page_of
@@ -216,24 +216,46 @@ def _state(shipment: dict[str, Any], status: str) -> dict[str, Any]:
 
 
 def cancel(
-    session: Session, outbox: Outbox, actor: Identity, shipment_id: str, reason: str | None
+    session: Session,
+    outbox: Outbox,
+    actor: Identity,
+    shipment_id: str,
+    reason: str | None,
+    expected_version: int | None = None,
 ) -> dict[str, Any]:
     """Cancel until the shipment is in transit; inventory releases the stock when it hears."""
     shipment = _load(session, shipment_id, actor, lock=True)
+    _check_version(shipment, expected_version)
     transition(session, shipment, "cancelled", cause=_actor(actor), detail=reason)
     outbox.emit("shipment.cancelled", {**_identity(shipment), "reason": reason})
     return get(session, actor, shipment_id)
 
 
 def retry(
-    session: Session, outbox: Outbox, actor: Identity, shipment_id: str, hold_for: timedelta | None = None
+    session: Session,
+    outbox: Outbox,
+    actor: Identity,
+    shipment_id: str,
+    hold_for: timedelta | None = None,
+    expected_version: int | None = None,
 ) -> dict[str, Any]:
     """``on_hold -> awaiting_stock``: ask inventory again (after stock arrived)."""
     shipment = _load(session, shipment_id, actor, lock=True)
+    _check_version(shipment, expected_version)
     transition(session, shipment, "awaiting_stock", cause=_actor(actor), hold_reason=None)
     current = get(session, actor, shipment_id)
     _requested(outbox, current, current["lines"], hold_for)
     return current
+
+
+def _check_version(shipment: dict[str, Any], expected_version: int | None) -> None:
+    """``If-Match``: the row is locked, so comparing here is as good as a conditional UPDATE."""
+    if expected_version is not None and expected_version != shipment["version"]:
+        raise PreconditionFailed(
+            f"The shipment has changed (version {shipment['version']}, you sent {expected_version}); "
+            "fetch it again.",
+            current_etag=f'"{shipment["version"]}"',
+        )
 
 
 def _identity(shipment: dict[str, Any]) -> dict[str, Any]:

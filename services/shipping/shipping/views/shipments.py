@@ -6,6 +6,7 @@ from typing import Any
 from pyramid.request import Request
 
 from logistics_shared.web.endpoint import Reply, endpoint
+from logistics_shared.web.etag import etag, expected_version
 
 from ..domain import shipments
 from ..permissions import Permission
@@ -42,7 +43,7 @@ def create(request: Request, body: dict[str, Any]) -> Reply:
         shipment,
         headers={
             "Location": request.route_path("shipment", id=shipment["id"]),
-            "ETag": f'"{shipment["version"]}"',
+            "ETag": etag(shipment["version"]),
         },
     )
 
@@ -82,7 +83,7 @@ def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
 )
 def get(request: Request) -> Reply:
     shipment = shipments.get(request.dbsession, request.identity, request.matchdict["id"])
-    return Reply(shipment, headers={"ETag": f'"{shipment["version"]}"'})
+    return Reply(shipment, headers={"ETag": etag(shipment["version"])})
 
 
 @endpoint(
@@ -94,11 +95,18 @@ def get(request: Request) -> Reply:
     body=CancelSchema,
     response=ShipmentSchema,
     problems=(404, 409),
+    etag=True,
 )
-def cancel(request: Request, body: dict[str, Any]) -> dict[str, Any]:
-    return shipments.cancel(
-        request.dbsession, request.outbox, request.identity, request.matchdict["id"], body.get("reason")
+def cancel(request: Request, body: dict[str, Any]) -> Reply:
+    shipment = shipments.cancel(
+        request.dbsession,
+        request.outbox,
+        request.identity,
+        request.matchdict["id"],
+        body.get("reason"),
+        expected_version(request),
     )
+    return Reply(shipment, headers={"ETag": etag(shipment["version"])})
 
 
 @endpoint(
@@ -109,8 +117,15 @@ def cancel(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     tags=TAGS,
     response=ShipmentSchema,
     problems=(404, 409),
+    etag=True,
 )
-def retry(request: Request) -> dict[str, Any]:
-    return shipments.retry(
-        request.dbsession, request.outbox, request.identity, request.matchdict["id"], _hold_for(request)
+def retry(request: Request) -> Reply:
+    shipment = shipments.retry(
+        request.dbsession,
+        request.outbox,
+        request.identity,
+        request.matchdict["id"],
+        _hold_for(request),
+        expected_version(request),
     )
+    return Reply(shipment, headers={"ETag": etag(shipment["version"])})
