@@ -165,3 +165,35 @@ def test_bad_input_changes_nothing(sup):
         assert pointer in [e["pointer"] for e in res.json["errors"]], (pointer, res.json)
     assert agent.get(url).json["version"] == 1
     assert outbox(sup) == ["ticket.created"]
+
+
+def test_search_pages_through_subject_and_comment_matches_once_each(sup):
+    agent = sup.as_("support_agent")
+    made = {}
+    for name, subject, comments in [
+        ("subject", "Customs hold in Rotterdam", []),
+        ("comment", "Parcel late", ["Stuck at CUSTOMS", "still at customs"]),  # two matching comments
+        ("both", "customs again", ["customs form missing"]),
+        ("neither", "Wrong colour", ["customer wants blue"]),
+        ("literal", "100% customs_fee", []),
+        ("subject2", "Re: customs", ["internal: customs broker called"]),
+    ]:
+        ticket = agent.post_json("/v1/tickets", {**TICKET, "subject": subject}).json
+        for body in comments:
+            agent.post_json(f"/v1/tickets/{ticket['id']}/comments", {"body": body, "visibility": "internal"})
+        made[name] = ticket
+    seen, cursor = [], None
+    while True:
+        params = {"q": "customs", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = agent.get("/v1/tickets", params).json
+        seen += [t["id"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    expected = [made[n]["id"] for n in ("subject", "comment", "both", "literal", "subject2")]
+    assert seen == expected  # oldest first, each once
+    assert [t["id"] for t in agent.get("/v1/tickets", {"q": "0% customs_"}).json["items"]] == [
+        made["literal"]["id"]
+    ]
+    assert agent.get("/v1/tickets", {"q": "%_"}).json["items"] == []  # wildcards are literal
+    assert [t["id"] for t in agent.get("/v1/tickets", {"q": "customs", "status": "open"}).json["items"]] == []

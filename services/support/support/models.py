@@ -69,6 +69,14 @@ tickets = Table(
 Index("ix_tickets_created", tickets.c.created_at, tickets.c.id)
 Index("ix_tickets_shipment", tickets.c.shipment_id)
 Index("ix_tickets_status", tickets.c.status)
+# ?q= searches subjects and comments by substring: trigram GIN indexes on PostgreSQL
+# (migration 0006; SQLite has plain indexes of the same names).
+Index(
+    "ix_tickets_subject_trgm",
+    tickets.c.subject,
+    postgresql_using="gin",
+    postgresql_ops={"subject": "gin_trgm_ops"},
+)
 
 ticket_comments = Table(
     "ticket_comments",
@@ -82,6 +90,12 @@ ticket_comments = Table(
     _one_of("visibility", VISIBILITIES, "visibility_known"),
 )
 Index("ix_ticket_comments_ticket", ticket_comments.c.ticket_id, ticket_comments.c.id)
+Index(
+    "ix_ticket_comments_body_trgm",
+    ticket_comments.c.body,
+    postgresql_using="gin",
+    postgresql_ops={"body": "gin_trgm_ops"},
+)
 
 #: Shipping's shipments as its events describe them (a local read model).
 shipment_view = Table(

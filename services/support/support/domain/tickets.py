@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, union, update
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import aware, created_keyset
@@ -126,30 +126,47 @@ def list_(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    stmt = select(tickets).order_by(tickets.c.created_at, tickets.c.id).limit(limit + 1)
+    conditions = []
     for name in ("status", "priority", "assignee", "queue", "shipment_id"):
         if filters.get(name) is not None:
-            stmt = stmt.where(tickets.c[name] == str(filters[name]))
-    if filters.get("q"):
-        # Subject or any comment; autoescape so "%" and "_" are searched literally.
-        in_comments = select(ticket_comments.c.ticket_id).where(
-            ticket_comments.c.body.icontains(filters["q"], autoescape=True)
-        )
-        stmt = stmt.where(
-            or_(tickets.c.subject.icontains(filters["q"], autoescape=True), tickets.c.id.in_(in_comments))
-        )
+            conditions.append(tickets.c[name] == str(filters[name]))
     if filters.get("sla"):
-        stmt = stmt.where(sla.filter_for(filters["sla"], datetime.now(UTC)))
+        conditions.append(sla.filter_for(filters["sla"], datetime.now(UTC)))
     scope = _visible_to(actor)
     if scope is not None:
-        stmt = stmt.where(scope)
+        conditions.append(scope)
     if cursor:
-        stmt = stmt.where(created_keyset(tickets.c.created_at, tickets.c.id, cursor))
+        conditions.append(created_keyset(tickets.c.created_at, tickets.c.id, cursor))
+    order = (tickets.c.created_at, tickets.c.id)
+    if filters.get("q"):
+        stmt = _search(filters["q"], conditions, limit + 1)
+    else:
+        stmt = select(tickets).where(*conditions).order_by(*order).limit(limit + 1)
     return page_of(
         [_row(r) for r in session.execute(stmt)],
         limit,
         lambda r: (aware(r["created_at"]).isoformat(), r["id"]),
     )
+
+
+def _search(q: str, conditions: list[Any], limit: int) -> Any:
+    """Tickets whose subject or any comment contains ``q`` (case-insensitive, ``%``/``_`` literal).
+
+    Two ordered, limited branches joined by UNION rather than one ``subject ILIKE .. OR id IN
+    (comments ..)``: the planner can serve each branch from its trigram index when ``q`` is
+    rare, or walk the created-at index and stop early when it is common; an OR across the
+    two tables allows neither, and scanned every ticket for a term that matches nothing.
+    """
+    order = (tickets.c.created_at, tickets.c.id)
+    in_comments = select(ticket_comments.c.ticket_id).where(
+        ticket_comments.c.body.icontains(q, autoescape=True)
+    )
+    branches = [
+        select(tickets).where(*conditions, match).order_by(*order).limit(limit).subquery()
+        for match in (tickets.c.subject.icontains(q, autoescape=True), tickets.c.id.in_(in_comments))
+    ]
+    found = union(*(select(branch) for branch in branches)).subquery()
+    return select(found).order_by(found.c.created_at, found.c.id).limit(limit)
 
 
 def change(
