@@ -6,14 +6,9 @@ stalled, and crashing workers are our own subprocesses.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -27,6 +22,7 @@ from logistics_shared.outbox import Outbox
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import seed
 from .conftest import publish_event, wait_until
+from .workers import queue_depth, queue_exists, start_worker, worker_env
 
 pytestmark = pytest.mark.postgres
 
@@ -173,9 +169,6 @@ def test_two_relays_neither_skip_nor_double_send(service_client, rabbit, namespa
             t.join(10)
 
 
-ROOT = Path(__file__).parents[2]
-
-
 @pytest.mark.parametrize("crash_point", ["before_commit", "after_commit"])
 def test_a_worker_killed_mid_message_applies_it_exactly_once(
     service_client, rabbit, namespace, crash_point, tmp_path
@@ -183,32 +176,14 @@ def test_a_worker_killed_mid_message_applies_it_exactly_once(
     client = service_client("inventory", "postgres", broker_url=rabbit, bus_namespace=namespace, **FAST)
     seed(client)
     client.as_().post_json("/v1/receipts", {"warehouse": "AMS", "sku": "SKU-1", "quantity": 5})
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")},
-        "LOGISTICS_INVENTORY_DATABASE_URL": client.settings.database_url,
-        "LOGISTICS_BROKER_URL": rabbit,
-        "LOGISTICS_BUS_NAMESPACE": namespace,
-        "LOGISTICS_JWT_SECRET": client.settings.jwt_secret,
-        "LOGISTICS_LOG_LEVEL": "WARNING",
-    }
-    logistics = str(Path(sys.executable).with_name("logistics"))
+    env = worker_env("inventory", client, rabbit, namespace)
 
     def start(extra):
-        with socket.socket() as probe:  # a port that is free right now
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        log = tmp_path / f"worker-{port}.log"
-        # A file, not a pipe: nobody reads a pipe here, and a full one would block the worker.
-        return subprocess.Popen(
-            [logistics, "worker", "inventory", "--no-relay", "--health-port", str(port)],
-            env={**env, **extra},
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("w"),
-        ), log
+        return start_worker("inventory", {**env, **extra}, tmp_path)
 
     def declared() -> bool:
         assert first.poll() is None or first.returncode == 70, first_log.read_text()[-2000:]
-        return _queue_exists(f"{namespace}.inventory.shipment_requested")
+        return queue_exists(f"{namespace}.inventory.shipment_requested")
 
     # Declare the queues first so the event is not unroutable.
     first, first_log = start({"LOGISTICS_TEST_CRASH_POINT": crash_point})
@@ -239,7 +214,7 @@ def test_a_worker_killed_mid_message_applies_it_exactly_once(
         # The redelivered message must be handled and acked, not merely already applied.
         wait_until(
             lambda: (
-                _inbox_rows(client) == 1 and _reservations(client, shipment) == 1 and _queue_depth(queue) == 0
+                _inbox_rows(client) == 1 and _reservations(client, shipment) == 1 and queue_depth(queue) == 0
             ),
             what="redelivered and acked",
         )
@@ -250,28 +225,6 @@ def test_a_worker_killed_mid_message_applies_it_exactly_once(
         second.terminate()
         assert second.wait(timeout=30) == 0, f"SIGTERM is a graceful stop: {second_log.read_text()[-2000:]}"
     assert_inventory_invariants(client.engine)
-
-
-def _queue_exists(name: str) -> bool:
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True, check=False
-    ).stdout.split()
-    return name in out
-
-
-def _queue_depth(name: str) -> int:
-    """Ready plus unacknowledged messages of one queue."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "name", "messages_ready", "messages_unacknowledged"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    for line in out.splitlines():
-        parts = line.split()
-        if parts and parts[0] == name:
-            return int(parts[1]) + int(parts[2])
-    return -1
 
 
 def _inbox_rows(client) -> int:

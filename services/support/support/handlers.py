@@ -18,6 +18,7 @@ SHIPMENT_EVENTS = (
     "shipment.on_hold",
     "shipment.label_purchased",
     "shipment.status_changed",
+    "shipment.tracked",
     "shipment.cancelled",
     "shipment.delivered",
     "shipment.exception",

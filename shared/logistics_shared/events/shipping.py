@@ -63,6 +63,14 @@ class ShipmentStatusChanged(_Tracked):
     pass
 
 
+@REGISTRY.register("shipment.tracked", 1)
+class ShipmentTracked(_ShipmentState):
+    """A scan that did not move the shipment (another hub, a late or repeated status):
+    ``status`` is the shipment's current one, ``tracking`` the scan."""
+
+    tracking = fields.Nested(TrackingSchema, required=True)
+
+
 @REGISTRY.register("shipment.exception", 1)
 class ShipmentException(_Tracked):
     pass

@@ -66,10 +66,6 @@ def record(
             return None
     else:
         session.execute(tracking_events.insert().values(**values))
-    if not can(shipment["status"], event["status"]):
-        return shipment  # kept in the history; a late or repeated event moves nothing
-    previous = shipment["status"]
-    moved = transition(session, shipment, event["status"], cause=cause, detail=event.get("description"))
     tracking = {
         "status": event["status"],
         "description": event.get("description"),
@@ -77,6 +73,22 @@ def record(
         "occurred_at": occurred_at.isoformat(),
         "source": source,
     }
+    if not can(shipment["status"], event["status"]):
+        # Kept in the history; a late or repeated status moves nothing, but the scan (another
+        # hub, say) is still news to whoever keeps the tracking history: support's read model.
+        outbox.emit(
+            "shipment.tracked",
+            {
+                "shipment_id": shipment["id"],
+                "reference": shipment["reference"],
+                "warehouse": shipment["warehouse"],
+                "status": shipment["status"],
+                "tracking": tracking,
+            },
+        )
+        return shipment
+    previous = shipment["status"]
+    moved = transition(session, shipment, event["status"], cause=cause, detail=event.get("description"))
     body = {
         "shipment_id": moved["id"],
         "reference": moved["reference"],
