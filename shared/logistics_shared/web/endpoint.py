@@ -18,6 +18,7 @@ from pyramid.response import Response
 from .. import errors
 from ..errors import pointer_errors
 from .body import parse_json, read_raw
+from .dumping import compile_dump
 from .responses import json_response
 
 
@@ -94,6 +95,7 @@ def endpoint(
     body_schema = body() if body else None
     query_schema = query() if query else None
     response_schema = response(many=many) if response else None
+    dump = compile_dump(response_schema) if response_schema is not None else None
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         meta = ApiMeta(
@@ -141,8 +143,8 @@ def endpoint(
                 return result
             reply = result if isinstance(result, Reply) else Reply(result)
             data = reply.body
-            if response_schema is not None and data is not None:
-                data = response_schema.dump(data)
+            if dump is not None and data is not None:
+                data = dump(data)
             return json_response(data, status=reply.status or status, headers=reply.headers)
 
         wrapper.__api__ = meta  # type: ignore[attr-defined]

@@ -1,0 +1,103 @@
+"""Response schemas compiled into plain functions (same output as ``Schema.dump``).
+
+Marshmallow's ``dump`` walks every field through ``serialize`` -> ``get_value`` ->
+the accessor -> ``_serialize`` for every object; for a page of 50 tickets of 21
+fields that was two thirds of the request (bench/tickets.py). The output
+schemas are fixed at start-up, so this module resolves the per-field work once:
+a dict is read by key, and strings, integers and nested schemas are converted
+inline. Anything else keeps marshmallow's own ``_serialize`` for the value, and
+whatever this module does not understand (dump hooks, dotted attributes,
+objects that are not dicts, missing keys, hence defaults) goes through marshmallow
+unchanged, so the output is the same by construction (tests/shared/test_dumping.py
+compares both on every response schema of every service).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import Schema, fields
+from marshmallow.decorators import POST_DUMP, PRE_DUMP
+from marshmallow.utils import ensure_text_type, missing
+
+Dump = Callable[[Any], Any]
+
+
+def _string(value: Any) -> Any:
+    if value is None or type(value) is str:
+        return value
+    return ensure_text_type(value)
+
+
+def _integer(value: Any) -> Any:
+    return None if value is None else int(value)
+
+
+#: Fields whose output depends on the value alone (not on the object or attribute name),
+#: when their ``_serialize`` is marshmallow's or ours (``UtcDateTime``).
+_VALUE_ONLY = (fields.Boolean, fields.Number, fields.DateTime, fields.Date, fields.UUID)
+_KNOWN_MODULES = ("marshmallow.", "logistics_shared.")
+
+
+def _overrides(field: fields.Field, base: type[fields.Field], *names: str) -> bool:
+    return any(getattr(type(field), name) is not getattr(base, name) for name in names)
+
+
+def _converter(field: fields.Field) -> Callable[[Any], Any]:
+    """value -> output for one field (``_serialize`` with the lookup already done)."""
+    if _overrides(field, fields.Field, "serialize", "get_value"):
+        raise LookupError  # the field reads the object itself: leave it to marshmallow
+    if isinstance(field, fields.Nested) and not _overrides(field, fields.Nested, "_serialize"):
+        nested = field.schema
+        dump_one = compile_dump(nested, many=False)
+        if nested.many or field.many:
+            return lambda value: None if value is None else [dump_one(each) for each in value]
+        return lambda value: None if value is None else dump_one(value)
+    if isinstance(field, fields.List) and not _overrides(field, fields.List, "_serialize"):
+        inner = _converter(field.inner)
+        return lambda value: None if value is None else [inner(each) for each in value]
+    if type(field) is fields.String:
+        return _string
+    if type(field) is fields.Integer and not field.as_string:
+        return _integer
+    if isinstance(field, _VALUE_ONLY) and type(field)._serialize.__module__.startswith(_KNOWN_MODULES):
+        serialize = field._serialize
+        return lambda value: serialize(value, None, None)
+    raise LookupError  # e.g. Method or Function fields read the object: marshmallow does it
+
+
+def compile_dump(schema: Schema, many: bool | None = None) -> Dump:
+    """A function equal to ``schema.dump`` (``many`` defaults to the schema's)."""
+    many = schema.many if many is None else many
+    if schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]:
+        return lambda obj: schema.dump(obj, many=many)
+    steps: list[tuple[str, str, str, fields.Field, Callable[[Any], Any] | None]] = []
+    for name, field in schema.dump_fields.items():
+        key = field.data_key if field.data_key is not None else name
+        attribute = field.attribute if field.attribute is not None else name
+        try:
+            convert = _converter(field)
+        except LookupError:
+            convert = None
+        if "." in attribute:  # marshmallow reads "a.b" as obj["a"]["b"]
+            convert = None
+        steps.append((name, key, attribute, field, convert))
+    get_attribute = schema.get_attribute
+
+    def dump_one(obj: Any) -> Any:
+        if type(obj) is not dict:
+            return schema.dump(obj, many=False)
+        out = {}
+        for name, key, attribute, field, convert in steps:
+            if convert is not None and attribute in obj:
+                out[key] = convert(obj[attribute])
+                continue
+            value = field.serialize(name, obj, accessor=get_attribute)  # marshmallow's own path
+            if value is not missing:
+                out[key] = value
+        return out
+
+    if many:
+        return lambda objs: schema.dump(objs, many=True) if objs is None else [dump_one(o) for o in objs]
+    return dump_one
