@@ -60,7 +60,12 @@ def make_engine(settings: Settings, **overrides: Any) -> Engine:
         # BEGIN instead so SQLite serialises writers cleanly.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    # Custom plans always: psycopg prepares a statement after five runs, and PostgreSQL may
+    # then switch to a generic plan made without the parameter values. For a filter whose
+    # selectivity depends on its value that plan can be ten times slower: ticket search
+    # (ILIKE, trigram indexes) fell from ~500 to ~55 req/s once a common term had been
+    # searched first (bench/tickets.py). Planning these short queries costs less than that.
+    options = f"-c statement_timeout={settings.db_statement_timeout_ms} -c plan_cache_mode=force_custom_plan"
     return create_engine(
         url,
         pool_size=settings.db_pool_size,
