@@ -44,7 +44,8 @@ def database_url(raw: str) -> URL:
     return url
 
 
-def make_engine(settings: Settings, **overrides: Any) -> Engine:
+def make_engine(settings: Settings, pg_settings: tuple[str, ...] = (), **overrides: Any) -> Engine:
+    """The service's engine; ``pg_settings`` (``"name=value"``) apply to every PostgreSQL session."""
     url = database_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -60,12 +61,9 @@ def make_engine(settings: Settings, **overrides: Any) -> Engine:
         # BEGIN instead so SQLite serialises writers cleanly.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    # Custom plans always: psycopg prepares a statement after five runs, and PostgreSQL may
-    # then switch to a generic plan made without the parameter values. For a filter whose
-    # selectivity depends on its value that plan can be ten times slower: ticket search
-    # (ILIKE, trigram indexes) fell from ~500 to ~55 req/s once a common term had been
-    # searched first (bench/tickets.py). Planning these short queries costs less than that.
-    options = f"-c statement_timeout={settings.db_statement_timeout_ms} -c plan_cache_mode=force_custom_plan"
+    options = " ".join(
+        f"-c {setting}" for setting in (f"statement_timeout={settings.db_statement_timeout_ms}", *pg_settings)
+    )
     return create_engine(
         url,
         pool_size=settings.db_pool_size,
@@ -84,13 +82,13 @@ def make_engine(settings: Settings, **overrides: Any) -> Engine:
     )
 
 
-def make_read_engine(settings: Settings, engine: Engine) -> Engine:
+def make_read_engine(settings: Settings, engine: Engine, pg_settings: tuple[str, ...] = ()) -> Engine:
     """An autocommit engine for read-only requests (PostgreSQL); SQLite shares the one engine."""
     if engine.dialect.name != "postgresql":
         return engine
     # psycopg sets autocommit client-side, so a checkout costs no round trip,
     # and there is nothing to roll back when the connection returns.
-    return make_engine(settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+    return make_engine(settings, pg_settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -172,10 +170,11 @@ def _dbsession(request: Request) -> Session:
 
 def includeme(config: Configurator) -> None:
     settings: Settings = config.registry["logistics.settings"]
-    engine = config.registry.get("dbengine") or make_engine(settings)
+    pg_settings = config.registry["logistics.service"].pg_settings
+    engine = config.registry.get("dbengine") or make_engine(settings, pg_settings)
     config.registry["dbengine"] = engine
     config.registry["dbsession_factory"] = session_factory(engine)
-    read_engine = config.registry.get("dbengine_read") or make_read_engine(settings, engine)
+    read_engine = config.registry.get("dbengine_read") or make_read_engine(settings, engine, pg_settings)
     config.registry["dbengine_read"] = read_engine
     config.registry["dbsession_factory_read"] = session_factory(read_engine)
     config.add_request_method(_dbsession, "dbsession", reify=True)

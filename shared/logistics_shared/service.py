@@ -40,6 +40,8 @@ class ServiceSpec:
     background: tuple[BackgroundTask, ...] = field(default_factory=tuple)
     #: The service's event handlers (``logistics_shared.bus.handlers.Handler``).
     handlers: Callable[[], tuple[Any, ...]] | None = None
+    #: PostgreSQL settings (``"name=value"``) for every session of this service.
+    pg_settings: tuple[str, ...] = ()
 
 
 def lazy(target: str) -> Callable[..., Any]:

@@ -26,6 +26,12 @@ SERVICE = ServiceSpec(
     metadata=lazy("support.models:get_metadata"),
     role_permissions=lazy("support.permissions:role_permissions"),
     handlers=lazy("support.handlers:handlers"),
+    # Custom plans always. psycopg prepares a statement after five runs, and PostgreSQL may
+    # then switch to a generic plan made without the parameter values; for ticket search
+    # (ILIKE served by trigram indexes) that plan scanned everything once a common term had
+    # been searched first: 500 -> 55 req/s (bench/tickets.py). Not for every service: the
+    # stock read, whose plan never depends on its values, lost ~6% to planning each time.
+    pg_settings=("plan_cache_mode=force_custom_plan",),
     background=(
         # Breaches are found by the worker, not by a request; once a minute (the default) is
         # plenty for targets counted in hours.
