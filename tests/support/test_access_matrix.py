@@ -77,7 +77,9 @@ class Row:
     default: int = 200
 
 
-WRITERS_ONLY = {"service": 403, "staff AMS": 403, "staff RTM": 403}
+#: Staff read the tickets linked to their warehouses' shipments, and nothing else here.
+NOT_STAFF = {"staff AMS": 403, "staff RTM": 403}
+WRITERS_ONLY = {"service": 403, **NOT_STAFF}
 ADMINS_ONLY = {"support_agent": 403, **WRITERS_ONLY}
 MATRIX = (
     Row("GET", "tickets", "/v1/tickets", {}),
@@ -93,10 +95,10 @@ MATRIX = (
         {"body": "More news", "visibility": "internal"},
         default=201,
     ),
-    Row("GET", "shipments", "/v1/shipments?reference=ORDER-1", {}),
-    Row("GET", "shipment", "/v1/shipments/{shipment_id}", {"staff RTM": 404}),
-    Row("GET", "sla_policies", "/v1/sla-policies", {}),
-    Row("GET", "sla_policy", "/v1/sla-policies/high", {}),
+    Row("GET", "shipments", "/v1/shipments?reference=ORDER-1", NOT_STAFF),
+    Row("GET", "shipment", "/v1/shipments/{shipment_id}", NOT_STAFF),
+    Row("GET", "sla_policies", "/v1/sla-policies", NOT_STAFF),
+    Row("GET", "sla_policy", "/v1/sla-policies/high", NOT_STAFF),
     Row(
         "PUT",
         "sla_policy",
@@ -145,7 +147,7 @@ def test_what_each_reader_sees(sup):
     for role in ("admin", "support_agent", "service", "staff AMS", "staff RTM"):
         app = app_for(sup, role)
         tickets = {t["id"] for t in app.get("/v1/tickets").json["items"]}
-        found = app.get("/v1/shipments", {"reference": "ORDER-1"}).json["items"]
+        found = app.get("/v1/shipments", {"reference": "ORDER-1"}, expect_errors=True).json.get("items", [])
         comments = None
         if role != "staff RTM":
             items = app.get(f"/v1/tickets/{world.linked}/comments").json["items"]
@@ -157,6 +159,6 @@ def test_what_each_reader_sees(sup):
         "admin": (everything, [world.shipment_id], both),
         "support_agent": (everything, [world.shipment_id], both),
         "service": (everything, [world.shipment_id], both),
-        "staff AMS": ({world.linked}, [world.shipment_id], ["public"]),
+        "staff AMS": ({world.linked}, [], ["public"]),  # the read model itself is not theirs
         "staff RTM": (set(), [], None),
     }

@@ -14,7 +14,7 @@ from ..schemas import ShipmentLookupResultSchema, ShipmentLookupSchema, Shipment
 @endpoint(
     "shipment",
     "GET",
-    permission=Permission.SUPPORT_READ,
+    permission=Permission.DESK_READ,
     summary="A shipment as shipping's events describe it, with the tickets linked to it",
     tags=("shipments",),
     response=ShipmentViewSchema,
@@ -27,7 +27,7 @@ def get(request: Request) -> dict[str, Any]:
 @endpoint(
     "shipments",
     "GET",
-    permission=Permission.SUPPORT_READ,
+    permission=Permission.DESK_READ,
     summary="Find shipments by tracking number or reference (the local read model)",
     tags=("shipments",),
     query=ShipmentLookupSchema,

@@ -19,7 +19,7 @@ TAGS = ("sla",)
 @endpoint(
     "sla_policies",
     "GET",
-    permission=Permission.SUPPORT_READ,
+    permission=Permission.DESK_READ,
     summary="SLA policies: first-response and resolution targets per priority",
     tags=TAGS,
     response=SlaPolicySchema,
@@ -32,7 +32,7 @@ def list_(request: Request) -> list[dict[str, Any]]:
 @endpoint(
     "sla_policy",
     "GET",
-    permission=Permission.SUPPORT_READ,
+    permission=Permission.DESK_READ,
     summary="One priority's SLA policy",
     tags=TAGS,
     response=SlaPolicySchema,
