@@ -704,7 +704,8 @@ def render(
     lines += [f"  {key:<17} {value}" for key, value in facts]
     lines.append(
         f"  {'data':<17} {seeded.tickets} tickets, {seeded.comments} comments (inserted in "
-        f"{seeded.seconds:.1f}s, then VACUUM ANALYZE); token support_agent:{ME}; page = {PAGE} (default limit)"
+        f"{seeded.seconds:.1f}s, then VACUUM ANALYZE); token support_agent:{ME}; "
+        f"page = {PAGE} (default limit)"
     )
 
     columns = ("req/s", "p50 ms", "p99 ms", "non-2xx", "sock err", "vs bare", "match")

@@ -73,6 +73,14 @@ class Conflict(Problem):
 class PreconditionFailed(Problem):
     status, slug, title = 412, "precondition-failed", "Precondition Failed"
 
+    @classmethod
+    def stale(cls, what: str, current_version: int, sent_version: int) -> PreconditionFailed:
+        """``If-Match`` named a version that is no longer current (the ETag is ``"<version>"``)."""
+        return cls(
+            f"The {what} has changed (version {current_version}, you sent {sent_version}); fetch it again.",
+            current_etag=f'"{current_version}"',
+        )
+
 
 class PayloadTooLarge(Problem):
     status, slug, title = 413, "payload-too-large", "Payload Too Large"

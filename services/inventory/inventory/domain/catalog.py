@@ -52,11 +52,7 @@ def update_item(
     ).first()
     if row is None:
         current = get_item(session, sku)  # 404 if it does not exist
-        raise PreconditionFailed(
-            f"The item has changed (version {current['version']}, you sent {expected_version}); "
-            "fetch it again.",
-            current_etag=f'"{current["version"]}"',
-        )
+        raise PreconditionFailed.stale("item", current["version"], expected_version)
     return _item(row)
 
 

@@ -251,11 +251,7 @@ def retry(
 def _check_version(shipment: dict[str, Any], expected_version: int | None) -> None:
     """``If-Match``: the row is locked, so comparing here is as good as a conditional UPDATE."""
     if expected_version is not None and expected_version != shipment["version"]:
-        raise PreconditionFailed(
-            f"The shipment has changed (version {shipment['version']}, you sent {expected_version}); "
-            "fetch it again.",
-            current_etag=f'"{shipment["version"]}"',
-        )
+        raise PreconditionFailed.stale("shipment", shipment["version"], expected_version)
 
 
 def _identity(shipment: dict[str, Any]) -> dict[str, Any]:

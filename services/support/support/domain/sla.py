@@ -75,11 +75,7 @@ def set_policy(
 
 
 def _stale(current: dict[str, Any], expected_version: int) -> None:
-    raise PreconditionFailed(
-        f"The SLA policy has changed (version {current['version']}, you sent {expected_version}); "
-        "fetch it again.",
-        current_etag=f'"{current["version"]}"',
-    )
+    raise PreconditionFailed.stale("SLA policy", current["version"], expected_version)
 
 
 def due_times(session: Session, priority: str, since: datetime) -> dict[str, datetime]:

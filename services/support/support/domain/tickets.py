@@ -229,11 +229,7 @@ def change(
 
 
 def _stale(current: dict[str, Any], expected_version: int) -> None:
-    raise PreconditionFailed(
-        f"The ticket has changed (version {current['version']}, you sent {expected_version}); "
-        "fetch it again.",
-        current_etag=f'"{current["version"]}"',
-    )
+    raise PreconditionFailed.stale("ticket", current["version"], expected_version)
 
 
 # -- comments ----------------------------------------------------------------------------
