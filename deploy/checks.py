@@ -240,16 +240,31 @@ def load(path: pathlib.Path):
         return yaml.safe_load(fh)
 
 
+#: (service, /v1 resource) served by a service but routed to another one at the front
+#: door: support's read model of shipments is /support/v1/shipments (shipping owns /v1/shipments).
+PREFIX_ONLY = {("support", "shipments")}
+
+
+def served_prefixes() -> dict[str, set[str]]:
+    """The first path segment of every /v1 route each service declares (routes*.py)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(ROOT.glob("services/*/*/routes*.py")):
+        svc = path.parent.parent.name
+        for prefix in re.findall(r'add_route\(\s*"\w+",\s*"/v1/([a-z-]+)', path.read_text()):
+            found.setdefault(svc, set()).add(prefix)
+    return found
+
+
 def nginx_routes(text: str) -> dict[str, set[str]]:
     routes: dict[str, set[str]] = {}
-    for m in re.finditer(r"location ~ \^/v1/\(?([a-z|]+)\)?\(/\|\$\) \{\s*proxy_pass http://(\w+);", text):
+    for m in re.finditer(r"location ~ \^/v1/\(?([a-z|-]+)\)?\(/\|\$\) \{\s*proxy_pass http://(\w+);", text):
         routes.setdefault(m.group(2), set()).update(m.group(1).split("|"))
     return routes
 
 
 def haproxy_routes(text: str) -> dict[str, set[str]]:
     routes: dict[str, set[str]] = {}
-    for m in re.finditer(r"acl is_(\w+)\s+path_reg \^/v1/\(?([a-z|]+)\)?\(/\|\$\)", text):
+    for m in re.finditer(r"acl is_(\w+)\s+path_reg \^/v1/\(?([a-z|-]+)\)?\(/\|\$\)", text):
         routes.setdefault(m.group(1), set()).update(m.group(2).split("|"))
     return routes
 
@@ -262,7 +277,7 @@ def ingress_routes(docs) -> dict[str, set[str]]:
         for rule in doc["spec"].get("rules", []):
             for p in rule.get("http", {}).get("paths", []):
                 svc = p["backend"]["service"]["name"]
-                m = re.fullmatch(r"/v1/([a-z]+)", p["path"])
+                m = re.fullmatch(r"/v1/([a-z-]+)", p["path"])
                 if m:
                     routes.setdefault(svc, set()).add(m.group(1))
     return routes
@@ -380,6 +395,15 @@ def cmd_compose() -> int:
                 mine == ref,
                 f"{who} routes to {svc}: missing {sorted(ref - mine)}, extra {sorted(mine - ref)}"
                 " (compared with nginx)",
+            )
+    # Every /v1/<resource> a service serves reaches it through the front door, unless
+    # another service owns that prefix (then it is only under /<svc>/, listed here).
+    routed = {prefix: svc for svc, prefixes in routes["nginx"].items() for prefix in prefixes}
+    for svc, prefixes in sorted(served_prefixes().items()):
+        for prefix in sorted(prefixes - routes["nginx"].get(svc, set())):
+            problems.check(
+                (svc, prefix) in PREFIX_ONLY and routed.get(prefix) not in (None, svc),
+                f"{svc} serves /v1/{prefix} but nginx does not route it there",
             )
     n_routes = sum(len(v) for v in routes["nginx"].values())
     return finish(
