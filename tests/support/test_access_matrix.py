@@ -141,6 +141,18 @@ def test_every_role_on_every_endpoint(sup):
     assert not failures, "\n".join(failures)
 
 
+def test_staff_cannot_search_the_words_of_internal_notes(sup):
+    world = build(sup)
+    staff, agent = app_for(sup, "staff AMS"), app_for(sup, "support_agent")
+
+    def found(app, q):
+        return [t["id"] for t in app.get("/v1/tickets", {"q": q}).json["items"]]
+
+    assert found(agent, "warehouse slow") == [world.linked]
+    assert found(staff, "warehouse slow") == []  # an internal note
+    assert found(staff, "on it") == [world.linked]  # a public answer
+
+
 def test_what_each_reader_sees(sup):
     world = build(sup)
     seen = {}

@@ -200,12 +200,18 @@ def test_support_over_http_on_logistics_up(tmp_path):
         etag = send("GET", url, None, {"Authorization": f"Bearer {agent}"})[1]["ETag"]
         status, headers, pending = patch(url, agent, {"status": "pending"}, etag)
         assert (status, pending["sla_state"]) == (200, "paused"), pending
+        with contextlib.closing(sqlite3.connect(tmp_path / "var" / "support.sqlite3", timeout=5)) as db, db:
+            # It has been waiting on the customer for two hours.
+            db.execute(
+                "UPDATE tickets SET sla_paused_at = datetime(sla_paused_at, '-2 hours') WHERE id = ?",
+                (trouble["id"],),
+            )
         status, headers, resumed = patch(url, agent, {"status": "open"}, headers["ETag"])
         assert status == 200 and resumed["status"] == "open" and resumed["sla_state"] != "paused", resumed
         moved = datetime.fromisoformat(resumed["resolution_due"]) - datetime.fromisoformat(
             opened["resolution_due"]
         )
-        assert moved >= timedelta(0), "the paused time moves the resolution due time, never back"
+        assert timedelta(hours=2) <= moved < timedelta(hours=2, minutes=1), "the paused time moves it"
 
         # Warehouse staff read the tickets of their warehouse's shipments, and open none.
         status, shown = call("GET", url, staff)

@@ -139,7 +139,9 @@ def list_(
         conditions.append(created_keyset(tickets.c.created_at, tickets.c.id, cursor))
     order = (tickets.c.created_at, tickets.c.id)
     if filters.get("q"):
-        stmt = _search(filters["q"], conditions, limit + 1)
+        # Staff must not find a ticket by words of an internal note they may not read.
+        internal_too = actor.all_warehouses
+        stmt = _search(filters["q"], conditions, limit + 1, internal_too)
     else:
         stmt = select(tickets).where(*conditions).order_by(*order).limit(limit + 1)
     return page_of(
@@ -149,7 +151,7 @@ def list_(
     )
 
 
-def _search(q: str, conditions: list[Any], limit: int) -> Any:
+def _search(q: str, conditions: list[Any], limit: int, internal_too: bool) -> Any:
     """Tickets whose subject or any comment contains ``q`` (case-insensitive, ``%``/``_`` literal).
 
     Two ordered, limited branches joined by UNION rather than one ``subject ILIKE .. OR id IN
@@ -161,6 +163,8 @@ def _search(q: str, conditions: list[Any], limit: int) -> Any:
     in_comments = select(ticket_comments.c.ticket_id).where(
         ticket_comments.c.body.icontains(q, autoescape=True)
     )
+    if not internal_too:
+        in_comments = in_comments.where(ticket_comments.c.visibility == "public")
     # The branches carry only the keys: proxying all ticket columns through two subqueries
     # and a UNION cost more (in SQLAlchemy) than the query itself.
     branches = [
