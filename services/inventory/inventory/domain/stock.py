@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from logistics_shared.errors import Conflict, InvalidField
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
-from logistics_shared.schemas import MAX_QUANTITY, decode_cursor, page_of
+from logistics_shared.schemas import MAX_QUANTITY, decode_id_cursor, page_of
 
 from ..models import items, locations, movements, stock_levels, warehouses
 from .common import (
@@ -336,17 +336,9 @@ def list_stock(
     if not actor.all_warehouses:
         stmt = stmt.where(warehouses.c.code.in_(sorted(actor.warehouses)))
     if cursor:
-        (after,) = decode_cursor(cursor, 1)
-        stmt = stmt.where(stock_levels.c.id > _int_cursor(after))
+        stmt = stmt.where(stock_levels.c.id > decode_id_cursor(cursor))
     rows, next_cursor = page_of(session.execute(stmt).all(), limit, lambda r: (r.id,))
     return [level_body(r.sku, r.warehouse, r.on_hand, r.reserved) for r in rows], next_cursor
-
-
-def _int_cursor(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidField("/cursor", "Not a valid cursor.") from None
 
 
 def list_movements(
@@ -395,8 +387,7 @@ def list_movements(
     if not actor.all_warehouses:
         stmt = stmt.where(warehouses.c.code.in_(sorted(actor.warehouses)))
     if cursor:
-        (after,) = decode_cursor(cursor, 1)
-        stmt = stmt.where(movements.c.id > _int_cursor(after))
+        stmt = stmt.where(movements.c.id > decode_id_cursor(cursor))
     return page_of([dict(r._mapping) for r in session.execute(stmt)], limit, lambda r: (r["id"],))
 
 

@@ -11,10 +11,10 @@ from sqlalchemy import select, union, update
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import aware, created_keyset
-from logistics_shared.errors import Conflict, InvalidField, NotFound, PreconditionFailed
+from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
-from logistics_shared.schemas import decode_cursor, page_of
+from logistics_shared.schemas import decode_id_cursor, page_of
 
 from ..models import shipment_view, ticket_comments, tickets
 from . import lifecycle, sla
@@ -278,10 +278,7 @@ def comments(
     if visibility:
         stmt = stmt.where(ticket_comments.c.visibility == visibility)
     if cursor:
-        (last,) = decode_cursor(cursor, 1)
-        if not last.isdigit():
-            raise InvalidField("/cursor", "Not a valid cursor.")
-        stmt = stmt.where(ticket_comments.c.id > int(last))
+        stmt = stmt.where(ticket_comments.c.id > decode_id_cursor(cursor))
     return page_of([dict(r._mapping) for r in session.execute(stmt)], limit, lambda r: (r["id"],))
 
 
