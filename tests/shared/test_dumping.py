@@ -127,3 +127,34 @@ def test_fields_it_does_not_know_go_through_marshmallow():
             "renamedKey": 3,
         }
     )
+
+
+def test_hooks_custom_access_and_self_nesting_go_through_marshmallow():
+    from marshmallow import post_dump
+
+    class Line(Schema):
+        n = fields.Integer()
+
+        @post_dump(pass_collection=True)
+        def count(self, data: Any, many: bool, **kwargs: Any) -> Any:
+            return {"count": len(data), "lines": data} if many else data
+
+    class Order(Schema):
+        lines = fields.Nested(Line, many=True)
+        one = fields.Nested(Line)
+
+    class Loud(Schema):
+        name = fields.String()
+
+        def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+            return str(super().get_attribute(obj, attr, default)).upper()
+
+    class Node(Schema):
+        name = fields.String()
+        children = fields.List(fields.Nested(lambda: Node()))
+
+    order = {"lines": [{"n": 1}, {"n": 2}], "one": {"n": 3}}
+    tree = {"name": "a", "children": [{"name": "b", "children": [{"name": "c", "children": []}]}]}
+    for schema, obj in ((Order(), order), (Loud(), {"name": "abc"}), (Node(), tree)):
+        assert compile_dump(schema)(obj) == schema.dump(obj)
+    assert compile_dump(Order())(order)["lines"]["count"] == 2

@@ -6,10 +6,10 @@ fields that was two thirds of the request (bench/tickets.py). The output
 schemas are fixed at start-up, so this module resolves the per-field work once:
 a dict is read by key, and strings, integers and nested schemas are converted
 inline. Anything else keeps marshmallow's own ``_serialize`` for the value, and
-whatever this module does not understand (dump hooks, dotted attributes,
-objects that are not dicts, missing keys, hence defaults) goes through marshmallow
-unchanged, so the output is the same by construction (tests/shared/test_dumping.py
-compares both on every response schema of every service).
+whatever this module does not understand (dump hooks, a custom ``get_attribute``,
+a schema nested in itself, dotted attributes, objects that are not dicts, missing
+keys, hence defaults) goes through marshmallow unchanged. tests/shared/test_dumping.py
+compares both on every response schema of every service and on those cases.
 """
 
 from __future__ import annotations
@@ -44,18 +44,31 @@ def _overrides(field: fields.Field, base: type[fields.Field], *names: str) -> bo
     return any(getattr(type(field), name) is not getattr(base, name) for name in names)
 
 
-def _converter(field: fields.Field) -> Callable[[Any], Any]:
+def _plain(schema: Schema) -> bool:
+    """No dump hooks and marshmallow's own attribute access: what compiling assumes."""
+    return (
+        not schema._hooks[PRE_DUMP]
+        and not schema._hooks[POST_DUMP]
+        and type(schema).get_attribute is Schema.get_attribute
+    )
+
+
+def _converter(field: fields.Field, outer: frozenset[type]) -> Callable[[Any], Any]:
     """value -> output for one field (``_serialize`` with the lookup already done)."""
     if _overrides(field, fields.Field, "serialize", "get_value"):
         raise LookupError  # the field reads the object itself: leave it to marshmallow
     if isinstance(field, fields.Nested) and not _overrides(field, fields.Nested, "_serialize"):
         nested = field.schema
-        dump_one = compile_dump(nested, many=False)
+        if not _plain(nested) or type(nested) in outer:
+            # Hooks see the whole collection and ``many``; a schema nested in itself would
+            # compile forever: marshmallow dumps these.
+            raise LookupError
+        dump_one = _compile(nested, False, outer)
         if nested.many or field.many:
             return lambda value: None if value is None else [dump_one(each) for each in value]
         return lambda value: None if value is None else dump_one(value)
     if isinstance(field, fields.List) and not _overrides(field, fields.List, "_serialize"):
-        inner = _converter(field.inner)
+        inner = _converter(field.inner, outer)
         return lambda value: None if value is None else [inner(each) for each in value]
     if type(field) is fields.String:
         return _string
@@ -69,15 +82,19 @@ def _converter(field: fields.Field) -> Callable[[Any], Any]:
 
 def compile_dump(schema: Schema, many: bool | None = None) -> Dump:
     """A function equal to ``schema.dump`` (``many`` defaults to the schema's)."""
-    many = schema.many if many is None else many
-    if schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]:
+    return _compile(schema, schema.many if many is None else many, frozenset())
+
+
+def _compile(schema: Schema, many: bool, outer: frozenset[type]) -> Dump:
+    if not _plain(schema):
         return lambda obj: schema.dump(obj, many=many)
+    outer = outer | {type(schema)}
     steps: list[tuple[str, str, str, fields.Field, Callable[[Any], Any] | None]] = []
     for name, field in schema.dump_fields.items():
         key = field.data_key if field.data_key is not None else name
         attribute = field.attribute if field.attribute is not None else name
         try:
-            convert = _converter(field)
+            convert = _converter(field, outer)
         except LookupError:
             convert = None
         if "." in attribute:  # marshmallow reads "a.b" as obj["a"]["b"]
