@@ -86,6 +86,13 @@ def test_pending_pauses_the_resolution_clock(sup):
         ticket["resolution_due"]
     )
     assert timedelta(hours=2, minutes=59) < moved < timedelta(hours=3, minutes=1)
+    # A new priority recomputes the due time from the policy, keeping the time spent paused.
+    agent.patch_json(url, {"priority": "low"})
+    back = agent.patch_json(url, {"priority": "urgent"}).json
+    credited = datetime.fromisoformat(back["resolution_due"]) - datetime.fromisoformat(
+        ticket["resolution_due"]
+    )
+    assert timedelta(hours=2, minutes=59) < credited < timedelta(hours=3, minutes=1)
 
 
 def test_my_open_tickets(sup):

@@ -8,6 +8,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -60,6 +61,8 @@ tickets = Table(
     Column("resolution_due", DateTime(timezone=True), nullable=True),
     Column("first_responded_at", DateTime(timezone=True), nullable=True),
     Column("sla_paused_at", DateTime(timezone=True), nullable=True),
+    #: Time spent pending so far: a priority change recomputes the due time and keeps it.
+    Column("sla_paused_seconds", Float, nullable=False, server_default="0"),
     Column("sla_first_response_breached_at", DateTime(timezone=True), nullable=True),
     Column("sla_resolution_breached_at", DateTime(timezone=True), nullable=True),
     _one_of("status", STATUSES, "status_known"),

@@ -91,8 +91,10 @@ def on_change(
 ) -> dict[str, Any]:
     """Extra column values an update implies for the SLA clocks."""
     extra: dict[str, Any] = {}
+    paused_before = timedelta(seconds=ticket.get("sla_paused_seconds") or 0)
     if "priority" in values:
         extra.update(due_times(session, values["priority"], aware(ticket["created_at"])))
+        extra["resolution_due"] += paused_before  # the credit for waiting on the customer stays
     target = values.get("status")
     if target == "pending" and ticket["status"] != "pending":
         extra["sla_paused_at"] = now
@@ -102,6 +104,7 @@ def on_change(
         if base is not None:
             extra["resolution_due"] = base + paused
         extra["sla_paused_at"] = None
+        extra["sla_paused_seconds"] = (paused_before + paused).total_seconds()
     return extra
 
 
