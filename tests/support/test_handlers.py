@@ -106,6 +106,30 @@ def test_read_model_tolerates_reordering(sup):
     sup.as_("warehouse_staff", "AMS").get(f"/v1/shipments/{sid}", status=403)  # see shipping
 
 
+def test_the_shipment_version_orders_events_whatever_the_clocks_say(sup):
+    """Two shipping replicas whose clocks disagree: a scan recorded at version 3 (in transit)
+    carries a later timestamp than the delivery at version 4. The version decides."""
+    sid = str(uuid.uuid4())
+    delivered = envelope(
+        "shipment.delivered",
+        {**tracked(sid, "delivered", "in_transit", T0 + timedelta(hours=5)), "version": 4},
+        T0 + timedelta(hours=5),
+    )
+    scan = envelope(
+        "shipment.tracked",
+        {
+            **state(sid, "in_transit", version=3),
+            "tracking": tracked(sid, "in_transit", "x", T0 + timedelta(hours=4))["tracking"],
+        },
+        T0 + timedelta(hours=5, seconds=2),  # the other replica's clock is ahead
+    )
+    for event in (delivered, scan):
+        deliver(sup, handlers.shipment_view, event)
+    view = sup.as_("support_agent").get(f"/v1/shipments/{sid}").json
+    assert view["status"] == "delivered"
+    assert [t["status"] for t in view["tracking"]] == ["in_transit", "delivered"]  # the scan is kept
+
+
 def test_exception_opens_one_ticket_and_delivery_leaves_a_note(sup):
     sid = str(uuid.uuid4())
     exception = envelope(

@@ -112,6 +112,9 @@ shipment_view = Table(
     Column("tracking", Text, nullable=False),  # JSON list, oldest first
     #: When the event that set the status occurred (older events do not overwrite it).
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    #: Shipping's version of the shipment with that status: it orders events before
+    #: ``updated_at`` does (replicas' clocks may disagree; versions cannot).
+    Column("version", Integer, nullable=True),
 )
 
 #: One automatically opened ticket per (shipment, cause), however often the event arrives.

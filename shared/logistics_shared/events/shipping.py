@@ -16,6 +16,7 @@ class ShipmentRequested(Schema):
     warehouse = Code(required=True)
     lines = fields.List(fields.Nested(ReservationLineSchema), required=True, validate=validate.Length(min=1))
     hold_until = fields.AwareDateTime(allow_none=True, load_default=None)
+    version = fields.Integer(allow_none=True, load_default=None)
 
 
 @REGISTRY.register("shipment.cancelled", 1)
@@ -24,6 +25,7 @@ class ShipmentCancelled(Schema):
     reference = fields.String(required=True, validate=validate.Length(min=1, max=100))
     warehouse = Code(required=True)
     reason = fields.String(allow_none=True, load_default=None)
+    version = fields.Integer(allow_none=True, load_default=None)
 
 
 class _ShipmentState(Schema):
@@ -31,6 +33,10 @@ class _ShipmentState(Schema):
     reference = fields.String(required=True, validate=validate.Length(min=1, max=100))
     warehouse = Code(required=True)
     status = fields.String(required=True)
+    #: The shipment's version after the change (it grows with every transition): consumers
+    #: order events by it, not by timestamps from replicas whose clocks may disagree.
+    #: Optional, so events written before it existed still load.
+    version = fields.Integer(allow_none=True, load_default=None)
 
 
 @REGISTRY.register("shipment.ready", 1)

@@ -131,6 +131,7 @@ def purchase(
             "reference": moved["reference"],
             "warehouse": moved["warehouse"],
             "status": moved["status"],
+            "version": moved["version"],
             "carrier": carrier.code,
             "service": service["code"],
             "tracking_number": tracking_number,

@@ -39,6 +39,7 @@ def _requested(
             "lines": [{"sku": line["sku"], "quantity": line["quantity"]} for line in lines],
             # Stock is not held forever for a shipment nobody labels.
             "hold_until": (datetime.now(UTC) + hold_for).isoformat() if hold_for else None,
+            "version": shipment["version"],
         },
     )
 
@@ -212,6 +213,7 @@ def _state(shipment: dict[str, Any], status: str) -> dict[str, Any]:
         "reference": shipment["reference"],
         "warehouse": shipment["warehouse"],
         "status": status,
+        "version": shipment["version"],
     }
 
 
@@ -226,8 +228,8 @@ def cancel(
     """Cancel until the shipment is in transit; inventory releases the stock when it hears."""
     shipment = _load(session, shipment_id, actor, lock=True)
     _check_version(shipment, expected_version)
-    transition(session, shipment, "cancelled", cause=_actor(actor), detail=reason)
-    outbox.emit("shipment.cancelled", {**_identity(shipment), "reason": reason})
+    moved = transition(session, shipment, "cancelled", cause=_actor(actor), detail=reason)
+    outbox.emit("shipment.cancelled", {**_identity(moved), "reason": reason})
     return get(session, actor, shipment_id)
 
 
@@ -259,6 +261,7 @@ def _identity(shipment: dict[str, Any]) -> dict[str, Any]:
         "shipment_id": shipment["id"],
         "reference": shipment["reference"],
         "warehouse": shipment["warehouse"],
+        "version": shipment["version"],
     }
 
 

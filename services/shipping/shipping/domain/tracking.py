@@ -83,6 +83,7 @@ def record(
                 "reference": shipment["reference"],
                 "warehouse": shipment["warehouse"],
                 "status": shipment["status"],
+                "version": shipment["version"],
                 "tracking": tracking,
             },
         )
@@ -94,6 +95,7 @@ def record(
         "reference": moved["reference"],
         "warehouse": moved["warehouse"],
         "status": moved["status"],
+        "version": moved["version"],
         "previous_status": previous,
         "tracking": tracking,
     }

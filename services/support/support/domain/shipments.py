@@ -47,8 +47,9 @@ def _tracking_entry(tracking: dict[str, Any]) -> dict[str, Any]:
 def apply_event(session: Session, event_type: str, occurred_at: Any, data: dict[str, Any]) -> None:
     """Fold one shipping event into ``shipment_view``, in whatever order events arrive.
 
-    The status (and reference, warehouse) come from the newest event by
-    ``occurred_at``; tracking entries are merged from every event, de-duplicated.
+    The status (and reference, warehouse) come from the newest event: the highest
+    shipment version, or by ``occurred_at`` when an event carries none (older
+    producers); tracking entries are merged from every event, de-duplicated.
     """
     shipment_id = str(data["shipment_id"])
     at = _at(occurred_at)
@@ -65,6 +66,7 @@ def apply_event(session: Session, event_type: str, occurred_at: Any, data: dict[
             [_tracking_entry(data["tracking"])] if data.get("tracking") else []
         ).decode(),
         "updated_at": at,
+        "version": data.get("version"),
     }
     if insert_unless_exists(session, shipment_view, fresh, ["shipment_id"]):
         return
@@ -81,13 +83,20 @@ def apply_event(session: Session, event_type: str, occurred_at: Any, data: dict[
             ).decode()
     if data.get("tracking_number") and not row.tracking_number:
         values["tracking_number"] = data["tracking_number"]
-    if at >= _at(row.updated_at):
-        values.update(updated_at=at, status=status)
+    if _newer(data.get("version"), at, row):
+        values.update(updated_at=at, status=status, version=data.get("version") or row.version)
         values.update({k: data[k] for k in ("reference", "warehouse") if data.get(k)})
     if values:
         session.execute(
             update(shipment_view).where(shipment_view.c.shipment_id == shipment_id).values(**values)
         )
+
+
+def _newer(version: int | None, at: datetime, row: Any) -> bool:
+    """Does an event (``version``, ``at``) describe the shipment at least as recently as ``row``?"""
+    if version is not None and row.version is not None:
+        return version > row.version or (version == row.version and at >= _at(row.updated_at))
+    return at >= _at(row.updated_at)
 
 
 def get(session: Session, shipment_id: str, actor: Identity | None = None) -> dict[str, Any]:
