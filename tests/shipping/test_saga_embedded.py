@@ -4,74 +4,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
+from ..embedded import call, eventually, logistics_up
 from ..inventory.conftest import ADDRESS
-from ..services import free_port_block
-
-LOGISTICS = str(Path(sys.executable).with_name("logistics"))
-
-
-def call(method: str, url: str, token: str, body: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def eventually(check, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def test_saga_over_http_on_logistics_up(tmp_path):
-    offset = free_port_block()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")}
-    env["LOGISTICS_VAR_DIR"] = str(tmp_path / "var")
-    env["LOGISTICS_RESERVATION_SWEEP_SECONDS"] = "0.5"
-    proc = subprocess.Popen(
-        [LOGISTICS, "up", "--port-offset", str(offset)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    inv, ship = f"http://127.0.0.1:{6541 + offset}", f"http://127.0.0.1:{6542 + offset}"
-    try:
-
-        def ready():
-            try:
-                with urllib.request.urlopen(f"{ship}/readyz", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                assert proc.poll() is None, proc.communicate()
-                return False
-
-        eventually(ready, 60)
-        token = subprocess.run(
-            [LOGISTICS, "token", "--role", "admin"], env=env, capture_output=True, text=True, check=True
-        ).stdout.strip()
+    with logistics_up(tmp_path, reservation_sweep_seconds="0.5") as up:
+        inv, ship = up.url("inventory"), up.url("shipping")
+        token = up.token("--role", "admin")
         assert (
             call(
                 "POST",
@@ -133,7 +73,3 @@ def test_saga_over_http_on_logistics_up(tmp_path):
         )
         assert call("POST", f"{ship}/v1/shipments/{too_big}/retry", token)[0] == 200
         eventually(lambda: status_of(too_big) == "ready")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err[-2000:]

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import sqlite3
-import subprocess
 import time
 import urllib.request
 from datetime import datetime, timedelta
@@ -22,10 +19,9 @@ import orjson
 
 from shipping.domain.webhooks import signature
 
+from ..embedded import call, eventually, logistics_up
 from ..inventory.conftest import ADDRESS
-from ..services import free_port_block
 from ..shipping.test_rates_labels import CARRIER, SECRET, SERVICE
-from ..shipping.test_saga_embedded import LOGISTICS, call, eventually
 from ..shipping.test_webhook import event
 
 PARCEL = {"weight_g": 500, "length_mm": 100, "width_mm": 100, "height_mm": 100}
@@ -66,38 +62,9 @@ def handled(var: Path, handler: str) -> int:
 
 
 def test_support_over_http_on_logistics_up(tmp_path):
-    offset = free_port_block()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")}
-    env["LOGISTICS_VAR_DIR"] = str(tmp_path / "var")
-    env["LOGISTICS_SLA_SWEEP_SECONDS"] = "0.3"
-    proc = subprocess.Popen(
-        [LOGISTICS, "up", "--port-offset", str(offset)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    inv, ship, sup = (f"http://127.0.0.1:{port + offset}" for port in (6541, 6542, 6543))
-    try:
-
-        def ready():
-            try:
-                for base in (inv, ship, sup):
-                    with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
-                        assert r.status == 200
-                return True
-            except OSError:
-                assert proc.poll() is None, proc.communicate()
-                return False
-
-        eventually(ready, 60)
-
-        def token(*args: str) -> str:
-            return subprocess.run(
-                [LOGISTICS, "token", *args], env=env, capture_output=True, text=True, check=True
-            ).stdout.strip()
-
+    with logistics_up(tmp_path, sla_sweep_seconds="0.3") as up:
+        inv, ship, sup = up.url("inventory"), up.url("shipping"), up.url("support")
+        token = up.token
         admin = token("--role", "admin")
         agent = token("--role", "support_agent", "--subject", "ann")
         staff = token("--role", "warehouse_staff", "--warehouse", "AMS")
@@ -248,7 +215,3 @@ def test_support_over_http_on_logistics_up(tmp_path):
         etag = send("GET", url, None, {"Authorization": f"Bearer {agent}"})[1]["ETag"]
         assert patch(url, agent, {"status": "open"}, etag)[0] == 200
         eventually(lambda: sla_state(trouble["id"]) == "breached")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err[-2000:]
