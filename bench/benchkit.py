@@ -7,6 +7,7 @@ migrations and tokens, the HTTP API (or a WSGI test client) for seed data.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import psycopg
@@ -221,3 +223,16 @@ class Server:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def load_http_bench() -> ModuleType:
+    """bench/http.py under another name (``import http`` is the standard library's package):
+    wrk, its report parser, its installer and the machine facts, for the other benches."""
+    bench = Path(__file__).resolve().parent
+    spec = importlib.util.spec_from_file_location("bench_http", bench / "http.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {bench / 'http.py'}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -54,7 +54,6 @@ import sys
 sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname(os.path.abspath(__file__)))
 
 import argparse
-import importlib.util
 import json
 import math
 import random
@@ -70,7 +69,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import benchkit
@@ -94,19 +92,7 @@ SMOKE_TIMEOUT = 30.0
 WARMUP_SHIPMENTS = 10
 
 
-def _load_http_bench() -> ModuleType:
-    """bench/http.py under another name (``import http`` is the standard library's package)."""
-    spec = importlib.util.spec_from_file_location("bench_http", BENCH / "http.py")
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {BENCH / 'http.py'}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# wrk, its report parser, its installer and the machine facts: exactly those of bench/http.py.
-wrkbench = _load_http_bench()
+wrkbench = benchkit.load_http_bench()
 
 
 # -- the seeded tickets ----------------------------------------------------------------------------

@@ -33,7 +33,6 @@ import sys
 sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname(os.path.abspath(__file__)))
 
 import argparse
-import importlib.util
 import json
 import re
 import signal
@@ -46,7 +45,6 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import benchkit
@@ -66,19 +64,7 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 TRACKING_EVENTS = 20
 
 
-def _load_http_bench() -> ModuleType:
-    """bench/http.py under another name (``import http`` is the standard library's package)."""
-    spec = importlib.util.spec_from_file_location("bench_http", BENCH / "http.py")
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {BENCH / 'http.py'}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# wrk, its report parser, its installer and the machine facts: exactly those of bench/http.py.
-wrkbench = _load_http_bench()
+wrkbench = benchkit.load_http_bench()
 
 # The carrier, service and shipment of tests/shipping/test_rates_labels.py.
 WEBHOOK_SECRET = "bench-whsec-0123456789-abcdefghij"
