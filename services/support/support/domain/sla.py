@@ -57,7 +57,7 @@ def set_policy(
     """Replace one priority's targets with a conditional UPDATE on its version."""
     current = policy(session, priority)
     if expected_version is not None and expected_version != current["version"]:
-        _stale(current, expected_version)
+        raise PreconditionFailed.stale("SLA policy", current["version"], expected_version)
     targets = {"first_response_minutes": first_response_minutes, "resolution_minutes": resolution_minutes}
     if all(current[k] == v for k, v in targets.items()):
         return current
@@ -69,13 +69,10 @@ def set_policy(
     ).first()
     if row is None:
         if expected_version is not None:
-            _stale(policy(session, priority), expected_version)
+            current = policy(session, priority)
+            raise PreconditionFailed.stale("SLA policy", current["version"], expected_version)
         raise Conflict("The policy changed while this request ran; fetch it and try again.")
     return _policy(row)
-
-
-def _stale(current: dict[str, Any], expected_version: int) -> None:
-    raise PreconditionFailed.stale("SLA policy", current["version"], expected_version)
 
 
 def due_times(session: Session, priority: str, since: datetime) -> dict[str, datetime]:

@@ -194,7 +194,7 @@ def change(
     """
     ticket = load(session, ticket_id)
     if expected_version is not None and expected_version != ticket["version"]:
-        _stale(ticket, expected_version)
+        raise PreconditionFailed.stale("ticket", ticket["version"], expected_version)
     if ticket["status"] == "closed":
         raise Conflict("A closed ticket cannot be changed.", current_status="closed")
     target = changes.get("status")
@@ -216,7 +216,7 @@ def change(
     if row is None:
         current = load(session, ticket_id)
         if expected_version is not None:
-            _stale(current, expected_version)
+            raise PreconditionFailed.stale("ticket", current["version"], expected_version)
         raise Conflict("The ticket changed while this request ran; fetch it and try again.")
     updated = _row(row)
     ref = {"ticket_id": ticket_id, "number": updated["number"]}
@@ -230,10 +230,6 @@ def change(
             {**ref, "previous_assignee": ticket["assignee"], "assignee": updated["assignee"]},
         )
     return updated
-
-
-def _stale(current: dict[str, Any], expected_version: int) -> None:
-    raise PreconditionFailed.stale("ticket", current["version"], expected_version)
 
 
 # -- comments ----------------------------------------------------------------------------
