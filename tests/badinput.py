@@ -47,6 +47,8 @@ class Case:
     headers: tuple[tuple[str, str], ...] = ()
     #: ``length`` (Content-Length), ``chunked`` or ``none`` (no length at all).
     framing: str = "length"
+    #: The query parameter a 400 must name (its ``parameter`` member).
+    parameter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ def patched(base: dict[str, Any], pointer: str, value: Any) -> dict[str, Any]:
 
 def with_raw_field(base: dict[str, Any], name: str, raw: bytes) -> bytes:
     """``base`` as JSON plus one field whose value is ``raw`` bytes, spliced in verbatim."""
-    return js(base)[:-1] + b", " + js(name) + b": " + raw + b"}"
+    head = js(base)[:-1]
+    return head + (b", " if base else b"") + js(name) + b": " + raw + b"}"
 
 
 def short(value: Any) -> str:
@@ -107,6 +110,33 @@ def invalid(
         )
         for value in values
     ]
+
+
+def duplicated(base: dict[str, Any]) -> bytes:
+    """``base`` with its first member written twice (the second with another value)."""
+    name = next(iter(base), "name")
+    first = base if base else {name: 1}
+    return js(first)[:-1] + b", " + js(name) + b": " + js(["another", "value"]) + b"}"
+
+
+#: Percent-encoded bytes that are not UTF-8: a lone byte, a bad continuation, an overlong
+#: "/", a UTF-16 surrogate, a code point beyond U+10FFFF, a truncated sequence.
+BAD_UTF8 = ("%ff", "%c3%28", "%c0%af", "%ed%a0%80", "%f4%90%80%80", "%e2%82")
+
+
+def query_bytes(method: str, path: str, body: bytes | None, names: tuple[str, ...]) -> list[Case]:
+    """A 400 naming the parameter for every non-UTF-8 key, and for every value of ``names``."""
+    joiner = "&" if "?" in path else "?"
+    cases = [
+        Case(f"query key {raw}", method, f"{path}{joiner}{raw}=1", body, 400, parameter=raw)
+        for raw in BAD_UTF8
+    ]
+    cases += [
+        Case(f"query {name}={raw}", method, f"{path}{joiner}{name}={raw}", body, 400, parameter=name)
+        for name in names
+        for raw in BAD_UTF8
+    ]
+    return cases
 
 
 def envelope(method: str, path: str, base: dict[str, Any], max_bytes: int) -> list[Case]:
@@ -146,6 +176,29 @@ def envelope(method: str, path: str, base: dict[str, Any], max_bytes: int) -> li
             ("/bogus",),
         ),
         Case("query parameter", method, path + "?dry_run=1", valid, 422, ("/dry_run",)),
+        *query_bytes(method, path, valid, ("dry_run",)),
+        Case("a member twice", method, path, duplicated(base), 400),
+        Case("a member twice, nested", method, path, with_raw_field(base, "bogus", b'{"a": 1, "a": 2}'), 400),
+        Case("a member twice, escaped", method, path, with_raw_field(base, "a", b'1, "\\u0061": 2'), 400),
+        Case(
+            "JSON Patch",
+            method,
+            path,
+            b'[{"op": "add", "path": "/a", "value": 1}]',
+            415,
+            content_type="application/json-patch+json",
+        ),
+        Case("JSON Merge Patch", method, path, valid, 415, content_type="application/merge-patch+json"),
+        # Media types are case-insensitive: this is JSON, and its unknown field is what is wrong.
+        Case(
+            "APPLICATION/JSON",
+            method,
+            path,
+            js({**base, "bogus": 1}),
+            422,
+            ("/bogus",),
+            content_type="APPLICATION/JSON; charset=UTF-8",
+        ),
         Case("over the limit (Content-Length)", method, path, over, 413),
         Case("over the limit (chunked)", method, path, over, 413, framing="chunked"),
         Case(
@@ -158,6 +211,20 @@ def envelope(method: str, path: str, base: dict[str, Any], max_bytes: int) -> li
             framing="chunked",
         ),
         Case("body without Content-Length", method, path, valid, 400, framing="none"),
+    ]
+
+
+#: What an action accepts that other writes refuse: no body at all means "no parameters".
+_ACCEPTED_BY_ACTIONS = {"empty body", "body without Content-Length"}
+
+
+def action_envelope(method: str, path: str, base: dict[str, Any], max_bytes: int) -> list[Case]:
+    """:func:`envelope` for an action (``POST .../{id}/cancel``): the body is optional,
+    but a body that is sent is judged like any other."""
+    return [
+        *(case for case in envelope(method, path, base, max_bytes) if case.label not in _ACCEPTED_BY_ACTIONS),
+        Case("text/plain without bytes", method, path, b"", 415, content_type="text/plain"),
+        Case("a bogus member", method, path, js({**base, "totally": "bogus"}), 422, ("/totally",)),
     ]
 
 
@@ -286,6 +353,8 @@ def problems_with(case: Case, answer: Answer) -> list[str]:
         found.append(f"problem type {body.get('type')!r}")
     if body.get("instance") != case.path.split("?")[0]:
         found.append(f"instance {body.get('instance')!r}")
+    if case.parameter is not None and body.get("parameter") != case.parameter:
+        found.append(f"names parameter {body.get('parameter')!r}, expected {case.parameter!r}")
     if case.status == 422:
         errors = body.get("errors")
         if not isinstance(errors, list) or not all(

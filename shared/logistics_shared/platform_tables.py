@@ -68,6 +68,9 @@ def add_platform_tables(metadata: MetaData) -> PlatformTables:
         Column("response_status", Integer, nullable=True),
         Column("response_headers", Text, nullable=True),
         Column("response_body", LargeBinary, nullable=True),
+        # JSON list of the warehouses the first request was allowed to use: a replay
+        # re-checks them against the caller's current token.
+        Column("scope", Text, nullable=True),
         Column("created_at", DateTime(timezone=True), nullable=False),
         UniqueConstraint("caller", "route", "key", name="uq_idempotency_keys_caller_route_key"),
     )

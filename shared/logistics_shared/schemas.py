@@ -24,6 +24,9 @@ MAX_MILLIMETRES = 100_000  # 100 m
 # \Z, not $: "$" also matches before a trailing newline.
 SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}\Z"
 CODE_PATTERN = r"^[A-Za-z0-9._-]{1,32}\Z"
+#: The same rules for the OpenAPI document: ECMA-262 has no \Z, and there "$" is the end.
+SKU_PATTERN_ECMA = "^[A-Za-z0-9._-]{1,64}$"
+CODE_PATTERN_ECMA = "^[A-Za-z0-9._-]{1,32}$"
 
 
 class StrictInteger(fields.Integer):
@@ -187,19 +190,54 @@ class AddressOutSchema(Schema):
 
 
 class ProblemErrorSchema(Schema):
-    pointer = fields.String(required=True)
+    pointer = fields.String(required=True, metadata={"description": "JSON pointer to the field"})
     detail = fields.String(required=True)
+    location = fields.String(
+        data_key="in",
+        validate=validate.OneOf(["query", "header"]),
+        metadata={"description": "Where the field is when it is not in the body"},
+    )
 
 
 class ProblemSchema(Schema):
-    """RFC 9457 problem details, for the OpenAPI document."""
+    """RFC 9457 problem details (every error response), for the OpenAPI document.
+
+    Problems of some statuses carry extension members: each has its own schema
+    below (or a service's subclass), so the document lists exactly what a
+    client can receive.
+    """
 
     type = fields.String(required=True)
     title = fields.String(required=True)
     status = fields.Integer(required=True)
-    detail = fields.String()
-    instance = fields.String()
-    errors = fields.List(fields.Nested(ProblemErrorSchema))
+    detail = fields.String(required=True)
+    instance = fields.String(required=True)
+
+
+class MalformedProblemSchema(ProblemSchema):
+    """400: the request could not be read (JSON syntax, encoding, duplicate names)."""
+
+    parameter = fields.String(metadata={"description": "The query parameter that is not UTF-8"})
+    member = fields.String(metadata={"description": "The member name a JSON object repeats"})
+
+
+class ValidationProblemSchema(ProblemSchema):
+    """422: one entry per invalid field."""
+
+    errors = fields.List(fields.Nested(ProblemErrorSchema), required=True)
+
+
+class ConflictProblemSchema(ProblemSchema):
+    """409: the resource's state does not allow the request."""
+
+    current_status = fields.String()
+    requested_status = fields.String()
+
+
+class PreconditionProblemSchema(ProblemSchema):
+    """412: ``If-Match`` does not name the current version."""
+
+    current_etag = fields.String(metadata={"description": "Send this as If-Match after re-reading"})
 
 
 class PageQuerySchema(StrictSchema):

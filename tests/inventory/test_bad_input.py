@@ -8,7 +8,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import badinput
-from ..badinput import DELETE, PROBLEM, Case, Twin, envelope, invalid, js, patched, snapshot, with_raw_field
+from ..badinput import (
+    DELETE,
+    PROBLEM,
+    Case,
+    Twin,
+    action_envelope,
+    envelope,
+    invalid,
+    js,
+    patched,
+    snapshot,
+    with_raw_field,
+)
 from ..conftest import Client
 from ..invariants import assert_inventory_invariants
 from .conftest import ADDRESS, receive, seed
@@ -285,7 +297,13 @@ def test_release_and_consume_bad_input(inv: Client) -> None:
             closing(action, "hidden warehouse", active, 404, **staff),
             closing(action, "query parameter", active, 422, "?force=1", pointers=("/force",)),
             closing(action, "as a support agent", active, 403, role="support_agent"),
+            *action_envelope("POST", f"/v1/reservations/{active}/{action}", {}, inv.settings.max_body_bytes),
         ]
+        if action == "consume":
+            # Consuming is all or nothing: lines are not a parameter (they were consumed whole).
+            lines = {"lines": [{"sku": "SKU-1", "quantity": 1}]}
+            cases.append(Case("consume with lines", "POST", f"/v1/reservations/{active}/consume",
+                              js(lines), 422, ("/lines",)))  # fmt: skip
         hidden = closing(action, "hidden", active, 404, **staff)
         twins.append(Twin(hidden, closing(action, "unknown", unknown, 404, **staff), active, unknown))
     run_table(inv, cases, tuple(twins))

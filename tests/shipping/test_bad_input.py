@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +18,18 @@ from logistics_shared.outbox import Outbox
 from shipping.domain import shipments as shipment_domain
 from shipping.domain.webhooks import signature
 
-from ..badinput import DELETE, Case, Twin, envelope, invalid, js, patched, run_table, with_raw_field
+from ..badinput import (
+    DELETE,
+    Case,
+    Twin,
+    action_envelope,
+    envelope,
+    invalid,
+    js,
+    patched,
+    run_table,
+    with_raw_field,
+)
 from ..conftest import Client
 from ..inventory.conftest import ADDRESS
 from .test_rates_labels import CARRIER, DHL, SECRET, SERVICE, make_ready, setup_carriers
@@ -220,7 +232,7 @@ def test_cancel_bad_input(ship: Client) -> None:
     p, body = t.format(world.awaiting), js(base)
     case, twin = hidden(m, t, body, world)
     cases = [
-        *envelope(m, p, base, ship.settings.max_body_bytes),
+        *action_envelope(m, p, base, ship.settings.max_body_bytes),
         *invalid(m, p, base, "/reason", (*OPTIONAL_TEXTS, "x" * 501)),
         *invalid(m, p, base, "/status", ("cancelled",)),
         Case("a cancelled shipment", m, t.format(world.cancelled), body, 409),
@@ -247,6 +259,7 @@ def test_retry_bad_input(ship: Client) -> None:
         case,
         Case("query parameter", m, p + "?force=1", None, 422, ("/force",), **none),
         Case("as a support agent", m, p, None, 403, role="support_agent", **none),
+        *action_envelope(m, p, {}, ship.settings.max_body_bytes),
     ]
     run_table(ship, cases, (twin,))
 
@@ -422,7 +435,7 @@ def test_webhook_bad_input(ship: Client) -> None:
         "tracking_number": world.number,
         "status": "in_transit",
         "location": "Amsterdam sorting centre",
-        "occurred_at": "2026-11-24T08:00:00Z",
+        "occurred_at": datetime.now(UTC).isoformat(),
     }
     body, now = js(base), int(time.time())
     dhl_body = js({**base, "tracking_number": world.dhl_number})

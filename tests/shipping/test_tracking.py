@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -59,7 +60,7 @@ def test_staff_events_move_the_shipment_and_emit(ship):
     assert moved["tracking"][0]["source"] == "staff"
     staff.post_json(
         f"/v1/shipments/{shipment_id}/tracking",
-        {"status": "delivered", "occurred_at": "2026-11-20T10:00:00+01:00"},
+        {"status": "delivered", "occurred_at": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()},
         status=201,
     )
     res = staff.post_json(f"/v1/shipments/{shipment_id}/tracking", {"status": "in_transit"}, status=409)

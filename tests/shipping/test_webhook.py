@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -56,7 +57,7 @@ def event(number: str, event_id: str = "ev-1", status: str = "in_transit") -> di
         "tracking_number": number,
         "status": status,
         "location": "Amsterdam sorting centre",
-        "occurred_at": "2026-11-24T08:00:00Z",
+        "occurred_at": datetime.now(UTC).isoformat(),
     }
 
 

@@ -277,7 +277,7 @@ def test_after_a_burst_the_read_model_matches_shipping_and_each_cause_has_one_ti
         for hour, scan in enumerate(statuses):
             body = {
                 **event(numbers[sid], f"{sid}-{scan}", scan),
-                "occurred_at": f"2026-11-24T{8 + hour:02d}:00:00Z",
+                "occurred_at": (datetime.now(UTC) + timedelta(seconds=hour)).isoformat(),
             }
             post(ship, body, secret=SECRET)
             if scan == "exception":
@@ -319,11 +319,11 @@ def test_a_carrier_scan_that_keeps_the_status_still_reaches_the_read_model(every
     sid = admin.post_json("/v1/shipments", body).json["id"]
     wait_until(lambda: admin.get(f"/v1/shipments/{sid}").json["status"] == "ready", what="ready")
     label = admin.post_json(f"/v1/shipments/{sid}/label", {"carrier": "POSTNL", "service": "standard"}).json
-    for event_id, hub, at in (("s-1", "Amsterdam hub", "08"), ("s-2", "Utrecht hub", "11")):
+    for event_id, hub, later in (("s-1", "Amsterdam hub", 0), ("s-2", "Utrecht hub", 3)):
         scan = {
             **event(label["tracking_number"], event_id, "in_transit"),
             "location": hub,
-            "occurred_at": f"2026-11-24T{at}:00:00Z",
+            "occurred_at": (datetime.now(UTC) + timedelta(seconds=later)).isoformat(),
         }
         post(ship, scan, secret=SECRET)
     assert [t["location"] for t in admin.get(f"/v1/shipments/{sid}").json["tracking"]] == [

@@ -13,9 +13,12 @@ from logistics_shared.settings import Settings, load_settings
 
 def configure(settings: Settings) -> Configurator:
     from . import models
+    from .cache import invalidate_after_commit, tracking_cache
     from .service import SERVICE
 
     config = base_configurator(SERVICE, settings, models.platform)
+    cache = config.registry["tracking_cache"] = tracking_cache(settings)
+    invalidate_after_commit(config.registry["dbsession_factory"], cache)
     config.include("shipping.routes")
     return config
 

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from pyramid.config import Configurator
 
-from logistics_shared.cache import TwoLevelCache
 from logistics_shared.web.endpoint import add_endpoints
 
 from .views import tracking
 
 
 def includeme(config: Configurator) -> None:
-    settings = config.registry["logistics.settings"]
-    config.registry["tracking_cache"] = TwoLevelCache(
-        "tracking",
-        redis_url=settings.redis_url if settings.cache_shared_seconds > 0 else "",
-        local_ttl=settings.cache_local_seconds,
-        shared_ttl=max(settings.cache_shared_seconds, 1),
-    )
     config.add_route("shipment_tracking", "/v1/shipments/{id}/tracking")
     config.add_route("carrier_webhook", "/v1/carriers/{carrier}/webhook")
     config.add_route("tracking_lookup", "/v1/tracking/{number}")

@@ -10,15 +10,16 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from marshmallow import Schema, ValidationError
+from marshmallow import RAISE, Schema, ValidationError
 from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 
 from .. import errors
 from ..errors import pointer_errors
-from .body import parse_json, read_raw
+from .body import parse_json, read_optional_raw, read_raw
 from .dumping import compile_dump
+from .query import query_dict, query_pairs
 from .responses import json_response
 
 
@@ -43,10 +44,26 @@ class ApiMeta:
     response: type[Schema] | None
     many: bool
     status: int
-    problems: tuple[int, ...]
+    #: Statuses besides the usual ones, or ``(status, problem schema)`` for extensions.
+    problems: tuple[int | tuple[int, type[Schema]], ...]
     idempotent: bool
     etag: bool
     description: str = ""
+    #: An action (``POST .../{id}/cancel``): its body is optional, see :func:`endpoint`.
+    action: bool = False
+    #: A request body the API accepts, shown in the docs (a test posts every one).
+    example: Any = None
+    #: JSON pointers of body/query fields naming something that must exist (a 422 when
+    #: it does not, or is not the caller's): state-dependent, not a schema rule.
+    references: tuple[str, ...] = ()
+    #: JSON schemas of path parameters beyond the shared ones (``id``, ``sku``, ``code``).
+    path_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Extra OpenAPI header parameters (e.g. a webhook's signature headers).
+    headers: tuple[dict[str, Any], ...] = ()
+    #: Non-JSON success bodies: media type -> description (a label's PDF or ZPL).
+    produces: dict[str, str] = field(default_factory=dict)
+    #: Security schemes (all required) instead of the bearer token.
+    security: tuple[str, ...] = ()
 
 
 def load(schema: Schema, data: Any, *, location: str = "body") -> Any:
@@ -58,11 +75,6 @@ def load(schema: Schema, data: Any, *, location: str = "body") -> Any:
             for item in found:
                 item["in"] = location
         raise errors.ValidationFailed(found) from None
-
-
-def query_dict(request: Request) -> dict[str, str]:
-    # A repeated parameter is ambiguous: the last value wins, as in most frameworks.
-    return dict(request.GET.items())
 
 
 def endpoint(
@@ -77,9 +89,16 @@ def endpoint(
     response: type[Schema] | None = None,
     many: bool = False,
     status: int = 200,
-    problems: tuple[int, ...] = (),
+    problems: tuple[int | tuple[int, type[Schema]], ...] = (),
     idempotent: bool = False,
     etag: bool = False,
+    action: bool = False,
+    example: Any = None,
+    references: tuple[str, ...] = (),
+    path_parameters: dict[str, dict[str, Any]] | None = None,
+    headers: tuple[dict[str, Any], ...] = (),
+    produces: dict[str, str] | None = None,
+    security: tuple[str, ...] = (),
     guard: Callable[[Request, bytes], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a JSON endpoint.
@@ -91,7 +110,18 @@ def endpoint(
 
     ``guard(request, raw_body)`` runs on the raw bytes before they are parsed
     (an HMAC signature check: unsigned input must never reach the parser).
+
+    ``action=True`` marks an action on a resource (``POST /v1/shipments/{id}/cancel``).
+    One rule for every action of every service: the body is optional — no body
+    at all is the same as ``{}`` — and a body that is sent is read like any other
+    (JSON only, strict schema: unknown fields are a 422). An action without
+    parameters declares none and gets :class:`NoParameters`, so it never silently
+    ignores what a client sent. A write that is not an action must declare a body.
     """
+    if action and body is None:
+        body = NoParameters
+    if method in {"POST", "PUT", "PATCH"} and body is None:
+        raise TypeError(f"{method} {route}: declare a body schema, or action=True for an action")
     body_schema = body() if body else None
     query_schema = query() if query else None
     response_schema = response(many=many) if response else None
@@ -113,6 +143,13 @@ def endpoint(
             idempotent=idempotent,
             etag=etag,
             description=(view.__doc__ or "").strip(),
+            action=action,
+            example=example,
+            references=references,
+            path_parameters=path_parameters or {},
+            headers=headers,
+            produces=produces or {},
+            security=security,
         )
 
         @functools.wraps(view)
@@ -120,18 +157,23 @@ def endpoint(
             kwargs: dict[str, Any] = {}
             if query_schema is not None:
                 kwargs["query"] = load(query_schema, query_dict(request), location="query")
-            elif request.GET:
-                raise errors.ValidationFailed(
-                    [
-                        {"pointer": f"/{name}", "in": "query", "detail": "Unknown parameter."}
-                        for name in request.GET
-                    ]
-                )
+            else:
+                unknown = dict(query_pairs(request))
+                if unknown:
+                    raise errors.ValidationFailed(
+                        [
+                            {"pointer": f"/{name}", "in": "query", "detail": "Unknown parameter."}
+                            for name in unknown
+                        ]
+                    )
             if body_schema is not None:
-                raw = read_raw(request, request.registry["logistics.settings"].max_body_bytes)
+                max_bytes = request.registry["logistics.settings"].max_body_bytes
+                raw = read_optional_raw(request, max_bytes) if action else read_raw(request, max_bytes)
                 if guard is not None:
                     guard(request, raw)
-                kwargs["body"] = load(body_schema, parse_json(raw))
+                loaded = load(body_schema, parse_json(raw) if raw else {})
+                if body is not NoParameters:
+                    kwargs["body"] = loaded
             if idempotent:
                 from .idempotency import run_idempotent
 
@@ -151,6 +193,13 @@ def endpoint(
         return wrapper
 
     return decorator
+
+
+class NoParameters(Schema):
+    """The body of an action that takes no parameters: nothing, or ``{}``."""
+
+    class Meta:
+        unknown = RAISE
 
 
 def add_endpoints(config: Configurator, module: ModuleType) -> None:

@@ -17,6 +17,8 @@ def etag(version: int) -> str:
 
 #: The ETags this suite issues: a quoted version number (weak ones are accepted too).
 _ETAG = re.compile(r'(?:W/)?"([0-9]{1,18})"')
+#: What ``If-Match`` may hold, for the OpenAPI document.
+ETAG_PATTERN_ECMA = r'^(\*|(W/)?"[0-9]{1,18}")$'
 
 
 def expected_version(request: Request) -> int | None:

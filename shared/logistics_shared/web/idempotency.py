@@ -8,8 +8,10 @@ transaction, so it commits if and only if the effects commit.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 from pyramid.request import Request
@@ -18,12 +20,19 @@ from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import errors
+from ..identity import Identity, recording_scope
+from .responses import ApiResponse
 
 HEADER = "Idempotency-Key"
 #: How long a claim protects a request that is still running; a crashed
 #: process's claim can be taken over after it.
 LEASE = timedelta(seconds=60)
 REPLAYED_HEADERS = ("Content-Type", "ETag", "Location")
+#: 1-255 visible ASCII characters, spaces allowed inside: what every HTTP stack
+#: carries unchanged (servers strip spaces at the ends, and non-ASCII header bytes
+#: are read differently by different proxies).
+_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
+KEY_PATTERN_ECMA = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"
 
 
 def _fingerprint(request: Request) -> str:
@@ -38,13 +47,19 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
     key = request.headers.get(HEADER)
     if key is None:
         return produce()
-    if not 1 <= len(key) <= 255 or not key.isprintable():
+    if not _KEY.fullmatch(key):
         raise errors.ValidationFailed(
-            [{"pointer": f"/{HEADER}", "in": "header", "detail": "Must be 1-255 printable characters."}]
+            [
+                {
+                    "pointer": f"/{HEADER}",
+                    "in": "header",
+                    "detail": "Must be 1-255 visible ASCII characters (spaces only inside).",
+                }
+            ]
         )
     table = request.registry["logistics.platform_tables"].idempotency_keys
     engine = request.registry["dbengine"]
-    caller = f"{request.identity.role}:{request.identity.subject}"
+    caller = request.identity.actor
     route = f"{request.method} {request.matched_route.name}"
     fingerprint = _fingerprint(request)
     where = and_(table.c.caller == caller, table.c.route == route, table.c.key == key)
@@ -67,7 +82,12 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
                 .returning(table.c.id)
             ).scalar_one()
     except IntegrityError:
-        row_id = _existing(engine, table, where, fingerprint, now)
+        row_id = _existing(engine, table, where, fingerprint, now, request.identity)
+        if row_id is None:
+            # The stored response was made for warehouses this token no longer covers:
+            # do not replay it; the request runs as a new one, and the service layer
+            # refuses the foreign warehouse exactly as it would without a key.
+            return produce()
         if isinstance(row_id, Response):
             return row_id
 
@@ -78,7 +98,8 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
             conn.execute(delete(table).where(table.c.id == row_id, table.c.state == "running"))
 
     request.add_finished_callback(release)
-    response = produce()
+    with recording_scope() as scope:
+        response = produce()
     if response.status_code < 400:
         headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
         request.dbsession.execute(
@@ -89,12 +110,17 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
                 response_status=response.status_code,
                 response_headers=orjson.dumps(headers).decode(),
                 response_body=response.body,
+                scope=orjson.dumps(sorted(scope)).decode(),
             )
         )
     return response
 
 
-def _existing(engine, table, where, fingerprint: str, now: datetime) -> int | Response:
+def _existing(
+    engine: Any, table: Any, where: Any, fingerprint: str, now: datetime, identity: Identity
+) -> int | Response | None:
+    """The claimed row's id to run the request, its stored response, or ``None`` to run
+    it without the key (the stored response is outside the caller's current scope)."""
     with engine.begin() as conn:
         row = conn.execute(select(table).where(where)).one_or_none()
         if row is None:
@@ -112,7 +138,10 @@ def _existing(engine, table, where, fingerprint: str, now: datetime) -> int | Re
                 ]
             )
         if row.state == "done":
-            response = Response(body=row.response_body, status=row.response_status, charset=None)
+            scope = orjson.loads(row.scope or "[]")
+            if not all(identity.can_access_warehouse(code) for code in scope):
+                return None
+            response = ApiResponse(body=row.response_body, status=row.response_status, charset=None)
             response.headers.update(orjson.loads(row.response_headers or "{}"))
             response.headers["Idempotent-Replayed"] = "true"
             return response

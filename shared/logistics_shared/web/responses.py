@@ -23,15 +23,28 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z)
 
 
+class ApiResponse(Response):
+    """A response whose ``Location`` stays as the view wrote it.
+
+    WebOb turns a relative ``Location`` into an absolute URL built from the
+    request's ``Host`` header — a value any client chooses, which a stored
+    idempotent replay would then hand to other callers. Relative references
+    are valid (RFC 9110 §10.2.2) and right behind any proxy, so they are kept.
+    """
+
+    def _abs_headerlist(self, environ: dict[str, Any]) -> list[tuple[str, str]]:
+        return list(self.headerlist)
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    response = Response(body=dumps(body), status=status, content_type="application/json")
+    response = ApiResponse(body=dumps(body), status=status, content_type="application/json")
     if headers:
         response.headers.update(headers)
     return response
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> Response:
-    response = Response(
+    response = ApiResponse(
         body=dumps(problem.body(instance)),
         status=problem.status,
         content_type=PROBLEM_JSON,

@@ -79,6 +79,7 @@ def get_reservation(request: Request) -> dict[str, Any]:
     tags=TAGS,
     response=ReservationSchema,
     problems=(404, 409),
+    action=True,
 )
 def release(request: Request) -> dict[str, Any]:
     return reservations.release(request.dbsession, request.outbox, request.identity, request.matchdict["id"])
@@ -92,6 +93,7 @@ def release(request: Request) -> dict[str, Any]:
     tags=TAGS,
     response=ReservationSchema,
     problems=(404, 409),
+    action=True,
 )
 def consume(request: Request) -> dict[str, Any]:
     return reservations.consume(request.dbsession, request.outbox, request.identity, request.matchdict["id"])

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from logistics_shared.errors import Conflict
 
 from ..models import shipment_history, shipments
+from .changes import shipment_changed
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "awaiting_stock": frozenset({"ready", "on_hold", "cancelled"}),
@@ -64,6 +65,7 @@ def transition(
     ).first()
     if row is None:
         raise Conflict("The shipment changed while this request ran; fetch it and try again.")
+    shipment_changed(session, shipment["id"])
     session.execute(
         shipment_history.insert().values(
             shipment_id=shipment["id"],

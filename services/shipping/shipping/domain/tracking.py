@@ -1,25 +1,34 @@
 """Tracking events, from carriers or staff, and the status changes they cause.
 
 Carriers send events late, twice and out of order: an event is recorded once
-(by the carrier's own event id), and it moves the shipment only along the
-lifecycle's arrows, never backwards. Staff, who act on purpose, get a 409 for
-a move the lifecycle does not allow.
+(by the carrier's own event id, per tracking number), and it moves the shipment
+only along the lifecycle's arrows, never backwards — and never when it happened
+before the latest event already recorded (a late ``exception`` must not pull a
+shipment back, nor open a ticket). Staff, who act on purpose, get a 409 for a
+move the lifecycle does not allow or an event older than the latest one.
+
+An event cannot have happened before the shipment existed, nor more than
+:data:`CLOCK_SKEW` in the future: both are 422s at ``/occurred_at``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from logistics_shared.db import insert_unless_exists
-from logistics_shared.errors import Conflict
+from logistics_shared.db import aware, insert_unless_exists
+from logistics_shared.errors import Conflict, InvalidField
 from logistics_shared.outbox import Outbox
 
 from ..tracking_models import tracking_events
+from .changes import shipment_changed
 from .lifecycle import can, transition
+
+#: How far ahead of our clock a carrier's clock may run.
+CLOCK_SKEW = timedelta(minutes=5)
 
 #: Statuses that have an event of their own besides shipment.status_changed.
 NOTABLE = {
@@ -42,9 +51,18 @@ def record(
     """Record ``event``; returns the shipment after it, or ``None`` for a duplicate."""
     now = datetime.now(UTC)
     occurred_at = event.get("occurred_at") or now
+    _check_time(shipment, occurred_at, now)
+    latest = latest_event_at(session, shipment["id"])
+    stale = latest is not None and occurred_at < latest
     if strict and not can(shipment["status"], event["status"]):
         raise Conflict(
             f"A shipment that is {shipment['status']} cannot become {event['status']}.",
+            current_status=shipment["status"],
+            requested_status=event["status"],
+        )
+    if strict and stale:
+        raise Conflict(
+            f"The event happened before the latest one recorded ({latest.isoformat()}).",
             current_status=shipment["status"],
             requested_status=event["status"],
         )
@@ -60,12 +78,17 @@ def record(
     }
     if values["external_id"] is not None:
         fresh = insert_unless_exists(
-            session, tracking_events, values, ["source", "external_id"], returning=(tracking_events.c.id,)
+            session,
+            tracking_events,
+            values,
+            ["source", "shipment_id", "external_id"],
+            returning=(tracking_events.c.id,),
         )
         if fresh is None:
             return None
     else:
         session.execute(tracking_events.insert().values(**values))
+    shipment_changed(session, shipment["id"])
     tracking = {
         "status": event["status"],
         "description": event.get("description"),
@@ -73,7 +96,7 @@ def record(
         "occurred_at": occurred_at.isoformat(),
         "source": source,
     }
-    if not can(shipment["status"], event["status"]):
+    if stale or not can(shipment["status"], event["status"]):
         # Kept in the history; a late or repeated status moves nothing, but the scan (another
         # hub, say) is still news to whoever keeps the tracking history: support's read model.
         outbox.emit(
@@ -103,6 +126,27 @@ def record(
     if event["status"] in NOTABLE:
         outbox.emit(NOTABLE[event["status"]], body)
     return moved
+
+
+def _check_time(shipment: dict[str, Any], occurred_at: datetime, now: datetime) -> None:
+    if occurred_at > now + CLOCK_SKEW:
+        raise InvalidField(
+            "/occurred_at", f"Must not be more than {int(CLOCK_SKEW.total_seconds() // 60)} minutes ahead."
+        )
+    created_at = aware(shipment["created_at"])
+    if created_at is not None and occurred_at < created_at:
+        raise InvalidField("/occurred_at", "Must not be before the shipment was created.")
+
+
+def latest_event_at(session: Session, shipment_id: str) -> datetime | None:
+    """When the newest recorded event happened (index-backed: shipment, occurred_at)."""
+    return aware(
+        session.execute(
+            select(func.max(tracking_events.c.occurred_at)).where(
+                tracking_events.c.shipment_id == shipment_id
+            )
+        ).scalar()
+    )
 
 
 def history(session: Session, shipment_id: str) -> list[dict[str, Any]]:

@@ -96,6 +96,7 @@ def get(request: Request) -> Reply:
     response=ShipmentSchema,
     problems=(404, 409),
     etag=True,
+    action=True,
 )
 def cancel(request: Request, body: dict[str, Any]) -> Reply:
     shipment = shipments.cancel(
@@ -118,6 +119,7 @@ def cancel(request: Request, body: dict[str, Any]) -> Reply:
     response=ShipmentSchema,
     problems=(404, 409),
     etag=True,
+    action=True,
 )
 def retry(request: Request) -> Reply:
     shipment = shipments.retry(

@@ -21,16 +21,6 @@ from ..schemas_tracking import (
 TAGS = ("tracking",)
 
 
-def forget_tracking(request: Request, shipment_id: str) -> None:
-    """Drop the cached lookup once this transaction has committed (not before:
-    a reader could otherwise cache the old state again in between)."""
-    number = lookup.tracking_number_of(request.dbsession, shipment_id)
-    if number is None:
-        return
-    cache = request.registry["tracking_cache"]
-    request.tm.get().addAfterCommitHook(lambda ok: cache.invalidate(number) if ok else None)
-
-
 @endpoint(
     "shipment_tracking",
     "POST",
@@ -49,7 +39,6 @@ def record_event(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     tracking.record(
         request.dbsession, request.outbox, shipment, body, source="staff", cause=cause, strict=True
     )
-    forget_tracking(request, shipment["id"])
     return shipments.get(request.dbsession, request.identity, shipment["id"])
 
 
@@ -95,7 +84,6 @@ def carrier_webhook(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     )
     if moved is None:
         return {"result": "duplicate", "shipment_status": shipment["status"]}
-    forget_tracking(request, shipment_id)
     return {"result": "accepted", "shipment_status": moved["status"]}
 
 

@@ -1,0 +1,23 @@
+"""idempotency keys remember the warehouses their request used (a replay re-checks them)
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("idempotency_keys") as batch:
+        batch.add_column(sa.Column("scope", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("idempotency_keys") as batch:
+        batch.drop_column("scope")
