@@ -11,7 +11,7 @@ DISTS = shared/pyproject.toml services/inventory/pyproject.toml \
 
 .DEFAULT_GOAL := help
 
-.PHONY: help up test lint format clean
+.PHONY: help up demo test lint format clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ $(STAMP): $(DISTS) requirements-dev.txt
 
 up: $(STAMP)  ## Run all services in one process (SQLite under var/, in-memory bus)
 	$(BIN)/logistics up
+
+demo: $(STAMP)  ## Like up, and load demo data over the API (see README "Walk-through")
+	$(BIN)/logistics up --demo
 
 test: $(STAMP)  ## Run the test suite (PostgreSQL/RabbitMQ/Redis tests skip if unreachable)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,21 +66,30 @@ class Up:
 
 
 @contextmanager
-def logistics_up(tmp_path: Path, **settings: str) -> Iterator[Up]:
+def logistics_up(tmp_path: Path, *, demo: bool = False, **settings: str) -> Iterator[Up]:
     """Start ``logistics up`` with ``LOGISTICS_<KEY>`` settings, wait until every service is
-    ready, and stop it with SIGTERM afterwards (a clean stop is part of the test)."""
+    ready, and stop it with SIGTERM afterwards (a clean stop is part of the test).
+
+    ``demo=True`` runs ``up --demo`` and also waits until it reports the demo data loaded;
+    its stdout and stderr go to ``tmp_path / "up.out"`` and ``"up.err"`` (the demo's polling
+    logs more than a pipe nobody reads holds before the process blocks on it)."""
     offset = free_port_block()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")}
     env["LOGISTICS_VAR_DIR"] = str(tmp_path / "var")
     env.update({f"LOGISTICS_{key.upper()}": value for key, value in settings.items()})
-    proc = subprocess.Popen(
-        [LOGISTICS, "up", "--port-offset", str(offset)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    output, errors = tmp_path / "up.out", tmp_path / "up.err"
+    with (
+        output.open("w") if demo else nullcontext(subprocess.DEVNULL) as stdout,
+        errors.open("w") if demo else nullcontext(subprocess.PIPE) as stderr,
+    ):
+        proc = subprocess.Popen(
+            [LOGISTICS, "up", "--port-offset", str(offset), *(["--demo"] if demo else [])],
+            cwd=tmp_path,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
     up = Up(env, tmp_path / "var", offset)
     try:
 
@@ -95,8 +104,15 @@ def logistics_up(tmp_path: Path, **settings: str) -> Iterator[Up]:
                 return False
 
         eventually(ready, 60)
+        if demo:
+
+            def loaded() -> bool:
+                assert proc.poll() is None, output.read_text() + errors.read_text()[-2000:]
+                return "demo data loaded" in output.read_text()
+
+            eventually(loaded, 120)
         yield up
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err[-2000:]
+    assert proc.returncode == 0, (err if err is not None else errors.read_text())[-2000:]

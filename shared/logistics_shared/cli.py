@@ -7,11 +7,12 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
-from .security import Role, load_keyring, mint_token, parse_duration
+from .security import Role, TokenLifetimeTooLong, load_keyring, mint_token, parse_duration
 from .service import ServiceSpec, discover
 from .settings import Settings, SettingsError, load_settings
 
@@ -62,13 +63,85 @@ def make_app(spec: ServiceSpec, settings: Settings) -> Any:
     from .logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    return spec.configure(settings).make_wsgi_app()
+    try:
+        return spec.configure(settings).make_wsgi_app()
+    except SettingsError as exc:
+        # Some settings are only checked where they are used (the JWT secret, inside
+        # configure()): still the operator's mistake, so one line, not a traceback.
+        raise click.ClickException(str(exc)) from None
+
+
+def paste_app(spec: ServiceSpec, ini: Mapping[str, Any]) -> Any:
+    """Body of every service's PasteDeploy ``main()`` (``pserve services/<svc>/development.ini``).
+
+    pserve prints a traceback for anything the app factory raises; a missing or
+    malformed setting ends the process instead with the one line ``logistics
+    serve`` prints (``SystemExit``, status 1).
+    """
+    try:
+        return make_app(spec, load_settings(spec.name, ini))
+    except SettingsError as exc:
+        raise SystemExit(f"Error: {exc}") from None
+    except click.ClickException as exc:
+        raise SystemExit(f"Error: {exc.format_message()}") from None
 
 
 def _waitress_limits(settings: Settings) -> dict[str, Any]:
-    # Far above the app's own cap, so the app answers 413 as problem+json and
-    # waitress's plain-text 413 only guards against absurd bodies.
-    return {"max_request_body_size": max(settings.max_body_bytes * 16, 16 * 1024 * 1024)}
+    """waitress adjustments for every server we start (``serve``, ``up``, the worker's health port).
+
+    pserve builds its server from ``[server:main]`` instead; each development.ini
+    repeats these values (tests/shared/test_waitress_limits.py keeps them equal).
+    """
+    return {
+        # Far above the app's own cap, so the app answers 413 as problem+json and
+        # waitress's plain-text 413 only guards against absurd bodies.
+        "max_request_body_size": max(settings.max_body_bytes * 16, 16 * 1024 * 1024),
+        # A client that never finishes its headers holds a connection (not a thread) until the
+        # channel timeout; at waitress's 100 connections / 120 s, ~100 such clients make a
+        # replica unreachable for everyone else.
+        "connection_limit": settings.waitress_connection_limit,
+        "channel_timeout": settings.waitress_channel_timeout,
+        "cleanup_interval": settings.waitress_cleanup_interval,
+        # select() cannot watch a descriptor above 1023, which that many connections reach.
+        "asyncore_use_poll": True,
+    }
+
+
+def _allow_open_files(settings: Settings, servers: int = 1) -> None:
+    """Raise the soft open-files limit towards what the connection limit needs (up to the hard one).
+
+    A shell's soft limit is often 1024: below ``connection_limit`` connections,
+    accept() would fail with EMFILE and the limit would be a fiction.
+    """
+    try:
+        import resource
+    except ImportError:  # not on POSIX: nothing to raise
+        return
+    # Headroom for the database pool, log files, the listening sockets and buffered bodies.
+    needed = servers * settings.waitress_connection_limit + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        log.warning(
+            "open-files limit %d is below the %d that LOGISTICS_WAITRESS_CONNECTION_LIMIT=%d needs",
+            target,
+            needed,
+            settings.waitress_connection_limit,
+        )
+
+
+def _create_server(app: Any, host: str, port: int, **adjustments: Any) -> Any:
+    from waitress.server import create_server
+
+    try:
+        return create_server(app, host=host, port=port, **adjustments)
+    except OSError as exc:
+        # "Address already in use" is an operator's everyday mistake, not a bug.
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @main.command()
@@ -78,21 +151,21 @@ def _waitress_limits(settings: Settings) -> dict[str, Any]:
 @click.option("--threads", type=int, default=8, show_default=True, help="Waitress worker threads.")
 def serve(service: str, host: str, port: int | None, threads: int) -> None:
     """Run one service's web process on waitress."""
-    import waitress
-
     spec = _spec(service)
     settings = _settings(spec)
     app = make_app(spec, settings)
     port = port or spec.port
-    click.echo(f"{spec.name} listening on http://{host}:{port}", err=True)
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        ident=f"logistics-{spec.name}",
-        **_waitress_limits(settings),
+    _allow_open_files(settings)
+    server = _create_server(
+        app, host, port, threads=threads, ident=f"logistics-{spec.name}", **_waitress_limits(settings)
     )
+    click.echo(f"{spec.name} listening on http://{host}:{port}", err=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 @main.command()
@@ -100,19 +173,42 @@ def serve(service: str, host: str, port: int | None, threads: int) -> None:
 @click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
 def migrate(service: str, revision: str) -> None:
     """Upgrade a service's database to the latest (or a given) revision."""
-    from .migrations import upgrade
-
     spec = _spec(service)
-    settings = _settings(spec)
-    upgrade(spec, settings, revision)
+    _upgrade(spec, _settings(spec), revision)
     click.echo(f"{spec.name}: migrated to {revision}")
+
+
+def _upgrade(spec: ServiceSpec, settings: Settings, revision: str = "head") -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from .migrations import upgrade
+    from .settings import env_name, spec_for
+
+    try:
+        upgrade(spec, settings, revision)
+    except DBAPIError as exc:
+        # Unreachable, refused credentials, no such database: say which setting to look at.
+        name = env_name(spec_for("database_url"), spec.name)
+        raise click.ClickException(
+            f"cannot migrate the {spec.name} database ({name}): {_one_line(exc.orig or exc)}"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or exc.__class__.__name__
 
 
 @main.command()
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--warehouse", "warehouses", multiple=True, help="Warehouse code (staff); repeatable.")
 @click.option("--subject", default=None, help="The `sub` claim (default: the role name).")
-@click.option("--ttl", default="8h", show_default=True, help="Lifetime: 90s, 15m, 8h, 7d.")
+@click.option(
+    "--ttl",
+    default="8h",
+    show_default=True,
+    help="Lifetime: 90s, 15m, 8h, 1d; at most LOGISTICS_JWT_MAX_TTL_SECONDS (default 24h).",
+)
 def token(role: str, warehouses: tuple[str, ...], subject: str | None, ttl: str) -> None:
     """Print a signed bearer token (uses the same settings as the services)."""
     try:
@@ -128,6 +224,8 @@ def token(role: str, warehouses: tuple[str, ...], subject: str | None, ttl: str)
                 keyring, role=Role(role), subject=subject or role, warehouses=warehouses, ttl_seconds=seconds
             )
         )
+    except TokenLifetimeTooLong as exc:
+        raise click.BadParameter(f"{ttl}: {exc}", param_hint="--ttl") from None
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -145,8 +243,6 @@ def worker(service: str, consumers: int, no_relay: bool, health_host: str, healt
 
     SIGTERM (or Ctrl-C) stops taking new work and lets in-flight messages finish.
     """
-    from waitress.server import create_server
-
     from .bus.worker import Worker
 
     spec = _spec(service)
@@ -154,7 +250,9 @@ def worker(service: str, consumers: int, no_relay: bool, health_host: str, healt
     app = make_app(spec, settings)
     runner = Worker(spec, settings, app.registry, relay=not no_relay, consumers=consumers)
     port = health_port or settings.worker_health_port or spec.port + 100
-    health = create_server(runner.health_app(), host=health_host, port=port, threads=2)
+    # The same limits as the web port: probes and scrapes must get through a flood of slow clients.
+    _allow_open_files(settings)
+    health = _create_server(runner.health_app(), health_host, port, threads=2, **_waitress_limits(settings))
     threading.Thread(target=health.run, name="worker-health", daemon=True).start()
     runner.start()
     click.echo(f"{spec.name} worker running; health on http://{health_host}:{port}/readyz", err=True)
@@ -256,16 +354,17 @@ def dlq_purge(service: str, message_id: str | None, yes: bool) -> None:
 @click.option("--threads", type=int, default=4, show_default=True, help="Waitress threads per service.")
 @click.option("--var-dir", default=None, help="Where SQLite files and keys live (default: ./var).")
 @click.option("--port-offset", type=int, default=0, show_default=True, help="Added to every service's port.")
-def up(host: str, threads: int, var_dir: str | None, port_offset: int) -> None:
+@click.option(
+    "--demo", "load_demo", is_flag=True, help="Load the demo data (as `logistics demo`) once all are ready."
+)
+def up(host: str, threads: int, var_dir: str | None, port_offset: int, load_demo: bool) -> None:
     """Run every installed service in one process on the embedded default.
 
     Web apps, outbox relays, consumers and periodic tasks all run here, over
     the in-process ``memory://`` bus (no confirms or delayed retries there).
+    With --demo, the demo data is loaded over HTTP once the services answer;
+    if that fails, everything stops with exit status 1.
     """
-    from waitress.server import create_server
-
-    from .migrations import upgrade
-
     if var_dir:
         os.environ["LOGISTICS_VAR_DIR"] = var_dir
     specs = _services()
@@ -279,10 +378,11 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int) -> None:
         if not settings.is_sqlite or not settings.broker_url.startswith("memory"):
             database, broker = settings.database_url.split(":")[0], settings.broker_url.split(":")[0]
             click.echo(f"note: {spec.name} uses {database} / {broker} from the environment", err=True)
-        upgrade(spec, settings)
+        _upgrade(spec, settings)
         app = make_app(spec, settings)
-        server = create_server(
-            app, host=host, port=spec.port + port_offset, threads=threads, **_waitress_limits(settings)
+        _allow_open_files(settings, servers=len(specs))
+        server = _create_server(
+            app, host, spec.port + port_offset, threads=threads, **_waitress_limits(settings)
         )
         servers.append((spec, server))
         runner = Worker(spec, settings, app.registry)
@@ -293,6 +393,14 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int) -> None:
         url = f"http://{host}:{spec.port + port_offset}"
         click.echo(f"{spec.name:<10} {url}  (docs: {url}/docs)")
     click.echo("Ctrl-C stops everything.", err=True)
+    demo_failed = threading.Event()
+    if load_demo:
+        threading.Thread(
+            target=_demo_while_up,
+            args=(list(specs.values()), host, port_offset, stop, demo_failed),
+            name="demo",
+            daemon=True,
+        ).start()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
@@ -302,7 +410,61 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int) -> None:
     stop.set()
     for _name, server in servers:
         server.close()
-    sys.exit(0)
+    sys.exit(1 if demo_failed.is_set() else 0)
+
+
+def _demo_while_up(
+    specs: list[ServiceSpec], host: str, port_offset: int, stop: threading.Event, failed: threading.Event
+) -> None:
+    # A half-loaded demo would only confuse whoever follows the walk-through: stop loudly.
+    try:
+        _load_demo(specs, host, port_offset)
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}; stopping.", err=True)
+        failed.set()
+        stop.set()
+
+
+def _load_demo(specs: list[ServiceSpec], host: str, port_offset: int) -> None:
+    from .demo import DemoContext, DemoError, run_demo
+
+    # `up --host 0.0.0.0` listens everywhere; the loader still has to name one address.
+    target = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+    target = f"[{target}]" if ":" in target else target
+    urls = {spec.name: f"http://{target}:{spec.port + port_offset}" for spec in specs}
+    try:
+        # Minted exactly as `logistics token --role admin --subject demo` would (the same settings
+        # call); one subject, so each rerun's Idempotency-Keys find the first run's responses.
+        keyring = load_keyring(load_settings("inventory"))
+        # 15 minutes: loading takes seconds; a short-lived admin token is the safer leftover.
+        token = mint_token(keyring, role=Role.ADMIN, subject="demo", warehouses=(), ttl_seconds=900)
+        loaded = run_demo(specs, DemoContext(urls, token, echo=click.echo))
+    except (SettingsError, DemoError, ValueError) as exc:  # ValueError: a lifetime the settings refuse
+        raise click.ClickException(f"demo data not loaded: {exc}") from None
+    click.echo(f"demo data loaded ({', '.join(loaded) or 'no service has any'})")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where the services listen.")
+@click.option(
+    "--port-offset", type=int, default=0, show_default=True, help="Added to every service's port (as for up)."
+)
+def demo(host: str, port_offset: int) -> None:
+    """Load demo data into running services (`logistics up`, or any deployment) over HTTP.
+
+    Each installed service creates its own demo data through its own API, as
+    an admin (a token minted with the same settings as `logistics token`),
+    in port order, and waits for the events where the next step needs them,
+    so the real saga runs. README "Walk-through" lists what each creates.
+
+    \b
+    Safe to run again: every create sends an Idempotency-Key, so a rerun
+    replays the first run's answers instead of adding copies; catalogue
+    entries that already exist (a 409) are kept; whatever has a lifecycle
+    is only moved on from the state it is in. Exit status 1, with the
+    failed request and its problem, if a step fails.
+    """
+    _load_demo(list(_services().values()), host, port_offset)
 
 
 def _start_periodic(task: Any, registry: Any, settings: Settings, stop: threading.Event) -> None:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from pyramid.config import Configurator
     from sqlalchemy import MetaData
 
+    from .demo import DemoContext
     from .security import Role
     from .settings import Settings
 
@@ -42,6 +43,8 @@ class ServiceSpec:
     handlers: Callable[[], tuple[Any, ...]] | None = None
     #: PostgreSQL settings (``"name=value"``) for every session of this service.
     pg_settings: tuple[str, ...] = ()
+    #: Loads the service's demo data through its own HTTP API (``logistics demo``); run in port order.
+    demo: Callable[[DemoContext], None] | None = None
 
 
 def lazy(target: str) -> Callable[..., Any]:

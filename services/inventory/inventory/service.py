@@ -29,6 +29,7 @@ SERVICE = ServiceSpec(
     role_permissions=lazy("inventory.permissions:role_permissions"),
     cli=_cli,
     handlers=lazy("inventory.handlers:handlers"),
+    demo=lazy("inventory.demo:load"),
     background=(
         BackgroundTask(
             name="reservation-sweeper",

@@ -13,4 +13,5 @@ SERVICE = ServiceSpec(
     metadata=lazy("shipping.models:get_metadata"),
     role_permissions=lazy("shipping.permissions:role_permissions"),
     handlers=lazy("shipping.handlers:handlers"),
+    demo=lazy("shipping.demo:load"),
 )

@@ -26,6 +26,7 @@ SERVICE = ServiceSpec(
     metadata=lazy("support.models:get_metadata"),
     role_permissions=lazy("support.permissions:role_permissions"),
     handlers=lazy("support.handlers:handlers"),
+    demo=lazy("support.demo:load"),
     # Custom plans always. psycopg prepares a statement after five runs, and PostgreSQL may
     # then switch to a generic plan made without the parameter values; for ticket search
     # (ILIKE served by trigram indexes) that plan scanned everything once a common term had
