@@ -37,8 +37,18 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+def _is_console_handler(handler: logging.Handler) -> bool:
+    # Exactly StreamHandler: pytest's capture handlers and file handlers subclass it and stay.
+    return type(handler) is logging.StreamHandler and handler.stream in (sys.stderr, sys.stdout)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Idempotent: the last call wins (``up`` configures once for every service)."""
+    """Idempotent: the last call wins (``up`` configures once for every service).
+
+    The root logger's console output is ours alone: pserve runs ``logging.basicConfig()``
+    (or the .ini's ``[handlers]``) before it loads the app, and a second console handler
+    would print every line twice. Handlers that write elsewhere (files, syslog) stay.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     if fmt == "json":
@@ -49,8 +59,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         )
     root = logging.getLogger()
     for old in list(root.handlers):
-        if getattr(old, "_logistics", False):
+        if getattr(old, "_logistics", False) or _is_console_handler(old):
             root.removeHandler(old)
     handler._logistics = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Alembic announces each of its built-in plugins at INFO when it is first imported, which
+    # a web process now does for /readyz's schema check: start-up noise, not events.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

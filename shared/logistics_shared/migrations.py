@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
+from functools import cache
+
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, engine_from_config, pool
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError as AlembicError
+from sqlalchemy import Engine, MetaData, engine_from_config, pool
 
 from .db import database_url
 from .service import ServiceSpec
@@ -51,3 +57,77 @@ def run_env(target_metadata: MetaData | None = None) -> None:
         )
         with context.begin_transaction():
             context.run_migrations()
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """The database's Alembic revision(s) against this code's script head(s)."""
+
+    current: str | None
+    head: str
+    migrated: bool
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"current": self.current, "head": self.head}
+
+
+@cache
+def _script(migrations: str) -> ScriptDirectory:
+    # Read once per process: the scripts are part of the installed code.
+    config = Config()
+    config.set_main_option("script_location", migrations)
+    return ScriptDirectory.from_config(config)
+
+
+def schema_state(spec: ServiceSpec, engine: Engine) -> SchemaState:
+    """One query on ``alembic_version``; raises the driver's error when the database is unreachable.
+
+    Through a raw DBAPI connection on purpose: SQLAlchemy's ``begin`` hook takes
+    SQLite's write lock (``BEGIN IMMEDIATE``), which the failed request that asks
+    this may still hold.
+    """
+    script = _script(spec.migrations)
+    heads = tuple(sorted(script.get_heads()))
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT version_num FROM alembic_version")
+            rows = {row[0] for row in cursor.fetchall()}
+        except Exception as exc:
+            if not is_undefined_schema(exc):
+                raise
+            rows = set()
+        finally:
+            cursor.close()
+        connection.rollback()
+    finally:
+        connection.close()
+    known = {row for row in rows if _known(script, row)}
+    # A revision this code does not know is a newer one (a rolling deploy migrated ahead of
+    # this replica): expand-then-contract migrations keep the old code working, so it counts.
+    migrated = bool(rows) and (set(heads) <= rows or known != rows)
+    return SchemaState(current=",".join(sorted(rows)) or None, head=",".join(heads), migrated=migrated)
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except AlembicError:
+        return False
+
+
+#: SQLSTATE undefined_table / undefined_column (PostgreSQL).
+_UNDEFINED_SQLSTATES = frozenset({"42P01", "42703"})
+_SQLITE_UNDEFINED = ("no such table", "no such column", "has no column named")
+
+
+def is_undefined_schema(exc: BaseException) -> bool:
+    """A statement named a table or column the database lacks: the schema is behind the code.
+
+    Takes the SQLAlchemy wrapper or the driver's own exception.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlstate", None) in _UNDEFINED_SQLSTATES:
+        return True
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(_SQLITE_UNDEFINED)

@@ -38,6 +38,8 @@ class KeyRing:
     issuer: str
     audience: str
     leeway: int
+    #: Longest lifetime a token may have left (``exp - now``), minted or verified.
+    max_ttl: int = 86400
 
 
 def load_keyring(settings: Settings) -> KeyRing:
@@ -59,11 +61,16 @@ def load_keyring(settings: Settings) -> KeyRing:
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         leeway=settings.jwt_leeway_seconds,
+        max_ttl=settings.jwt_max_ttl_seconds,
     )
 
 
 class InvalidToken(Exception):
     pass
+
+
+class TokenLifetimeTooLong(ValueError):
+    """A token asked to live longer than ``jwt_max_ttl_seconds`` allows."""
 
 
 def verify_token(keyring: KeyRing, token: str) -> Identity:
@@ -82,6 +89,19 @@ def verify_token(keyring: KeyRing, token: str) -> Identity:
         raise InvalidToken("The token has expired.") from None
     except jwt.PyJWTError as exc:
         raise InvalidToken(f"The token is not valid: {exc}.") from None
+    subject = claims["sub"]
+    # PyJWT's "require" only refuses a missing claim; "" would be an identity with no name,
+    # untraceable in the access log and in every row it writes.
+    if not isinstance(subject, str) or not subject.strip():
+        raise InvalidToken("The token has no subject (an empty `sub` claim).")
+    # A stolen token is only as bad as it is long-lived: refuse one minted to outlive the cap,
+    # whoever minted it (another signer of the same key, or an older, laxer configuration).
+    # PyJWT has checked that int() of it works (and that it is not in the past).
+    if int(claims["exp"]) > time.time() + keyring.max_ttl + keyring.leeway:
+        raise InvalidToken(
+            f"The token's lifetime exceeds the {keyring.max_ttl} s this service accepts; "
+            "ask for a shorter-lived token."
+        )
     try:
         role = Role(claims.get("role"))
     except ValueError:
@@ -89,7 +109,7 @@ def verify_token(keyring: KeyRing, token: str) -> Identity:
     warehouses = claims.get("warehouses") or []
     if not isinstance(warehouses, list) or not all(isinstance(w, str) for w in warehouses):
         raise InvalidToken("The token's warehouses claim is not a list of codes.")
-    return Identity(subject=str(claims["sub"]), role=role, warehouses=frozenset(warehouses))
+    return Identity(subject=subject, role=role, warehouses=frozenset(warehouses))
 
 
 def mint_token(
@@ -102,6 +122,13 @@ def mint_token(
 ) -> str:
     if keyring.signing_key is None:
         raise SettingsError("no private key configured (LOGISTICS_JWT_PRIVATE_KEY_FILE)")
+    if ttl_seconds > keyring.max_ttl:
+        # Minting what every service would refuse only moves the failure to the first request.
+        raise TokenLifetimeTooLong(
+            f"a lifetime of {ttl_seconds} s exceeds LOGISTICS_JWT_MAX_TTL_SECONDS ({keyring.max_ttl} s)"
+        )
+    if not subject.strip():
+        raise ValueError("a token needs a non-empty subject")
     now = int(time.time())
     claims = {
         "sub": subject,

@@ -87,7 +87,31 @@ SPECS: tuple[Spec, ...] = (
     _spec("jwt_issuer", _to_str, "logistics", "Expected `iss` claim."),
     _spec("jwt_audience", _to_str, "logistics", "Expected `aud` claim."),
     _spec("jwt_leeway_seconds", _to_int, 30, "Clock skew tolerated on `exp`."),
+    _spec(
+        "jwt_max_ttl_seconds",
+        _to_int,
+        86400,
+        "Longest token lifetime minted or accepted: `exp` further ahead than now + this (+ leeway) is a 401.",
+    ),
     _spec("max_body_bytes", _to_int, 1_048_576, "Largest request body the API reads (-> 413)."),
+    _spec(
+        "waitress_connection_limit",
+        _to_int,
+        1000,
+        "Open connections one waitress server holds before it stops accepting (waitress: 100).",
+    ),
+    _spec(
+        "waitress_channel_timeout",
+        _to_int,
+        30,
+        "Seconds waitress keeps a connection with no activity and no request running (waitress: 120).",
+    ),
+    _spec(
+        "waitress_cleanup_interval",
+        _to_int,
+        10,
+        "Seconds between waitress's sweeps for connections past the channel timeout (waitress: 30).",
+    ),
     _spec("log_level", _to_str, "INFO", "Root log level."),
     _spec("log_format", _to_str, "json", "`json` (one object per line) or `text`."),
     _spec("access_log", _to_bool, True, "Log one line per request."),
@@ -131,7 +155,11 @@ class Settings:
     jwt_issuer: str = "logistics"
     jwt_audience: str = "logistics"
     jwt_leeway_seconds: int = 30
+    jwt_max_ttl_seconds: int = 86400
     max_body_bytes: int = 1_048_576
+    waitress_connection_limit: int = 1000
+    waitress_channel_timeout: int = 30
+    waitress_cleanup_interval: int = 10
     log_level: str = "INFO"
     log_format: str = "json"
     access_log: bool = True
@@ -159,6 +187,10 @@ class Settings:
     @property
     def retry_delays(self) -> tuple[float, ...]:
         return tuple(float(part) for part in self.bus_retry_delays.split(","))
+
+
+def spec_for(key: str) -> Spec:
+    return _SPECS_BY_KEY[key]
 
 
 def env_name(spec: Spec, service: str) -> str:
@@ -221,8 +253,14 @@ def _validate(values: dict[str, Any], service: str) -> None:
             "setting 'jwt_public_key_file' (LOGISTICS_JWT_PUBLIC_KEY_FILE) is required "
             f"with {values['jwt_algorithm']}"
         )
+    if values["jwt_algorithm"] == "HS256" and values["jwt_secret"]:
+        _check_secret_length(values["jwt_secret"], "setting 'jwt_secret' (LOGISTICS_JWT_SECRET)")
     for key in (
         "max_body_bytes",
+        "jwt_max_ttl_seconds",
+        "waitress_connection_limit",
+        "waitress_channel_timeout",
+        "waitress_cleanup_interval",
         "db_pool_size",
         "db_connect_timeout",
         "bus_prefetch",
@@ -242,6 +280,20 @@ def _validate(values: dict[str, Any], service: str) -> None:
     if not delays or any(d <= 0 for d in delays):
         raise SettingsError(
             "setting 'bus_retry_delays' (LOGISTICS_BUS_RETRY_DELAYS): a comma list of positive seconds"
+        )
+
+
+#: RFC 7518 3.2: an HS256 key must be at least as long as the hash output (256 bits).
+MIN_HS256_SECRET_BYTES = 32
+
+
+def _check_secret_length(secret: str, what: str) -> None:
+    size = len(secret.encode())
+    if size < MIN_HS256_SECRET_BYTES:
+        # A short HMAC key can be brute-forced offline from any one token a client holds.
+        raise SettingsError(
+            f"{what} is {size} bytes; HS256 needs at least {MIN_HS256_SECRET_BYTES} random bytes "
+            "(e.g. `openssl rand -base64 48`)"
         )
 
 
@@ -272,4 +324,5 @@ def jwt_secret(settings: Settings) -> str:
     secret = path.read_text().strip()
     if not secret:
         raise SettingsError(f"the generated JWT secret file {path} is empty; delete it")
+    _check_secret_length(secret, f"the generated JWT secret file {path} (delete it to regenerate)")
     return secret

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -138,3 +139,126 @@ def test_pastedeploy_ini_builds_the_app(service, tmp_path, monkeypatch):
     monkeypatch.setenv("LOGISTICS_VAR_DIR", str(tmp_path))
     app = get_app(str(ROOT / "services" / service / "development.ini"), "main")
     assert app.registry["logistics.service"].name == service
+
+
+@pytest.mark.parametrize(
+    ("ttl", "cap", "ok"),
+    [
+        ("24h", None, True),
+        ("1d", None, True),
+        ("25h", None, False),
+        ("7d", None, False),
+        ("2h", "3600", False),
+    ],
+)
+def test_token_lifetime_is_capped(ttl, cap, ok, tmp_path):
+    env = {"LOGISTICS_VAR_DIR": str(tmp_path)}
+    if cap:
+        env["LOGISTICS_JWT_MAX_TTL_SECONDS"] = cap
+    result = CliRunner(env=env).invoke(main, ["token", "--role", "admin", "--ttl", ttl])
+    if ok:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 2, result.output
+    assert "--ttl" in result.output
+    assert "LOGISTICS_JWT_MAX_TTL_SECONDS" in result.output
+
+
+def _closed_port() -> int:
+    # Bound but never listening: a connect is refused at once, not left to time out.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+PG_NOWHERE = "postgresql://postgres@127.0.0.1:{port}/lt_hard_nowhere"
+
+
+def _startup_cases() -> list:
+    pserve = str(Path(sys.executable).with_name("pserve"))
+    ini = str(ROOT / "services" / "inventory" / "development.ini")
+    pg = {"LOGISTICS_INVENTORY_DATABASE_URL": PG_NOWHERE}
+    short = {"LOGISTICS_JWT_SECRET": "too-short"}
+    return [
+        # LOGISTICS_JWT_SECRET is required with PostgreSQL, and only checked inside configure().
+        pytest.param(
+            [LOGISTICS, "serve", "inventory", "--port", "{free}"], pg, "LOGISTICS_JWT_SECRET", id="serve"
+        ),
+        pytest.param(
+            [LOGISTICS, "worker", "inventory", "--health-port", "{free}"],
+            pg,
+            "LOGISTICS_JWT_SECRET",
+            id="worker",
+        ),
+        pytest.param([pserve, ini], pg, "LOGISTICS_JWT_SECRET", id="pserve"),
+        pytest.param(
+            [LOGISTICS, "up", "--port-offset", "{offset}"],
+            short,
+            "LOGISTICS_JWT_SECRET",
+            id="up-short-secret",
+        ),
+        pytest.param(
+            [LOGISTICS, "migrate", "inventory"], short, "LOGISTICS_JWT_SECRET", id="migrate-short-secret"
+        ),
+        pytest.param([pserve, ini], short, "LOGISTICS_JWT_SECRET", id="pserve-short-secret"),
+        pytest.param(
+            [LOGISTICS, "serve", "inventory", "--port", "{free}"],
+            {"LOGISTICS_WAITRESS_CONNECTION_LIMIT": "many"},
+            "LOGISTICS_WAITRESS_CONNECTION_LIMIT",
+            id="serve-malformed",
+        ),
+        pytest.param(
+            [LOGISTICS, "migrate", "inventory"],
+            {**pg, "LOGISTICS_JWT_SECRET": "x" * 40},
+            "LOGISTICS_INVENTORY_DATABASE_URL",
+            id="migrate-unreachable",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("argv", "env", "named"), _startup_cases())
+def test_start_up_errors_are_one_line_naming_the_setting(argv, env, named, tmp_path):
+    values = {"free": str(_free_port()), "offset": str(free_port_block())}
+    argv = [part.format(**values) for part in argv]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")}
+    env = {k: v.format(port=_closed_port()) for k, v in env.items()}
+    done = subprocess.run(
+        argv,
+        cwd=tmp_path,
+        env={**clean, "LOGISTICS_VAR_DIR": str(tmp_path / "var"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert named in lines[0], done.stderr
+
+
+def test_a_port_in_use_is_one_line_too(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")}
+        done = subprocess.run(
+            [LOGISTICS, "serve", "inventory", "--port", str(port)],
+            cwd=tmp_path,
+            env={**clean, "LOGISTICS_VAR_DIR": str(tmp_path / "var")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]

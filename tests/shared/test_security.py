@@ -10,7 +10,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from logistics_shared.identity import Role
-from logistics_shared.security import InvalidToken, load_keyring, mint_token, parse_duration, verify_token
+from logistics_shared.security import (
+    InvalidToken,
+    TokenLifetimeTooLong,
+    load_keyring,
+    mint_token,
+    parse_duration,
+    verify_token,
+)
 from logistics_shared.settings import load_settings
 
 from ..conftest import JWT_SECRET
@@ -26,6 +33,14 @@ def _claims(**over):
     return {"sub": "x", "role": "admin", "iss": "logistics", "aud": "logistics", "exp": now + 60, **over}
 
 
+def _without(claim):
+    return {k: v for k, v in _claims().items() if k != claim}
+
+
+DAY = 86400  # the default LOGISTICS_JWT_MAX_TTL_SECONDS
+LEEWAY = 30  # the default LOGISTICS_JWT_LEEWAY_SECONDS
+
+
 @pytest.mark.parametrize(
     ("token", "detail"),
     [
@@ -35,13 +50,29 @@ def _claims(**over):
         (lambda: jwt.encode(_claims(aud="elsewhere"), JWT_SECRET, "HS256"), "not valid"),
         (lambda: jwt.encode(_claims(iss="mallory"), JWT_SECRET, "HS256"), "not valid"),
         (lambda: jwt.encode(_claims(role="root"), JWT_SECRET, "HS256"), "no known role"),
-        (
-            lambda: jwt.encode({k: v for k, v in _claims().items() if k != "exp"}, JWT_SECRET, "HS256"),
-            "not valid",
-        ),
+        (lambda: jwt.encode(_without("exp"), JWT_SECRET, "HS256"), "not valid"),
         (lambda: jwt.encode(_claims(warehouses="AMS"), JWT_SECRET, "HS256"), "warehouses"),
         (lambda: "not.a.jwt", "not valid"),
+        # The subject: missing, empty, blank, not a string.
+        (lambda: jwt.encode(_without("sub"), JWT_SECRET, "HS256"), "not valid"),
+        (lambda: jwt.encode(_claims(sub=""), JWT_SECRET, "HS256"), "no subject"),
+        (lambda: jwt.encode(_claims(sub="   "), JWT_SECRET, "HS256"), "no subject"),
+        (lambda: jwt.encode(_claims(sub=42), JWT_SECRET, "HS256"), "not valid"),
+        # The lifetime: valid signatures, but `exp` further ahead than the cap (+ leeway) allows.
+        (
+            lambda: jwt.encode(_claims(exp=int(time.time()) + DAY + LEEWAY + 120), JWT_SECRET, "HS256"),
+            "lifetime exceeds",
+        ),
+        (
+            lambda: jwt.encode(_claims(exp=int(time.time()) + 365 * DAY), JWT_SECRET, "HS256"),
+            "lifetime exceeds",
+        ),
+        (
+            lambda: jwt.encode(_claims(exp=str(int(time.time()) + 2 * DAY)), JWT_SECRET, "HS256"),
+            "lifetime exceeds",
+        ),
     ],
+    ids=lambda value: None if callable(value) else value,
 )
 def test_bad_tokens_get_401_with_the_reason(app, token, detail):
     res = app.anonymous.get("/v1/stock", headers={"Authorization": f"Bearer {token()}"}, status=401)
@@ -110,3 +141,36 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+def test_a_token_exactly_at_the_lifetime_cap_is_accepted(app):
+    # The other side of the "lifetime exceeds" rows: the cap itself must not be refused.
+    token = jwt.encode(_claims(exp=int(time.time()) + DAY), JWT_SECRET, "HS256")
+    assert app.anonymous.get("/v1/stock", headers={"Authorization": f"Bearer {token}"}).status_int == 200
+
+
+def test_the_lifetime_cap_is_a_setting(service_client):
+    client = service_client("inventory", jwt_max_ttl_seconds=600)
+    assert client.keyring.max_ttl == 600
+    headers = {
+        "Authorization": f"Bearer {jwt.encode(_claims(exp=int(time.time()) + 3600), JWT_SECRET, 'HS256')}"
+    }
+    res = client.anonymous.get("/v1/stock", headers=headers, status=401)
+    assert "600 s" in res.json["detail"]
+
+
+def test_minting_refuses_a_lifetime_beyond_the_cap(tmp_path):
+    keyring = load_keyring(
+        load_settings("inventory", {"jwt_secret": JWT_SECRET, "jwt_max_ttl_seconds": "7200"}, {})
+    )
+    with pytest.raises(TokenLifetimeTooLong, match="LOGISTICS_JWT_MAX_TTL_SECONDS"):
+        mint_token(keyring, role=Role.ADMIN, subject="a", ttl_seconds=7201)
+    token = mint_token(keyring, role=Role.ADMIN, subject="a", ttl_seconds=7200)
+    assert verify_token(keyring, token).subject == "a"
+
+
+@pytest.mark.parametrize("subject", ["", "  "])
+def test_minting_refuses_an_empty_subject(subject):
+    keyring = load_keyring(load_settings("inventory", {"jwt_secret": JWT_SECRET}, {}))
+    with pytest.raises(ValueError, match="subject"):
+        mint_token(keyring, role=Role.ADMIN, subject=subject)

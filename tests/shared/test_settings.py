@@ -32,6 +32,11 @@ def test_database_url_is_per_service_and_defaults_to_sqlite_under_var():
         ({"LOGISTICS_LOG_FORMAT": "xml"}, "LOGISTICS_LOG_FORMAT"),
         ({"LOGISTICS_JWT_ALGORITHM": "RS256"}, "LOGISTICS_JWT_PUBLIC_KEY_FILE"),
         ({"LOGISTICS_DB_POOL_SIZE": "0"}, "db_pool_size"),
+        ({"LOGISTICS_JWT_MAX_TTL_SECONDS": "a day"}, "LOGISTICS_JWT_MAX_TTL_SECONDS"),
+        ({"LOGISTICS_JWT_MAX_TTL_SECONDS": "0"}, "LOGISTICS_JWT_MAX_TTL_SECONDS"),
+        ({"LOGISTICS_WAITRESS_CONNECTION_LIMIT": "0"}, "LOGISTICS_WAITRESS_CONNECTION_LIMIT"),
+        ({"LOGISTICS_WAITRESS_CHANNEL_TIMEOUT": "soon"}, "LOGISTICS_WAITRESS_CHANNEL_TIMEOUT"),
+        ({"LOGISTICS_WAITRESS_CLEANUP_INTERVAL": "-1"}, "LOGISTICS_WAITRESS_CLEANUP_INTERVAL"),
     ],
 )
 def test_a_malformed_setting_stops_start_up_naming_it(env, named):
@@ -49,6 +54,59 @@ def test_postgres_deployments_must_set_the_jwt_secret(tmp_path):
     first = jwt_secret(embedded)
     assert first == jwt_secret(embedded), "generated once, then reused"
     assert (tmp_path / "jwt-secret").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "short",
+        "x" * 31,
+        # 16 characters, 32 bytes would pass; 15 are 30 bytes: the rule counts bytes.
+        "é" * 15,
+    ],
+)
+@pytest.mark.parametrize("source", ["environ", "ini"])
+def test_a_short_hs256_secret_stops_start_up_naming_the_setting(secret, source):
+    ini, env = ({}, {"LOGISTICS_JWT_SECRET": secret}) if source == "environ" else ({"jwt_secret": secret}, {})
+    with pytest.raises(SettingsError, match=r"LOGISTICS_JWT_SECRET.*at least 32"):
+        load_settings("inventory", ini, env)
+
+
+@pytest.mark.parametrize("secret", ["x" * 32, "é" * 16])
+def test_a_32_byte_secret_is_enough(secret):
+    assert load_settings("inventory", {}, {"LOGISTICS_JWT_SECRET": secret}).jwt_secret == secret
+
+
+def test_asymmetric_algorithms_ignore_the_hs256_secret(tmp_path):
+    public = tmp_path / "jwt.pub"
+    public.write_text("unused here")
+    env = {"LOGISTICS_JWT_ALGORITHM": "EdDSA", "LOGISTICS_JWT_PUBLIC_KEY_FILE": str(public)}
+    assert load_settings("inventory", {}, {**env, "LOGISTICS_JWT_SECRET": "short"}).jwt_algorithm == "EdDSA"
+
+
+def test_the_generated_secret_is_long_enough_and_a_truncated_file_is_refused(tmp_path):
+    from logistics_shared.settings import MIN_HS256_SECRET_BYTES, jwt_secret
+
+    embedded = load_settings("inventory", {"var_dir": str(tmp_path)}, {})
+    assert len(jwt_secret(embedded).encode()) >= MIN_HS256_SECRET_BYTES
+    (tmp_path / "jwt-secret").write_text("abc\n")
+    with pytest.raises(SettingsError, match="jwt-secret"):
+        jwt_secret(embedded)
+
+
+def test_lifetime_cap_and_waitress_limits_default_and_override():
+    defaults = load_settings("inventory", {}, {})
+    assert (defaults.jwt_max_ttl_seconds, defaults.waitress_connection_limit) == (86400, 1000)
+    assert (defaults.waitress_channel_timeout, defaults.waitress_cleanup_interval) == (30, 10)
+    env = {
+        "LOGISTICS_JWT_MAX_TTL_SECONDS": "3600",
+        "LOGISTICS_WAITRESS_CONNECTION_LIMIT": "2000",
+        "LOGISTICS_WAITRESS_CHANNEL_TIMEOUT": "15",
+        "LOGISTICS_WAITRESS_CLEANUP_INTERVAL": "5",
+    }
+    changed = load_settings("inventory", {}, env)
+    assert (changed.jwt_max_ttl_seconds, changed.waitress_connection_limit) == (3600, 2000)
+    assert (changed.waitress_channel_timeout, changed.waitress_cleanup_interval) == (15, 5)
 
 
 def test_every_setting_is_documented_in_the_readme():

@@ -7,8 +7,7 @@ from typing import Any
 from pyramid.config import Configurator
 
 from logistics_shared.app import base_configurator
-from logistics_shared.logs import configure_logging
-from logistics_shared.settings import Settings, load_settings
+from logistics_shared.settings import Settings
 
 
 def configure(settings: Settings) -> Configurator:
@@ -21,7 +20,12 @@ def configure(settings: Settings) -> Configurator:
 
 
 def main(global_config: dict[str, Any], **ini: Any) -> Any:
-    """PasteDeploy entry point: ``pserve services/inventory/development.ini``."""
-    settings = load_settings("inventory", ini)
-    configure_logging(settings.log_level, settings.log_format)
-    return configure(settings).make_wsgi_app()
+    """PasteDeploy entry point: ``pserve services/inventory/development.ini``.
+
+    A missing or malformed setting exits with one line naming it (``SystemExit``), not a traceback.
+    """
+    from logistics_shared.cli import paste_app
+
+    from .service import SERVICE
+
+    return paste_app(SERVICE, ini)

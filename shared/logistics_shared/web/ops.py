@@ -7,11 +7,13 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
-from sqlalchemy import text
 
+from ..migrations import schema_state
 from .responses import json_response
 
-PUBLIC_ROUTES = ("healthz", "readyz", "metrics", "openapi", "docs", "docs_init")
+#: Every route served without a token: these, plus /openapi.json and the /docs page with
+#: its assets (web/openapi.py, web/docs.py).
+PUBLIC_ROUTES = ("healthz", "readyz", "metrics", "openapi", "docs", "docs_init", "__docs/static/swagger/")
 
 
 def healthz(request: Request) -> Response:
@@ -20,15 +22,17 @@ def healthz(request: Request) -> Response:
 
 def readyz(request: Request) -> Response:
     # Not the broker: web replicas only write outbox rows, so a broker outage
-    # must not take them out of the load balancer.
-    engine = request.registry["dbengine"]
+    # must not take them out of the load balancer. The one query reads the
+    # schema revision: a replica on an unmigrated database is not ready either.
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        state = schema_state(request.registry["logistics.service"], request.registry["dbengine"])
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         body = {"status": "unavailable", "database": "unreachable", "error": exc.__class__.__name__}
         return json_response(body, status=503, headers={"Retry-After": "5"})
-    return json_response({"status": "ready", "database": "ok"})
+    if not state.migrated:
+        body = {"status": "unavailable", "database": "not migrated", "schema": state.as_dict()}
+        return json_response(body, status=503, headers={"Retry-After": "5"})
+    return json_response({"status": "ready", "database": "ok", "schema": state.as_dict()})
 
 
 def metrics(request: Request) -> Response:

@@ -80,9 +80,58 @@ def _is_connectivity(exc: Exception) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+def _driver_message(exc: Exception) -> str:
+    # The driver's own words ("connection refused", "password authentication failed") are
+    # what an operator needs; the class name alone says nothing. One line for the log.
+    orig = getattr(exc, "orig", None) or exc
+    return " ".join(str(orig).split()) or orig.__class__.__name__
+
+
+def _schema_problem(exc: Exception, request: Request) -> Response | None:
+    """After a "no such table/column" error: a 503 naming the fix when the schema is behind.
+
+    Checked only after such an error, so the hot path pays nothing for it. At
+    its head, a missing table is a bug (a 500, on SQLite too, where the error
+    is an OperationalError like a lost connection); when the check itself
+    fails, the database is unreachable after all (``None``).
+    """
+    from ..migrations import schema_state
+
+    spec = request.registry["logistics.service"]
+    try:
+        state = schema_state(spec, request.registry["dbengine"])
+    except Exception as check:  # noqa: BLE001 - the database stopped answering: not a schema matter
+        log.warning("database schema check failed: %s", _driver_message(check))
+        return None
+    if state.migrated:
+        return unexpected_view(exc, request)
+    log.error(
+        "database not migrated (schema %s, code needs %s): %s",
+        state.current,
+        state.head,
+        _driver_message(exc),
+    )
+    return render_problem(
+        request,
+        errors.ServiceUnavailable(
+            f"The database is not migrated (schema {state.current or 'empty'}, this version needs "
+            f"{state.head}); run `logistics migrate {spec.name}`.",
+            retry_after=30,
+            schema=state.as_dict(),
+        ),
+    )
+
+
 def database_error_view(exc: Exception, request: Request) -> Response:
+    from ..migrations import is_undefined_schema
+
+    # Before connectivity: SQLite reports "no such table" as an OperationalError too.
+    if is_undefined_schema(exc):
+        response = _schema_problem(exc, request)
+        if response is not None:
+            return response
     if _is_connectivity(exc):
-        log.warning("database unavailable: %s", exc.__class__.__name__)
+        log.warning("database unavailable: %s: %s", exc.__class__.__name__, _driver_message(exc))
         return render_problem(
             request, errors.ServiceUnavailable("The database is unreachable; retry shortly.")
         )
