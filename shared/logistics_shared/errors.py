@@ -76,10 +76,14 @@ class PreconditionFailed(Problem):
     @classmethod
     def stale(cls, what: str, current_version: int, sent_version: int) -> PreconditionFailed:
         """``If-Match`` named a version that is no longer current (the ETag is ``"<version>"``)."""
-        return cls(
-            f"The {what} has changed (version {current_version}, you sent {sent_version}); fetch it again.",
-            current_etag=f'"{current_version}"',
-        )
+        if sent_version < 1:  # the header was no ETag of ours at all
+            detail = f"If-Match names no version of this {what}; fetch it again and send its ETag."
+        else:
+            detail = (
+                f"The {what} has changed (version {current_version}, you sent {sent_version}); "
+                "fetch it again."
+            )
+        return cls(detail, current_etag=f'"{current_version}"')
 
 
 class PayloadTooLarge(Problem):

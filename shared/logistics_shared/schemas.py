@@ -10,7 +10,7 @@ import base64
 import binascii
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pycountry
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -30,7 +30,12 @@ CODE_PATTERN_ECMA = "^[A-Za-z0-9._-]{1,32}$"
 
 
 class StrictInteger(fields.Integer):
-    """An integer that refuses booleans, floats and numeric strings."""
+    """An integer that refuses booleans, fractions and numeric strings.
+
+    ``100.0`` and ``1e2`` are read as 100: JSON has one number type, and JSON Schema
+    (which the OpenAPI document speaks) counts any number with a zero fractional part
+    as an integer, so a client generated from the spec may send them.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
@@ -38,6 +43,8 @@ class StrictInteger(fields.Integer):
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+            value = int(value)
         return super()._validated(value)
 
 
@@ -51,6 +58,7 @@ def SignedQuantity(**kwargs: Any) -> StrictInteger:  # noqa: N802
             validate.Range(min=-MAX_QUANTITY, max=MAX_QUANTITY),
             validate.NoneOf([0], error="Must not be zero."),
         ],
+        metadata={"not": {"const": 0}},
         **kwargs,
     )
 
@@ -77,8 +85,15 @@ def _printable(value: str) -> None:
         raise ValidationError("Must not contain control characters.")
 
 
+#: :func:`_printable` for the OpenAPI document (tab, line feed and carriage return allowed).
+PRINTABLE_PATTERN_ECMA = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f]*$"
+
+
 def Text(max_length: int, min_length: int = 1, **kwargs: Any) -> fields.String:  # noqa: N802
-    return fields.String(validate=[validate.Length(min=min_length, max=max_length), _printable], **kwargs)
+    metadata = {"pattern": PRINTABLE_PATTERN_ECMA, **kwargs.pop("metadata", {})}
+    return fields.String(
+        validate=[validate.Length(min=min_length, max=max_length), _printable], metadata=metadata, **kwargs
+    )
 
 
 class UtcDateTimeIn(fields.AwareDateTime):
@@ -87,6 +102,11 @@ class UtcDateTimeIn(fields.AwareDateTime):
     Stored values are UTC everywhere (SQLite keeps no offset), and a year-9999
     timestamp would overflow PostgreSQL's range after offset arithmetic.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        # The year range, in the document too (a date-time string starts with its year).
+        kwargs.setdefault("metadata", {}).setdefault("pattern", "^2[0-9]{3}-")
+        super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         parsed = super()._deserialize(value, attr, data, **kwargs)
@@ -98,6 +118,7 @@ class UtcDateTimeIn(fields.AwareDateTime):
 def Sku(**kwargs: Any) -> fields.String:  # noqa: N802
     return fields.String(
         validate=validate.Regexp(SKU_PATTERN, error="A SKU is 1-64 letters, digits, '-', '_' or '.'."),
+        metadata={"pattern": SKU_PATTERN_ECMA},
         **kwargs,
     )
 
@@ -105,6 +126,7 @@ def Sku(**kwargs: Any) -> fields.String:  # noqa: N802
 def Code(**kwargs: Any) -> fields.String:  # noqa: N802
     return fields.String(
         validate=validate.Regexp(CODE_PATTERN, error="A code is 1-32 letters, digits, '-', '_' or '.'."),
+        metadata={"pattern": CODE_PATTERN_ECMA},
         **kwargs,
     )
 
@@ -120,9 +142,22 @@ class UtcDateTime(fields.DateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
-def _country(value: str) -> None:
-    if len(value) != 2 or not value.isupper() or pycountry.countries.get(alpha_2=value) is None:
-        raise ValidationError("Not an ISO 3166-1 alpha-2 country code.")
+#: ISO 3166-1 alpha-2 codes: an enum in the document, so clients know the list.
+COUNTRY_CODES = tuple(sorted(country.alpha_2 for country in pycountry.countries))
+#: ISO 4217 currency codes.
+CURRENCY_CODES = tuple(sorted(currency.alpha_3 for currency in pycountry.currencies))
+
+
+def CountryCode(**kwargs: Any) -> fields.String:  # noqa: N802
+    return fields.String(
+        validate=validate.OneOf(COUNTRY_CODES, error="Not an ISO 3166-1 alpha-2 country code."), **kwargs
+    )
+
+
+def CurrencyCode(**kwargs: Any) -> fields.String:  # noqa: N802
+    return fields.String(
+        validate=validate.OneOf(CURRENCY_CODES, error="Not an ISO 4217 currency code."), **kwargs
+    )
 
 
 class StrictSchema(Schema):
@@ -134,6 +169,9 @@ class StrictSchema(Schema):
 
 class PatchSchema(StrictSchema):
     """Base of a PATCH body: every field optional, but an empty change is a mistake."""
+
+    #: Merged into the schema's OpenAPI component (see ``web/openapi.py``).
+    __openapi__: ClassVar[dict[str, Any]] = {"minProperties": 1}
 
     @validates_schema
     def _not_empty(self, data: dict[str, Any], **_kw: Any) -> None:
@@ -165,7 +203,7 @@ class AddressSchema(StrictSchema):
     city = Text(100, required=True)
     region = Text(100, load_default=None, allow_none=True)
     postal_code = Text(20, load_default=None, allow_none=True)
-    country = fields.String(required=True, validate=_country)
+    country = CountryCode(required=True)
     phone = Text(40, load_default=None, allow_none=True)
 
     @validates_schema
@@ -243,7 +281,13 @@ class PreconditionProblemSchema(ProblemSchema):
 class PageQuerySchema(StrictSchema):
     """Cursor pagination parameters shared by every list endpoint."""
 
-    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+    # A cursor is what a previous page's next_cursor held: base64url without padding.
+    # One that decodes to nothing this API issued is a 422 at /cursor (state, not syntax).
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,512}\Z", error="Not a valid cursor."),
+        metadata={"pattern": "^[A-Za-z0-9_-]{1,512}$"},
+    )
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
@@ -303,3 +347,17 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
     if len(values) != parts or any(_has_control(v) for v in values):
         raise InvalidField("/cursor", "Not a valid cursor.")
     return values
+
+
+def postal_code_rule(address: str) -> dict[str, str]:
+    """The cross-field rule of an :class:`AddressSchema` at ``address`` (e.g. ``/ship_to``),
+    for an endpoint's ``cross_field``: JSON Schema cannot make one field's format depend
+    on another's value for every country."""
+    return {
+        f"{address}/postal_code": "Must have the postal code format of the address's country "
+        "(Google's address data, e.g. 1011 AB for NL), where that format is known."
+    }
+
+
+#: The cross-field rule of a ``lines`` list (shipments, reservations).
+ONE_LINE_PER_SKU = {"/lines/*/sku": "Each SKU appears on one line only; merge the quantities."}

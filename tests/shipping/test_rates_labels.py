@@ -226,7 +226,7 @@ def test_bad_carrier_and_rate_table_input_is_422_and_changes_nothing(ship):
         (_with((*band0, "prices", "nl"), -1), "/rate_table/weight_bands/0/prices/nl"),
         (_with((*band0, "prices", "mars"), 100), "/rate_table/weight_bands/0/prices/mars"),
         (_with((*band0, "prices"), {}), "/rate_table/weight_bands/0/prices"),
-        (_with((*band0, "max_g"), 2000.0), "/rate_table/weight_bands/0/max_g"),
+        (_with((*band0, "max_g"), 2000.5), "/rate_table/weight_bands/0/max_g"),
         (_with((*rt, "weight_bands", 1, "max_g"), 2000), "/rate_table/weight_bands/1/max_g"),
         # Currency: ISO 4217, upper case.
         (_with((*rt, "currency"), "EURO"), "/rate_table/currency"),

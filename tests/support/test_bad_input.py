@@ -182,7 +182,6 @@ def test_reads_with_bad_filters_and_hidden_tickets(sup: Client) -> None:
         get("/v1/tickets?bogus=1", 422, "/bogus"),
         get(f"/v1/tickets/{world.open}/comments?visibility=secret", 422, "/visibility"),
         get(f"/v1/tickets/{world.open}/comments?cursor=garbage", 422, "/cursor"),
-        get("/v1/shipments", 422, "/tracking_number"),  # one of the two is needed
         get("/v1/shipments?reference=" + "x" * 101, 422, "/reference"),
         get("/v1/shipments/not-a-uuid", 404),
         get(f"/v1/shipments/{unknown}", 404),

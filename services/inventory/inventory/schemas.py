@@ -6,6 +6,8 @@ depth); output schemas are allow-lists: only the fields named here leave.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from logistics_shared.events.inventory import REASONS
@@ -13,6 +15,7 @@ from logistics_shared.schemas import (
     AddressOutSchema,
     AddressSchema,
     Code,
+    ConflictProblemSchema,
     Count,
     Grams,
     Millimetres,
@@ -131,6 +134,20 @@ class AdjustmentCreateSchema(StrictSchema):
     note = Text(500, load_default=None, allow_none=True)
     location = Code(load_default=None, allow_none=True)
 
+    # The document says the same: exactly one of the two, as a number.
+    __openapi__: ClassVar[dict[str, Any]] = {
+        "oneOf": [
+            {
+                "required": ["counted"],
+                "properties": {"counted": {"type": "integer"}, "delta": {"type": "null"}},
+            },
+            {
+                "required": ["delta"],
+                "properties": {"delta": {"type": "integer"}, "counted": {"type": "null"}},
+            },
+        ]
+    }
+
     @validates_schema
     def _one_of(self, data: dict, **_kw: object) -> None:
         if (data.get("counted") is None) == (data.get("delta") is None):
@@ -227,3 +244,27 @@ LocationPageSchema = page_schema(LocationSchema, "LocationPageSchema")
 StockPageSchema = page_schema(StockLevelSchema, "StockPageSchema")
 MovementPageSchema = page_schema(MovementSchema, "MovementPageSchema")
 ReservationPageSchema = page_schema(ReservationSchema, "ReservationPageSchema")
+
+
+# --- problems: the extension members of inventory's 409s --------------------------
+class ShortageSchema(Schema):
+    sku = fields.String(required=True)
+    requested = fields.Integer(required=True)
+    available = fields.Integer(required=True)
+
+
+class StockConflictProblemSchema(ConflictProblemSchema):
+    """409 of a stock change: what the level holds, and what was asked."""
+
+    on_hand = fields.Integer()
+    reserved = fields.Integer()
+    requested = fields.Integer()
+    available = fields.Integer()
+    maximum = fields.Integer(metadata={"description": "The most one stock level may hold"})
+
+
+class ReservationConflictProblemSchema(StockConflictProblemSchema):
+    """409 of a reservation: the short lines (all or nothing), or its current state."""
+
+    shortages = fields.List(fields.Nested(ShortageSchema))
+    reservation_status = fields.String(validate=validate.OneOf(RESERVATION_STATES))

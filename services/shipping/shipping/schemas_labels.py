@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pycountry
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from logistics_shared.schemas import (
     CODE_PATTERN,
+    CODE_PATTERN_ECMA,
     MAX_GRAMS,
     Code,
+    CountryCode,
+    CurrencyCode,
     StrictInteger,
     StrictSchema,
     Text,
@@ -37,16 +39,6 @@ def normalise_postal(value: str) -> str:
     return "".join(ch for ch in value.upper() if ch.isalnum())
 
 
-def _currency(value: str) -> None:
-    if len(value) != 3 or not value.isupper() or pycountry.currencies.get(alpha_3=value) is None:
-        raise ValidationError("Not an ISO 4217 currency code.")
-
-
-def _country(value: str) -> None:
-    if len(value) != 2 or not value.isupper() or pycountry.countries.get(alpha_2=value) is None:
-        raise ValidationError("Not an ISO 3166-1 alpha-2 country code.")
-
-
 def _printable(value: str) -> None:
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ValidationError("Must not contain control characters.")
@@ -58,7 +50,10 @@ class CarrierCreateSchema(StrictSchema):
     name = Text(200, required=True)
     # Write-only: the key of the carrier's signed tracking webhook. No output schema has it.
     webhook_secret = fields.String(
-        required=True, load_only=True, validate=[validate.Length(min=16, max=200), _printable]
+        required=True,
+        load_only=True,
+        validate=[validate.Length(min=16, max=200), _printable],
+        metadata={"pattern": "^[^\\u0000-\\u001f\\u007f]*$"},
     )
     tracking_prefix = fields.String(
         load_default=None,
@@ -71,7 +66,12 @@ class ZonePrices(fields.Dict):
 
     def __init__(self, **kwargs: Any) -> None:
         # keys/values only describe the field to OpenAPI; _deserialize checks them itself.
-        super().__init__(keys=fields.String(), values=fields.Integer(), **kwargs)
+        super().__init__(
+            keys=fields.String(),
+            values=StrictInteger(validate=validate.Range(min=0, max=MAX_PRICE_MINOR)),
+            metadata={"propertyNames": {"pattern": CODE_PATTERN_ECMA}, **kwargs.pop("metadata", {})},
+            **kwargs,
+        )
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, int]:
         if not isinstance(value, dict):
@@ -79,6 +79,8 @@ class ZonePrices(fields.Dict):
         errors: dict[str, list[str]] = {}
         out: dict[str, int] = {}
         for zone, amount in value.items():
+            if isinstance(amount, float) and amount.is_integer() and abs(amount) < 2**63:
+                amount = int(amount)  # 495.0 is an integer to JSON Schema, as in StrictInteger
             if not isinstance(zone, str) or not _CODE.match(zone):
                 errors[str(zone)] = ["Not a zone name."]
             elif isinstance(amount, bool) or not isinstance(amount, int):
@@ -94,9 +96,7 @@ class ZonePrices(fields.Dict):
 
 class RateZoneSchema(StrictSchema):
     name = Code(required=True)
-    countries = fields.List(
-        fields.String(validate=_country), required=True, validate=validate.Length(min=1, max=250)
-    )
+    countries = fields.List(CountryCode(), required=True, validate=validate.Length(min=1, max=250))
     # Empty: the whole of each country. Otherwise only postal codes starting with one of these.
     postal_prefixes = fields.List(
         fields.String(
@@ -116,11 +116,15 @@ class RateZoneSchema(StrictSchema):
 
 class WeightBandSchema(StrictSchema):
     max_g = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_GRAMS))
-    prices = ZonePrices(required=True, validate=validate.Length(min=1, max=100))
+    prices = ZonePrices(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"minProperties": 1, "maxProperties": 100},
+    )
 
 
 class RateTableSchema(StrictSchema):
-    currency = fields.String(required=True, validate=_currency)
+    currency = CurrencyCode(required=True)
     # cm³ per kg: billable weight = max(actual, L*W*H / dim_divisor) per parcel.
     dim_divisor = StrictInteger(required=True, validate=validate.Range(min=1000, max=10_000))
     zones = fields.List(
@@ -151,6 +155,14 @@ class RateTableSchema(StrictSchema):
                 errors.setdefault("weight_bands", {})[i] = band_errors
         if errors:
             raise ValidationError(errors)
+
+
+#: What :meth:`RateTableSchema._consistent` enforces, for the document (``cross_field``).
+RATE_TABLE_RULES = {
+    "/rate_table/zones/*/name": "Zone names are unique within a rate table.",
+    "/rate_table/weight_bands/*/max_g": "Weight bands are in strictly increasing order of max_g.",
+    "/rate_table/weight_bands/*/prices/*": "A band prices only zones the rate table defines.",
+}
 
 
 class ServiceCreateSchema(StrictSchema):

@@ -14,4 +14,20 @@ SERVICE = ServiceSpec(
     role_permissions=lazy("shipping.permissions:role_permissions"),
     handlers=lazy("shipping.handlers:handlers"),
     demo=lazy("shipping.demo:load"),
+    # Carriers authenticate their webhook with an HMAC of the body, not a bearer token.
+    security_schemes={
+        "carrier_signature": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Carrier-Signature",
+            "description": '"sha256=" + hex HMAC-SHA256 of "<X-Carrier-Timestamp>." + the raw body, '
+            "keyed with the carrier's webhook secret.",
+        },
+        "carrier_timestamp": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Carrier-Timestamp",
+            "description": "Unix seconds when the carrier signed; more than 5 minutes off is a 401.",
+        },
+    },
 )

@@ -156,15 +156,11 @@ class ShipmentViewSchema(Schema):
 
 
 class ShipmentLookupSchema(StrictSchema):
-    """Find shipments by what a customer quotes: a tracking number or a reference."""
+    """Find shipments by what a customer quotes: a tracking number or a reference
+    (neither: the most recently updated ones)."""
 
     tracking_number = Text(32)
     reference = Text(100)
-
-    @validates_schema
-    def _one(self, data: dict, **_kw: object) -> None:
-        if not data:
-            raise ValidationError("Give tracking_number or reference.", field_name="tracking_number")
 
 
 class ShipmentLookupResultSchema(Schema):

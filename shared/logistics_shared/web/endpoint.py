@@ -64,6 +64,12 @@ class ApiMeta:
     produces: dict[str, str] = field(default_factory=dict)
     #: Security schemes (all required) instead of the bearer token.
     security: tuple[str, ...] = ()
+    #: Rules spanning fields, which JSON Schema cannot state: pointer (``*`` for any
+    #: segment) -> the rule, documented in the operation.
+    cross_field: dict[str, str] = field(default_factory=dict)
+    #: The route of the resource a creating endpoint makes: the document links this
+    #: operation's answer to the operations there (its path parameters from the body).
+    creates: str | None = None
 
 
 def load(schema: Schema, data: Any, *, location: str = "body") -> Any:
@@ -99,6 +105,8 @@ def endpoint(
     headers: tuple[dict[str, Any], ...] = (),
     produces: dict[str, str] | None = None,
     security: tuple[str, ...] = (),
+    cross_field: dict[str, str] | None = None,
+    creates: str | None = None,
     guard: Callable[[Request, bytes], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a JSON endpoint.
@@ -150,6 +158,8 @@ def endpoint(
             headers=headers,
             produces=produces or {},
             security=security,
+            cross_field=cross_field or {},
+            creates=creates,
         )
 
         @functools.wraps(view)

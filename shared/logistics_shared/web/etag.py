@@ -8,8 +8,6 @@ import re
 
 from pyramid.request import Request
 
-from .. import errors
-
 
 def etag(version: int) -> str:
     return f'"{version}"'
@@ -17,18 +15,23 @@ def etag(version: int) -> str:
 
 #: The ETags this suite issues: a quoted version number (weak ones are accepted too).
 _ETAG = re.compile(r'(?:W/)?"([0-9]{1,18})"')
-#: What ``If-Match`` may hold, for the OpenAPI document.
-ETAG_PATTERN_ECMA = r'^(\*|(W/)?"[0-9]{1,18}")$'
+
+
+#: What a malformed ``If-Match`` stands for: versions start at 1, so it matches none.
+NO_VERSION = 0
 
 
 def expected_version(request: Request) -> int | None:
-    """The version ``If-Match`` names; ``None`` when absent or ``*``."""
+    """The version ``If-Match`` names; ``None`` when absent or ``*``.
+
+    A value that is no ETag of ours (``"1_0"``, twenty digits, garbage) matches no
+    version: it is answered like a stale ETag, by the service layer, after it found
+    the resource — so an unknown resource is still a 404, whatever the header says.
+    """
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
     # Not int() on whatever is inside: it reads "1_0" and " 1", and a 20-digit version
     # reached the database as an out-of-range integer (a 500).
     match = _ETAG.fullmatch(header.strip())
-    if match is None:
-        raise errors.PreconditionFailed(f"If-Match {header!r} is not an ETag this service issued.")
-    return int(match.group(1))
+    return NO_VERSION if match is None else int(match.group(1))

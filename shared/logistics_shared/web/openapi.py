@@ -1,5 +1,6 @@
-"""``/openapi.json`` built with apispec from the ``@endpoint`` declarations, and
-``/docs``: Swagger UI served from the packaged swagger-ui-bundle (no CDN).
+"""``/openapi.json`` built with apispec from the ``@endpoint`` declarations.
+
+The ``/docs`` page that renders it lives in :mod:`logistics_shared.web.docs`.
 """
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import swagger_ui_bundle
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from pyramid.config import Configurator
@@ -17,23 +17,49 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from ..schemas import ProblemSchema
+from ..schemas import (
+    CODE_PATTERN_ECMA,
+    SKU_PATTERN_ECMA,
+    ConflictProblemSchema,
+    MalformedProblemSchema,
+    PreconditionProblemSchema,
+    ProblemSchema,
+    ValidationProblemSchema,
+)
 from .endpoint import ApiMeta
+from .idempotency import KEY_PATTERN_ECMA
 from .responses import json_response
 
 _PLACEHOLDER = re.compile(r"\{([^}:]+)(:[^}]*)?\}")
 _STATUS_TEXT = {
-    400: "Malformed JSON",
-    401: "Missing or invalid bearer token",
+    400: "The request cannot be read: malformed JSON, a repeated member name, a query that is not UTF-8",
+    401: "Missing or invalid credentials",
     403: "The role does not allow this",
     404: "Not found (or not yours)",
-    405: "Method not allowed",
     409: "Conflict with the current state",
     412: "If-Match does not match the current ETag",
     413: "Body too large",
     415: "Body is not application/json",
     422: "Validation failed",
-    503: "Database unavailable",
+    503: "Database unavailable or not migrated; retry after Retry-After seconds",
+}
+#: The problem schema of each status, unless the endpoint names its own.
+_PROBLEM_SCHEMAS: dict[int, type] = {
+    400: MalformedProblemSchema,
+    409: ConflictProblemSchema,
+    412: PreconditionProblemSchema,
+    422: ValidationProblemSchema,
+}
+#: Path parameters every service names the same way; an endpoint may declare others.
+_PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "id": {"type": "string", "format": "uuid"},
+    "sku": {"type": "string", "pattern": SKU_PATTERN_ECMA},
+    "code": {"type": "string", "pattern": CODE_PATTERN_ECMA},
+    "carrier": {"type": "string", "pattern": CODE_PATTERN_ECMA},
+    "service": {"type": "string", "pattern": CODE_PATTERN_ECMA},
+}
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 }
 
 
@@ -51,39 +77,70 @@ def build_spec(registry: Registry) -> dict[str, Any]:
         openapi_version="3.1.0",
         plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
         info={"description": service.description},
+        # Relative: the document is right wherever it is served from (a replica, the front door).
+        servers=[{"url": "/", "description": f"This {service.name} service"}],
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    for name, scheme in service.security_schemes.items():
+        spec.components.security_scheme(name, dict(scheme))
     spec.components.schema("Problem", schema=ProblemSchema)
     mapper = registry.getUtility(IRoutesMapper)
     patterns = {route.name: route.pattern for route in mapper.get_routes()}
     operations: dict[str, dict[str, Any]] = {}
+    metas: list[ApiMeta] = []
     for item in registry.introspector.get_category("views") or []:
         view = item["introspectable"]["callable"]
         meta: ApiMeta | None = getattr(view, "__api__", None)
         if meta is None:
             continue
+        metas.append(meta)
         path = _PLACEHOLDER.sub(r"{\1}", patterns[meta.route])
         operations.setdefault(path, {})[meta.method.lower()] = _operation(meta, path)
+    _add_links(metas, patterns, operations)
     for path in sorted(operations):
         spec.path(path=path, operations=operations[path])
-    return spec.to_dict()
+    document = spec.to_dict()
+    _merge_schema_extras(spec, document)
+    return document
 
 
-def _operation(meta: ApiMeta, path: str) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": meta.summary,
-        "tags": list(meta.tags),
-        "operationId": f"{meta.method.lower()}_{meta.route}",
-        "security": [{"bearer": []}],
-        "x-permission": meta.permission,
-        "responses": {},
-    }
-    if meta.description:
-        operation["description"] = meta.description
-    parameters: list[dict[str, Any]] = [
-        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"\{([^}]+)\}", path)
-    ]
+def _add_links(metas: list[ApiMeta], patterns: dict[str, str], operations: dict[str, Any]) -> None:
+    """OpenAPI links from each creating operation to the operations on what it created
+    (``GET /v1/shipments/{id}`` after ``POST /v1/shipments``): clients and test tools
+    follow them instead of guessing which ids feed which paths."""
+    for meta in metas:
+        if meta.creates is None:
+            continue
+        target = _PLACEHOLDER.sub(r"{\1}", patterns[meta.creates])
+        names = re.findall(r"\{([^}]+)\}", target)
+        links = {
+            f"{method}_{meta.creates}": {
+                "operationId": f"{method}_{meta.creates}",
+                "parameters": {name: f"$response.body#/{name}" for name in names},
+            }
+            for method in sorted(operations.get(target, {}))
+        }
+        source = _PLACEHOLDER.sub(r"{\1}", patterns[meta.route])
+        operations[source][meta.method.lower()]["responses"][str(meta.status)]["links"] = links
+
+
+def _merge_schema_extras(spec: APISpec, document: dict[str, Any]) -> None:
+    """Schema-level rules apispec cannot derive (``minProperties``, ``oneOf``), declared
+    on the marshmallow class as ``__openapi__`` next to the validator that enforces them."""
+    plugin = next(p for p in spec.plugins if isinstance(p, MarshmallowPlugin))
+    components = document.get("components", {}).get("schemas", {})
+    for key, name in plugin.converter.refs.items():
+        schema_class = key[0] if isinstance(key, tuple) else type(key)
+        extras = getattr(schema_class, "__openapi__", None)
+        if extras and name in components:
+            components[name].update(extras)
+
+
+def _parameters(meta: ApiMeta, path: str) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = []
+    for name in re.findall(r"\{([^}]+)\}", path):
+        schema = meta.path_parameters.get(name) or _PATH_PARAMETERS.get(name) or {"type": "string"}
+        parameters.append({"in": "path", "name": name, "required": True, "schema": schema})
     if meta.query is not None:
         parameters.append({"in": "query", "schema": meta.query})
     if meta.idempotent:
@@ -92,40 +149,108 @@ def _operation(meta: ApiMeta, path: str) -> dict[str, Any]:
                 "in": "header",
                 "name": "Idempotency-Key",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 255},
-                "description": "Retries with the same key replay the first response.",
+                "schema": {"type": "string", "pattern": KEY_PATTERN_ECMA},
+                "description": "Retries with the same key replay the first response "
+                "(1-255 visible ASCII characters, spaces inside).",
             }
         )
     if meta.etag:
         parameters.append(
-            {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"}}
+            {
+                "in": "header",
+                "name": "If-Match",
+                "required": False,
+                # Any string: one that is not the current ETag (stale, or made up) is a 412,
+                # which is the state of the resource, not the syntax of the header.
+                "schema": {"type": "string"},
+                "description": 'The ETag of the version you read (e.g. "3"), or *; anything else is a 412.',
+            }
         )
-    if parameters:
-        operation["parameters"] = parameters
-    if meta.body is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": meta.body}},
-        }
+    parameters.extend(meta.headers)
+    return parameters
+
+
+def _success(meta: ApiMeta) -> dict[str, Any]:
     success: dict[str, Any] = {"description": "OK" if meta.status == 200 else "Created"}
-    if meta.response is not None:
+    if meta.produces:
+        success["content"] = {
+            media: {"schema": {"type": "string", "contentMediaType": media}, "description": text}
+            for media, text in meta.produces.items()
+        }
+    elif meta.response is not None:
         schema: Any = meta.response
         if meta.many:
             schema = {"type": "array", "items": meta.response}
         success["content"] = {"application/json": {"schema": schema}}
-    operation["responses"][str(meta.status)] = success
-    codes = {401, 403, 503, *meta.problems}
+    return success
+
+
+def _operation(meta: ApiMeta, path: str) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": meta.summary,
+        "tags": list(meta.tags),
+        "operationId": f"{meta.method.lower()}_{meta.route}",
+        # One requirement naming every scheme: all of them must be present (the
+        # carrier webhook's signature and timestamp headers), else the bearer token.
+        "security": [{name: [] for name in meta.security or ("bearer",)}],
+        "x-permission": meta.permission,
+        "responses": {},
+    }
+    description = meta.description
+    if meta.cross_field:
+        rules = "\n".join(f"- `{pointer}`: {rule}" for pointer, rule in meta.cross_field.items())
+        description = f"{description}\n\nRules across fields (a 422 at the pointer):\n{rules}".strip()
+    if description:
+        operation["description"] = description
+    parameters = _parameters(meta, path)
+    if parameters:
+        operation["parameters"] = parameters
     if meta.body is not None:
-        codes |= {400, 413, 415, 422}
-    if meta.query is not None:
-        codes.add(422)
+        media: dict[str, Any] = {"schema": meta.body}
+        if meta.example is not None:
+            media["example"] = meta.example
+        operation["requestBody"] = {
+            # An action's body is optional: nothing at all is the same as {}.
+            "required": not meta.action,
+            "content": {"application/json": media},
+        }
+    references = list(meta.references)
+    if meta.query is not None and "cursor" in meta.query().fields:
+        references.append("/cursor")  # a cursor must be one this API issued
+    if meta.idempotent:
+        references.append("/Idempotency-Key")  # a key already used with another body
+    if references:
+        # Fields whose 422 depends on what exists (an unknown or foreign reference),
+        # not on a rule a schema can state; worded the same either way.
+        operation["x-state-dependent"] = references
+    if meta.cross_field:
+        # Rules across fields that JSON Schema cannot state; the description says them.
+        operation["x-cross-field-rules"] = dict(meta.cross_field)
+    operation["responses"][str(meta.status)] = _success(meta)
+    declared = {code if isinstance(code, int) else code[0]: code for code in meta.problems}
+    # Any request can be unreadable (400: a query that is not UTF-8), carry an unknown
+    # query parameter (422), lack credentials (401) or meet a database that is down (503).
+    codes = {400, 401, 422, 503, *declared}
+    if "{" in path:
+        codes.add(404)  # a path parameter can always name nothing (or something not yours)
+    if meta.permission != NO_PERMISSION_REQUIRED:
+        codes.add(403)
+    if meta.body is not None:
+        codes |= {413, 415}
     if meta.etag:
         codes.add(412)
     for code in sorted(codes):
-        operation["responses"][str(code)] = {
+        schema = _PROBLEM_SCHEMAS.get(code, ProblemSchema)
+        chosen = declared.get(code)
+        if isinstance(chosen, tuple):
+            schema = chosen[1]
+        response: dict[str, Any] = {
             "description": _STATUS_TEXT.get(code, "Error"),
-            "content": {"application/problem+json": {"schema": "Problem"}},
+            "content": {"application/problem+json": {"schema": schema}},
         }
+        if code == 503:
+            response["headers"] = _RETRY_AFTER
+        operation["responses"][str(code)] = response
     return operation
 
 
@@ -136,46 +261,7 @@ def openapi_view(request: Request) -> Response:
     return json_response(cached)
 
 
-_DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<link rel="stylesheet" href="{static}/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
-<script src="{static}/swagger-ui-bundle.js"></script>
-<script src="{static}/swagger-ui-standalone-preset.js"></script>
-<script src="{static}/init.js"></script>
-</body></html>"""
-
-
-def docs_view(request: Request) -> Response:
-    # Relative to /docs, so the page also works behind a path-prefix proxy.
-    static = "docs/static/swagger"
-    title = f"Logistics {request.registry['logistics.service'].name} API"
-    return Response(_DOCS_PAGE.format(title=title, static=static), content_type="text/html")
-
-
-def docs_init_view(request: Request) -> Response:
-    # A file, not an inline script, so a strict Content-Security-Policy works.
-    # Relative to the /docs page, so it also resolves behind a path-prefix proxy.
-    url = "openapi.json"
-    script = (
-        f"window.ui = SwaggerUIBundle({{url: '{url}', dom_id: '#swagger-ui', "
-        "presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], "
-        "layout: 'StandaloneLayout', persistAuthorization: true});"
-    )
-    return Response(script, content_type="application/javascript")
-
-
 def includeme(config: Configurator) -> None:
     public = {"permission": NO_PERMISSION_REQUIRED, "request_method": ("GET", "HEAD")}
     config.add_route("openapi", "/openapi.json")
     config.add_view(openapi_view, route_name="openapi", **public)
-    config.add_route("docs", "/docs")
-    config.add_view(docs_view, route_name="docs", **public)
-    config.add_route("docs_init", "/docs/static/swagger/init.js")
-    config.add_view(docs_init_view, route_name="docs_init", **public)
-    config.add_static_view(
-        name="docs/static/swagger",
-        path=str(swagger_ui_bundle.swagger_ui_path),
-        permission=NO_PERMISSION_REQUIRED,
-        cache_max_age=86400,
-    )

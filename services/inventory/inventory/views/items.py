@@ -32,6 +32,16 @@ def _with_etag(request: Request, item: dict[str, Any], status: int | None = None
     status=201,
     problems=(409,),
     idempotent=True,
+    creates="item",
+    example={
+        "sku": "TEE-M",
+        "name": "T-shirt, size M",
+        "unit_weight_g": 180,
+        "length_mm": 300,
+        "width_mm": 250,
+        "height_mm": 20,
+        "reorder_point": 10,
+    },
 )
 def create_item(request: Request, body: dict[str, Any]) -> Reply:
     return _with_etag(request, catalog.create_item(request.dbsession, body), status=201)
@@ -76,6 +86,7 @@ def get_item(request: Request) -> Reply:
     response=ItemSchema,
     problems=(404,),
     etag=True,
+    example={"reorder_point": 12},
 )
 def update_item(request: Request, body: dict[str, Any]) -> Reply:
     item = catalog.update_item(request.dbsession, request.matchdict["sku"], body, expected_version(request))

@@ -4,11 +4,13 @@ from typing import Any
 
 from pyramid.request import Request
 
+from logistics_shared.schemas import ONE_LINE_PER_SKU
 from logistics_shared.web.endpoint import Reply, endpoint
 
 from ..domain import reservations
 from ..permissions import Permission
 from ..schemas import (
+    ReservationConflictProblemSchema,
     ReservationCreateSchema,
     ReservationPageSchema,
     ReservationQuerySchema,
@@ -27,8 +29,12 @@ TAGS = ("reservations",)
     body=ReservationCreateSchema,
     response=ReservationSchema,
     status=201,
-    problems=(409,),
     idempotent=True,
+    problems=((409, ReservationConflictProblemSchema),),
+    references=("/warehouse", "/lines/*/sku", "/expires_at"),
+    creates="reservation",
+    cross_field=ONE_LINE_PER_SKU,
+    example={"warehouse": "AMS", "reference": "SO-1001", "lines": [{"sku": "TEE-M", "quantity": 2}]},
 )
 def reserve(request: Request, body: dict[str, Any]) -> Reply:
     """A shortage on any line is a 409 listing, per short line, requested and available."""
@@ -78,8 +84,9 @@ def get_reservation(request: Request) -> dict[str, Any]:
     summary="Release a reservation",
     tags=TAGS,
     response=ReservationSchema,
-    problems=(404, 409),
     action=True,
+    problems=(404, (409, ReservationConflictProblemSchema)),
+    example={},
 )
 def release(request: Request) -> dict[str, Any]:
     return reservations.release(request.dbsession, request.outbox, request.identity, request.matchdict["id"])
@@ -92,8 +99,9 @@ def release(request: Request) -> dict[str, Any]:
     summary="Consume a reservation: issue its stock (ledger rows of kind issue)",
     tags=TAGS,
     response=ReservationSchema,
-    problems=(404, 409),
     action=True,
+    problems=(404, (409, ReservationConflictProblemSchema)),
+    example={},
 )
 def consume(request: Request) -> dict[str, Any]:
     return reservations.consume(request.dbsession, request.outbox, request.identity, request.matchdict["id"])

@@ -15,6 +15,7 @@ from ..schemas import (
     MovementQuerySchema,
     ReceiptCreateSchema,
     ReceiptSchema,
+    StockConflictProblemSchema,
     StockPageSchema,
     StockQuerySchema,
     TransferCreateSchema,
@@ -55,6 +56,15 @@ def list_stock(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     response=ReceiptSchema,
     status=201,
     idempotent=True,
+    problems=((409, StockConflictProblemSchema),),
+    references=("/warehouse", "/sku", "/location"),
+    example={
+        "warehouse": "AMS",
+        "sku": "TEE-M",
+        "quantity": 40,
+        "location": "A-01-1",
+        "reference": "PO-2026-118",
+    },
 )
 def receive(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return stock.receive(request.dbsession, request.outbox, request.identity, body)
@@ -69,8 +79,10 @@ def receive(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     body=AdjustmentCreateSchema,
     response=AdjustmentSchema,
     status=201,
-    problems=(409,),
     idempotent=True,
+    problems=((409, StockConflictProblemSchema),),
+    references=("/warehouse", "/sku", "/location"),
+    example={"warehouse": "AMS", "sku": "TEE-M", "counted": 38, "reason": "count", "note": "Cycle count"},
 )
 def adjust(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return stock.adjust(request.dbsession, request.outbox, request.identity, body)
@@ -85,8 +97,16 @@ def adjust(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     body=TransferCreateSchema,
     response=TransferSchema,
     status=201,
-    problems=(409,),
     idempotent=True,
+    problems=((409, StockConflictProblemSchema),),
+    references=("/from_warehouse", "/to_warehouse", "/sku"),
+    example={
+        "from_warehouse": "AMS",
+        "to_warehouse": "RTM",
+        "sku": "TEE-M",
+        "quantity": 5,
+        "reference": "TR-77",
+    },
 )
 def transfer(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return stock.transfer(request.dbsession, request.outbox, request.identity, body)

@@ -4,7 +4,7 @@ from typing import Any
 
 from pyramid.request import Request
 
-from logistics_shared.schemas import PageQuerySchema
+from logistics_shared.schemas import PageQuerySchema, postal_code_rule
 from logistics_shared.web.endpoint import Reply, endpoint
 
 from ..domain import catalog
@@ -32,6 +32,19 @@ TAGS = ("warehouses",)
     status=201,
     problems=(409,),
     idempotent=True,
+    cross_field=postal_code_rule("/address"),
+    creates="warehouse",
+    example={
+        "code": "AMS",
+        "name": "Amsterdam DC",
+        "address": {
+            "name": "Amsterdam DC",
+            "line1": "Dock 1",
+            "city": "Amsterdam",
+            "postal_code": "1011 AB",
+            "country": "NL",
+        },
+    },
 )
 def create_warehouse(request: Request, body: dict[str, Any]) -> Reply:
     warehouse = catalog.create_warehouse(request.dbsession, body)
@@ -78,6 +91,7 @@ def get_warehouse(request: Request) -> dict[str, Any]:
     status=201,
     problems=(404, 409),
     idempotent=True,
+    example={"code": "A-01-1", "description": "Aisle A, bay 1, shelf 1"},
 )
 def create_location(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return catalog.create_location(request.dbsession, request.identity, request.matchdict["code"], body)

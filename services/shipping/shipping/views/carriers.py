@@ -12,6 +12,7 @@ from logistics_shared.web.endpoint import Reply, endpoint
 from ..domain import rates
 from ..permissions import Permission
 from ..schemas_labels import (
+    RATE_TABLE_RULES,
     CarrierCreateSchema,
     CarrierPageSchema,
     CarrierSchema,
@@ -20,6 +21,23 @@ from ..schemas_labels import (
 )
 
 TAGS = ("carriers",)
+#: A service of two zones (the Amsterdam area is cheaper than the rest of the Netherlands).
+SERVICE_EXAMPLE = {
+    "code": "standard",
+    "name": "Standard",
+    "rate_table": {
+        "currency": "EUR",
+        "dim_divisor": 5000,
+        "zones": [
+            {"name": "nl", "countries": ["NL"]},
+            {"name": "ams", "countries": ["NL"], "postal_prefixes": ["10", "11"]},
+        ],
+        "weight_bands": [
+            {"max_g": 2000, "prices": {"nl": 495, "ams": 395}},
+            {"max_g": 10000, "prices": {"nl": 795, "ams": 695}},
+        ],
+    },
+}
 
 
 @endpoint(
@@ -33,6 +51,13 @@ TAGS = ("carriers",)
     status=201,
     problems=(409,),
     idempotent=True,
+    creates="carrier",
+    example={
+        "code": "POSTNL",
+        "name": "PostNL",
+        "webhook_secret": "whsec-change-me-0123456789",
+        "tracking_prefix": "PNL",
+    },
 )
 def create(request: Request, body: dict[str, Any]) -> Reply:
     carrier = rates.create_carrier(request.dbsession, body)
@@ -77,6 +102,8 @@ def get(request: Request) -> dict[str, Any]:
     status=201,
     problems=(404, 409),
     idempotent=True,
+    cross_field=RATE_TABLE_RULES,
+    example=SERVICE_EXAMPLE,
 )
 def create_service(request: Request, body: dict[str, Any]) -> Reply:
     service = rates.create_service(request.dbsession, request.matchdict["code"], body)

@@ -40,6 +40,9 @@ def quotes(request: Request) -> dict[str, Any]:
     status=201,
     problems=(404, 409),
     idempotent=True,
+    references=("/carrier", "/service"),
+    creates="shipment_label",
+    example={"carrier": "POSTNL", "service": "standard", "format": "pdf"},
 )
 def purchase(request: Request, body: dict[str, Any]) -> Reply:
     shipment = labels.purchase(
@@ -61,6 +64,10 @@ def purchase(request: Request, body: dict[str, Any]) -> Reply:
     summary="Download the label (application/pdf, or ZPL as text/plain)",
     tags=TAGS,
     problems=(404,),
+    produces={
+        "application/pdf": "The label as a PDF page (format pdf at purchase)",
+        "text/plain": "The label as ZPL for thermal printers (format zpl at purchase), UTF-8",
+    },
 )
 def download(request: Request) -> Response:
     content, content_type, filename = labels.document(

@@ -5,6 +5,7 @@ from typing import Any
 
 from pyramid.request import Request
 
+from logistics_shared.schemas import ONE_LINE_PER_SKU, postal_code_rule
 from logistics_shared.web.endpoint import Reply, endpoint
 from logistics_shared.web.etag import etag, expected_version
 
@@ -36,6 +37,22 @@ def _hold_for(request: Request) -> timedelta | None:
     response=ShipmentSchema,
     status=201,
     idempotent=True,
+    references=("/warehouse",),
+    creates="shipment",
+    cross_field={**postal_code_rule("/ship_to"), **ONE_LINE_PER_SKU},
+    example={
+        "reference": "ORDER-1001",
+        "warehouse": "AMS",
+        "ship_to": {
+            "name": "Jan Jansen",
+            "line1": "Damrak 1",
+            "city": "Amsterdam",
+            "postal_code": "1012 LG",
+            "country": "NL",
+        },
+        "lines": [{"sku": "TEE-M", "quantity": 2}],
+        "parcels": [{"weight_g": 400, "length_mm": 300, "width_mm": 250, "height_mm": 40}],
+    },
 )
 def create(request: Request, body: dict[str, Any]) -> Reply:
     shipment = shipments.create(request.dbsession, request.outbox, request.identity, body, _hold_for(request))
@@ -97,6 +114,7 @@ def get(request: Request) -> Reply:
     problems=(404, 409),
     etag=True,
     action=True,
+    example={"reason": "The customer changed their mind"},
 )
 def cancel(request: Request, body: dict[str, Any]) -> Reply:
     shipment = shipments.cancel(
@@ -120,6 +138,7 @@ def cancel(request: Request, body: dict[str, Any]) -> Reply:
     problems=(404, 409),
     etag=True,
     action=True,
+    example={},
 )
 def retry(request: Request) -> Reply:
     shipment = shipments.retry(

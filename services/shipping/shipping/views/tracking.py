@@ -32,6 +32,12 @@ TAGS = ("tracking",)
     status=201,
     problems=(404, 409),
     idempotent=True,
+    references=("/occurred_at",),
+    example={
+        "status": "in_transit",
+        "location": "Amsterdam sorting centre",
+        "description": "Scanned at the hub",
+    },
 )
 def record_event(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     shipment = shipments.load_for_update(request.dbsession, request.matchdict["id"], request.identity)
@@ -61,7 +67,16 @@ def _signed_by_carrier(request: Request, raw: bytes) -> None:
     body=WebhookEventSchema,
     response=WebhookResultSchema,
     problems=(409,),
+    security=("carrier_signature", "carrier_timestamp"),
+    references=("/tracking_number", "/occurred_at"),
     guard=_signed_by_carrier,
+    example={
+        "event_id": "evt-0001",
+        "tracking_number": "PNL00000000018",
+        "status": "out_for_delivery",
+        "location": "Amsterdam",
+        "occurred_at": "2026-12-02T09:30:00Z",
+    },
 )
 def carrier_webhook(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     """Headers: ``X-Carrier-Timestamp`` (unix seconds) and ``X-Carrier-Signature``

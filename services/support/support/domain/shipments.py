@@ -170,7 +170,8 @@ def note_delivery(session: Session, shipment_id: str, occurred_at: Any) -> int:
 def find(
     session: Session, actor: Identity, *, tracking_number: str | None, reference: str | None
 ) -> list[dict[str, Any]]:
-    """Shipments matching a tracking number or a reference, each with its tickets."""
+    """Shipments matching a tracking number or a reference (without either: the 20 most
+    recently updated), each with its tickets."""
     stmt = select(shipment_view.c.shipment_id).order_by(shipment_view.c.updated_at.desc()).limit(20)
     if tracking_number:
         stmt = stmt.where(shipment_view.c.tracking_number == tracking_number)

@@ -28,7 +28,7 @@ def get(request: Request) -> dict[str, Any]:
     "shipments",
     "GET",
     permission=Permission.DESK_READ,
-    summary="Find shipments by tracking number or reference (the local read model)",
+    summary="Find shipments by tracking number or reference, else the 20 latest (the local read model)",
     tags=("shipments",),
     query=ShipmentLookupSchema,
     response=ShipmentLookupResultSchema,

@@ -10,10 +10,12 @@ from logistics_shared.web.endpoint import Reply, endpoint
 from logistics_shared.web.etag import etag, expected_version
 
 from ..domain import sla, tickets
+from ..models import PRIORITIES
 from ..permissions import Permission
 from ..schemas import SlaPolicySchema, SlaPolicyUpdateSchema
 
 TAGS = ("sla",)
+PRIORITY_PATH = {"priority": {"type": "string", "enum": list(PRIORITIES)}}
 
 
 @endpoint(
@@ -37,6 +39,7 @@ def list_(request: Request) -> list[dict[str, Any]]:
     tags=TAGS,
     response=SlaPolicySchema,
     problems=(404,),
+    path_parameters=PRIORITY_PATH,
 )
 def get(request: Request) -> Reply:
     policy = sla.policy(request.dbsession, request.matchdict["priority"])
@@ -56,6 +59,9 @@ def get(request: Request) -> Reply:
     response=SlaPolicySchema,
     problems=(404, 409),
     etag=True,
+    cross_field={"/resolution_minutes": "Must not be shorter than first_response_minutes."},
+    path_parameters=PRIORITY_PATH,
+    example={"first_response_minutes": 240, "resolution_minutes": 1440},
 )
 def replace(request: Request, body: dict[str, Any]) -> Reply:
     policy = sla.set_policy(

@@ -34,6 +34,15 @@ TAGS = ("tickets",)
     response=TicketSchema,
     status=201,
     idempotent=True,
+    creates="ticket",
+    example={
+        "subject": "Where is my parcel?",
+        "description": "The customer ordered on Monday and has no tracking update yet.",
+        "type": "question",
+        "priority": "normal",
+        "tags": ["tracking"],
+        "order_reference": "ORDER-1001",
+    },
 )
 def create(request: Request, body: dict[str, Any]) -> Reply:
     ticket = tickets.create(request.dbsession, request.outbox, tickets.actor_name(request.identity), body)
@@ -85,6 +94,7 @@ def get(request: Request) -> Reply:
     response=TicketSchema,
     problems=(404, 409),
     etag=True,
+    example={"status": "open", "assignee": "agent-7"},
 )
 def update(request: Request, body: dict[str, Any]) -> Reply:
     ticket = tickets.change(
@@ -104,6 +114,7 @@ def update(request: Request, body: dict[str, Any]) -> Reply:
     status=201,
     problems=(404, 409),
     idempotent=True,
+    example={"body": "We have asked the carrier and will update you today.", "visibility": "public"},
 )
 def comment(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return tickets.add_comment(
