@@ -38,6 +38,27 @@ def need_postgres() -> None:
     need_service("PostgreSQL", url.host or "127.0.0.1", url.port or 5432)
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def need_browser(executable: str = CHROMIUM) -> str:
+    """The Chromium binary for Playwright to drive; skips (or fails under
+    ``LOGISTICS_REQUIRE_SERVICES=1``, like :func:`need_service`) when the
+    ``playwright`` package or the browser is missing."""
+    message = None
+    try:
+        import playwright.sync_api  # noqa: F401 - only whether it is installed
+    except ImportError as exc:
+        message = f"the playwright package is not installed ({exc})"
+    if message is None and not os.access(executable, os.X_OK):
+        message = f"no Chromium at {executable} (apt-get install chromium)"
+    if message is not None:
+        if services_required():
+            pytest.fail(f"{message}; LOGISTICS_REQUIRE_SERVICES=1 forbids skipping", pytrace=False)
+        pytest.skip(message)
+    return executable
+
+
 def free_port_block() -> int:
     """An offset that makes 6541-6543 free ports (for a `logistics up --port-offset`)."""
     for _ in range(50):

@@ -44,6 +44,7 @@ def base_configurator(
     config.include("logistics_shared.web.problems")
     config.include("logistics_shared.web.ops")
     config.include("logistics_shared.web.openapi")
+    config.include("logistics_shared.web.docs")
     config.add_tween("logistics_shared.web.tweens.observability_tween_factory")
     config.add_request_method(_outbox, "outbox", reify=True)
     return config
