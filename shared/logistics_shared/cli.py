@@ -31,6 +31,15 @@ def _spec(name: str) -> ServiceSpec:
     return services[name]
 
 
+def _token_settings() -> Settings:
+    """The settings tokens are minted with: the JWT ones are shared by every service, and
+    where no secret is set the embedded default generates one under the var directory
+    whichever service's database decides that; so any installed service will do (the
+    shared library names none)."""
+    installed = next(iter(_services()), None)
+    return load_settings(installed or "logistics")
+
+
 def _settings(spec: ServiceSpec, **ini: Any) -> Settings:
     try:
         return load_settings(spec.name, ini)
@@ -218,7 +227,7 @@ def token(role: str, warehouses: tuple[str, ...], subject: str | None, ttl: str)
     if role == Role.WAREHOUSE_STAFF and not warehouses:
         raise click.BadParameter("warehouse staff need at least one --warehouse", param_hint="--warehouse")
     try:
-        keyring = load_keyring(load_settings("inventory"))
+        keyring = load_keyring(_token_settings())
         click.echo(
             mint_token(
                 keyring, role=Role(role), subject=subject or role, warehouses=warehouses, ttl_seconds=seconds
@@ -266,6 +275,49 @@ def worker(service: str, consumers: int, no_relay: bool, health_host: str, healt
     click.echo(f"{spec.name} worker stopping (finishing in-flight work)", err=True)
     runner.shutdown()
     health.close()
+
+
+def event_map(services: dict[str, ServiceSpec]) -> list[tuple[str, str, list[str]]]:
+    """(producer, event type, consumers as ``service.handler``) for every event of the
+    contracts, from the installed services' subscription tables."""
+    from .events.registry import REGISTRY
+
+    consumers: dict[str, list[str]] = {}
+    for name, spec in services.items():
+        for handler in spec.handlers() if spec.handlers else ():
+            for event_type in handler.events:
+                consumers.setdefault(event_type, []).append(f"{name}.{handler.name}")
+    return [
+        (REGISTRY.producer_of(t), t, sorted(consumers.get(t, [])))
+        for t in sorted(REGISTRY.types(), key=lambda t: (REGISTRY.producer_of(t), t))
+    ]
+
+
+def event_map_markdown(services: dict[str, ServiceSpec]) -> str:
+    lines = ["| producer | event | consumers (service.handler = its queue) |", "|---|---|---|"]
+    for producer, event_type, consumers in event_map(services):
+        shown = ", ".join(f"`{c}`" for c in consumers) or "none yet"
+        lines.append(f"| {producer} | `{event_type}` | {shown} |")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--markdown", is_flag=True, help="Print a Markdown table (the README's event map).")
+def events(markdown: bool) -> None:
+    """Print who emits and who consumes each event of the suite."""
+    services = _services()
+    if markdown:
+        click.echo(event_map_markdown(services))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="events: producer -> consumers")
+    for column in ("producer", "event", "consumers (service.handler)"):
+        table.add_column(column)
+    for producer, event_type, consumers in event_map(services):
+        table.add_row(producer, event_type, ", ".join(consumers) or "-")
+    Console().print(table)
 
 
 @main.group()
@@ -435,7 +487,7 @@ def _load_demo(specs: list[ServiceSpec], host: str, port_offset: int) -> None:
     try:
         # Minted exactly as `logistics token --role admin --subject demo` would (the same settings
         # call); one subject, so each rerun's Idempotency-Keys find the first run's responses.
-        keyring = load_keyring(load_settings("inventory"))
+        keyring = load_keyring(_token_settings())
         # 15 minutes: loading takes seconds; a short-lived admin token is the safer leftover.
         token = mint_token(keyring, role=Role.ADMIN, subject="demo", warehouses=(), ttl_seconds=900)
         loaded = run_demo(specs, DemoContext(urls, token, echo=click.echo))
@@ -465,16 +517,3 @@ def demo(host: str, port_offset: int) -> None:
     failed request and its problem, if a step fails.
     """
     _load_demo(list(_services().values()), host, port_offset)
-
-
-def _start_periodic(task: Any, registry: Any, settings: Settings, stop: threading.Event) -> None:
-    interval = task.interval(settings)
-
-    def loop() -> None:
-        while not stop.wait(interval):
-            try:
-                task.run(registry)
-            except Exception:
-                log.exception("background task %s failed", task.name)
-
-    threading.Thread(target=loop, name=task.name, daemon=True).start()

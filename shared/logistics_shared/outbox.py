@@ -12,6 +12,11 @@ from sqlalchemy.orm import Session
 from .events import REGISTRY, Envelope, EventRegistry, new_envelope
 
 
+def notify_channel(service: str) -> str:
+    """The PostgreSQL channel a commit with outbox rows notifies and the relay listens on."""
+    return f"logistics_outbox_{service}"
+
+
 class Outbox:
     """An event sink bound to one DB session: events commit or roll back with the change.
 
@@ -67,5 +72,5 @@ class Outbox:
             return
         self.session.info["logistics.notified"] = transaction
         self.session.execute(
-            text("SELECT pg_notify(:channel, '')"), {"channel": f"logistics_outbox_{self.producer}"}
+            text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(self.producer)}
         )

@@ -43,6 +43,9 @@ class ServiceSpec:
     handlers: Callable[[], tuple[Any, ...]] | None = None
     #: PostgreSQL settings (``"name=value"``) for every session of this service.
     pg_settings: tuple[str, ...] = ()
+    #: The service's own settings: a frozen dataclass whose fields are declared with
+    #: ``logistics_shared.settings.setting`` (``Settings.own`` holds the loaded instance).
+    settings: type | None = None
     #: OpenAPI security schemes beyond the bearer token (a carrier webhook's signature).
     security_schemes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Loads the service's demo data through its own HTTP API (``logistics demo``); run in port order.

@@ -46,138 +46,141 @@ def _to_str(raw: str) -> str:
     return raw.strip()
 
 
+def setting(
+    default: Any,
+    help: str,
+    *,
+    env: str = "",
+    positive: bool = False,
+    choices: tuple[str, ...] = (),
+) -> Any:
+    """Declare one setting as a dataclass field: its default, what it means, its environment
+    variable (default ``LOGISTICS_<KEY>``; ``{svc}`` is the upper-cased service name), and
+    simple rules. The field's type (``int``, ``float``, ``str``, ``bool``) is how it parses.
+
+    This is the only declaration of a setting: :func:`specs` reads these fields for
+    :func:`load_settings` and for the README check, so nothing repeats them.
+    """
+    return field(
+        default=default, metadata={"help": help, "env": env, "positive": positive, "choices": choices}
+    )
+
+
 @dataclass(frozen=True)
 class Spec:
-    """How one setting is named, typed and defaulted."""
+    """How one setting is named, typed and defaulted (read off its :func:`setting` field)."""
 
     key: str
     parse: Callable[[str], Any]
     default: Any
     help: str
-    # ``{svc}`` is replaced by the upper-cased service name.
+    #: ``{svc}`` is replaced by the upper-cased service name.
     env: str
+    positive: bool = False
+    choices: tuple[str, ...] = ()
 
 
-def _spec(key: str, parse: Callable[[str], Any], default: Any, help: str, env: str = "") -> Spec:
-    return Spec(key, parse, default, help, env or f"LOGISTICS_{key.upper()}")
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int": _to_int,
+    "float": _to_float,
+    "str": _to_str,
+    "bool": _to_bool,
+}
 
 
-#: Every setting of the suite. README's configuration table mirrors this list
-#: (``tests/shared/test_settings.py`` checks that it does).
-SPECS: tuple[Spec, ...] = (
-    _spec(
-        "database_url",
-        _to_str,
-        None,
-        "SQLAlchemy URL of the service's own database; postgresql:// uses psycopg 3. "
-        "Default: sqlite file under the var directory.",
-        env="LOGISTICS_{svc}_DATABASE_URL",
-    ),
-    _spec("db_pool_size", _to_int, 10, "Connections kept per web/worker process (>= threads)."),
-    _spec("db_max_overflow", _to_int, 10, "Extra connections allowed beyond the pool."),
-    _spec("db_connect_timeout", _to_int, 3, "Seconds before a database connect gives up (-> 503)."),
-    _spec("db_statement_timeout_ms", _to_int, 15000, "PostgreSQL statement timeout per request."),
-    _spec("broker_url", _to_str, "memory://", "Kombu broker URL (amqp:// for RabbitMQ)."),
-    _spec("redis_url", _to_str, "", "Redis URL for the shared cache; empty disables it."),
-    _spec("var_dir", _to_str, "var", "Directory for embedded SQLite files and generated keys."),
-    _spec("jwt_secret", _to_str, "", "HS256 signing secret (required unless key files are set)."),
-    _spec("jwt_algorithm", _to_str, "HS256", "HS256, RS256 or EdDSA."),
-    _spec("jwt_public_key_file", _to_str, "", "PEM public key for RS256/EdDSA verification."),
-    _spec("jwt_private_key_file", _to_str, "", "PEM private key, only where tokens are minted."),
-    _spec("jwt_issuer", _to_str, "logistics", "Expected `iss` claim."),
-    _spec("jwt_audience", _to_str, "logistics", "Expected `aud` claim."),
-    _spec("jwt_leeway_seconds", _to_int, 30, "Clock skew tolerated on `exp`."),
-    _spec(
-        "jwt_max_ttl_seconds",
-        _to_int,
-        86400,
-        "Longest token lifetime minted or accepted: `exp` further ahead than now + this (+ leeway) is a 401.",
-    ),
-    _spec("max_body_bytes", _to_int, 1_048_576, "Largest request body the API reads (-> 413)."),
-    _spec(
-        "waitress_connection_limit",
-        _to_int,
-        1000,
-        "Open connections one waitress server holds before it stops accepting (waitress: 100).",
-    ),
-    _spec(
-        "waitress_channel_timeout",
-        _to_int,
-        30,
-        "Seconds waitress keeps a connection with no activity and no request running (waitress: 120).",
-    ),
-    _spec(
-        "waitress_cleanup_interval",
-        _to_int,
-        10,
-        "Seconds between waitress's sweeps for connections past the channel timeout (waitress: 30).",
-    ),
-    _spec("log_level", _to_str, "INFO", "Root log level."),
-    _spec("log_format", _to_str, "json", "`json` (one object per line) or `text`."),
-    _spec("access_log", _to_bool, True, "Log one line per request."),
-    _spec("reservation_sweep_seconds", _to_float, 5.0, "How often expired reservations are swept."),
-    _spec("sla_sweep_seconds", _to_float, 60.0, "How often the support worker looks for SLA breaches."),
-    _spec("bus_namespace", _to_str, "logistics", "Prefix of every exchange and queue name."),
-    _spec("bus_prefetch", _to_int, 32, "Unacked messages a consumer may hold (prefetch count)."),
-    _spec("bus_max_attempts", _to_int, 5, "Handler attempts before a message is dead-lettered."),
-    _spec("bus_retry_delays", _to_str, "1,5,30", "Seconds between attempts (comma list; the last repeats)."),
-    _spec("bus_confirm_timeout", _to_float, 5.0, "Seconds to wait for publisher confirms of a batch."),
-    _spec("bus_heartbeat", _to_int, 20, "AMQP heartbeat interval in seconds (0 disables)."),
-    _spec("outbox_batch_size", _to_int, 200, "Outbox rows the relay claims and confirms per batch."),
-    _spec("outbox_poll_seconds", _to_float, 1.0, "Relay poll interval when no notification arrives."),
-    _spec("outbox_retention_hours", _to_float, 168.0, "Published outbox rows older than this are deleted."),
-    _spec("worker_health_port", _to_int, 0, "Worker health/metrics port (0: the web port + 100)."),
-    _spec(
-        "shipment_hold_hours", _to_float, 72.0, "How long inventory holds a shipment's stock (0: no expiry)."
-    ),
-    _spec("cache_local_seconds", _to_float, 2.0, "In-process read cache lifetime (0 disables it)."),
-    _spec("cache_shared_seconds", _to_int, 300, "Redis read cache lifetime (needs LOGISTICS_REDIS_URL)."),
-)
-
-_SPECS_BY_KEY = {spec.key: spec for spec in SPECS}
+def specs(declared: type) -> tuple[Spec, ...]:
+    """The settings a dataclass declares with :func:`setting`, in declaration order."""
+    found = []
+    for item in fields(declared):
+        if "help" not in item.metadata:
+            continue
+        kind = item.type if isinstance(item.type, str) else item.type.__name__
+        found.append(
+            Spec(
+                key=item.name,
+                parse=_PARSERS[kind],
+                default=item.default,
+                help=item.metadata["help"],
+                env=item.metadata["env"] or f"LOGISTICS_{item.name.upper()}",
+                positive=item.metadata["positive"],
+                choices=item.metadata["choices"],
+            )
+        )
+    return tuple(found)
 
 
 @dataclass(frozen=True)
 class Settings:
+    """The settings every service and process kind shares; a service's own settings (its
+    ``ServiceSpec.settings`` dataclass, declared the same way) are on :attr:`own`."""
+
     service: str
-    database_url: str
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
-    db_connect_timeout: int = 3
-    db_statement_timeout_ms: int = 15000
-    broker_url: str = "memory://"
-    redis_url: str = ""
-    var_dir: str = "var"
-    jwt_secret: str = ""
-    jwt_algorithm: str = "HS256"
-    jwt_public_key_file: str = ""
-    jwt_private_key_file: str = ""
-    jwt_issuer: str = "logistics"
-    jwt_audience: str = "logistics"
-    jwt_leeway_seconds: int = 30
-    jwt_max_ttl_seconds: int = 86400
-    max_body_bytes: int = 1_048_576
-    waitress_connection_limit: int = 1000
-    waitress_channel_timeout: int = 30
-    waitress_cleanup_interval: int = 10
-    log_level: str = "INFO"
-    log_format: str = "json"
-    access_log: bool = True
-    reservation_sweep_seconds: float = 5.0
-    sla_sweep_seconds: float = 60.0
-    bus_namespace: str = "logistics"
-    bus_prefetch: int = 32
-    bus_max_attempts: int = 5
-    bus_retry_delays: str = "1,5,30"
-    bus_confirm_timeout: float = 5.0
-    bus_heartbeat: int = 20
-    outbox_batch_size: int = 200
-    outbox_poll_seconds: float = 1.0
-    outbox_retention_hours: float = 168.0
-    worker_health_port: int = 0
-    shipment_hold_hours: float = 72.0
-    cache_local_seconds: float = 2.0
-    cache_shared_seconds: int = 300
+    database_url: str = setting(
+        "",
+        "SQLAlchemy URL of the service's own database; postgresql:// uses psycopg 3. "
+        "Default: sqlite file under the var directory.",
+        env="LOGISTICS_{svc}_DATABASE_URL",
+    )
+    db_pool_size: int = setting(10, "Connections kept per web/worker process (>= threads).", positive=True)
+    db_max_overflow: int = setting(10, "Extra connections allowed beyond the pool.")
+    db_connect_timeout: int = setting(
+        3, "Seconds before a database connect gives up (-> 503).", positive=True
+    )
+    db_statement_timeout_ms: int = setting(15000, "PostgreSQL statement timeout per request.")
+    broker_url: str = setting("memory://", "Kombu broker URL (amqp:// for RabbitMQ).")
+    redis_url: str = setting("", "Redis URL for the shared cache; empty disables it.")
+    var_dir: str = setting("var", "Directory for embedded SQLite files and generated keys.")
+    jwt_secret: str = setting("", "HS256 signing secret (required unless key files are set).")
+    jwt_algorithm: str = setting("HS256", "HS256, RS256 or EdDSA.", choices=("HS256", "RS256", "EdDSA"))
+    jwt_public_key_file: str = setting("", "PEM public key for RS256/EdDSA verification.")
+    jwt_private_key_file: str = setting("", "PEM private key, only where tokens are minted.")
+    jwt_issuer: str = setting("logistics", "Expected `iss` claim.")
+    jwt_audience: str = setting("logistics", "Expected `aud` claim.")
+    jwt_leeway_seconds: int = setting(30, "Clock skew tolerated on `exp`.")
+    jwt_max_ttl_seconds: int = setting(
+        86400,
+        "Longest token lifetime minted or accepted: `exp` further ahead than now + this (+ leeway) is a 401.",
+        positive=True,
+    )
+    max_body_bytes: int = setting(1_048_576, "Largest request body the API reads (-> 413).", positive=True)
+    waitress_connection_limit: int = setting(
+        1000,
+        "Open connections one waitress server holds before it stops accepting (waitress: 100).",
+        positive=True,
+    )
+    waitress_channel_timeout: int = setting(
+        30,
+        "Seconds waitress keeps a connection with no activity and no request running (waitress: 120).",
+        positive=True,
+    )
+    waitress_cleanup_interval: int = setting(
+        10,
+        "Seconds between waitress's sweeps for connections past the channel timeout (waitress: 30).",
+        positive=True,
+    )
+    log_level: str = setting("INFO", "Root log level.")
+    log_format: str = setting("json", "`json` (one object per line) or `text`.", choices=("json", "text"))
+    access_log: bool = setting(True, "Log one line per request.")
+    bus_namespace: str = setting("logistics", "Prefix of every exchange and queue name.")
+    bus_prefetch: int = setting(32, "Unacked messages a consumer may hold (prefetch count).", positive=True)
+    bus_max_attempts: int = setting(5, "Handler attempts before a message is dead-lettered.", positive=True)
+    bus_retry_delays: str = setting("1,5,30", "Seconds between attempts (comma list; the last repeats).")
+    bus_confirm_timeout: float = setting(
+        5.0, "Seconds to wait for publisher confirms of a batch.", positive=True
+    )
+    bus_heartbeat: int = setting(20, "AMQP heartbeat interval in seconds (0 disables).")
+    outbox_batch_size: int = setting(
+        200, "Outbox rows the relay claims and confirms per batch.", positive=True
+    )
+    outbox_poll_seconds: float = setting(
+        1.0, "Relay poll interval when no notification arrives.", positive=True
+    )
+    outbox_retention_hours: float = setting(168.0, "Published outbox rows older than this are deleted.")
+    worker_health_port: int = setting(0, "Worker health/metrics port (0: the web port + 100).")
+    cache_local_seconds: float = setting(2.0, "In-process read cache lifetime (0 disables it).")
+    cache_shared_seconds: int = setting(300, "Redis read cache lifetime (needs LOGISTICS_REDIS_URL).")
+    #: The service's own settings (an instance of its ``ServiceSpec.settings``), or None.
+    own: Any = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -189,6 +192,12 @@ class Settings:
         return tuple(float(part) for part in self.bus_retry_delays.split(","))
 
 
+#: The settings every service shares. README's configuration table lists these and
+#: each service's own (``tests/shared/test_settings.py`` checks that it does).
+SPECS: tuple[Spec, ...] = specs(Settings)
+_SPECS_BY_KEY = {spec.key: spec for spec in SPECS}
+
+
 def spec_for(key: str) -> Spec:
     return _SPECS_BY_KEY[key]
 
@@ -197,20 +206,18 @@ def env_name(spec: Spec, service: str) -> str:
     return spec.env.replace("{svc}", service.upper())
 
 
-def load_settings(
-    service: str,
-    ini: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Settings:
-    """Merge defaults, ``.ini`` values (``logistics.<key>`` or ``<key>``) and environment.
+def _own_settings(service: str) -> type | None:
+    from .service import discover
 
-    Raises :class:`SettingsError` naming the setting when a value is malformed
-    or a required one is missing.
-    """
-    ini = dict(ini or {})
-    environ = os.environ if environ is None else environ
+    found = discover().get(service)
+    return found.settings if found is not None else None
+
+
+def _read(
+    declared: tuple[Spec, ...], service: str, ini: Mapping[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for spec in SPECS:
+    for spec in declared:
         source, raw = None, None
         for name in (f"logistics.{spec.key}", spec.key):
             if name in ini and ini[name] is not None:
@@ -228,13 +235,42 @@ def load_settings(
             values[spec.key] = spec.parse(raw)
         except ValueError as exc:
             raise SettingsError(f"setting {spec.key!r} ({source}): {exc}") from None
+    for spec in declared:
+        value = values[spec.key]
+        if spec.positive and value <= 0:
+            raise SettingsError(f"setting {spec.key!r} ({env_name(spec, service)}): must be positive")
+        if spec.choices and value not in spec.choices:
+            raise SettingsError(
+                f"setting {spec.key!r} ({env_name(spec, service)}): expected {' or '.join(spec.choices)}"
+            )
+    return values
 
+
+def load_settings(
+    service: str,
+    ini: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    own: type | None = None,
+) -> Settings:
+    """Merge defaults, ``.ini`` values (``logistics.<key>`` or ``<key>``) and environment.
+
+    ``own`` is the service's own settings dataclass; by default the installed
+    service's ``ServiceSpec.settings``. Raises :class:`SettingsError` naming the
+    setting when a value is malformed or a required one is missing.
+    """
+    ini = dict(ini or {})
+    environ = os.environ if environ is None else environ
+    values = _read(SPECS, service, ini, environ)
+    own = own if own is not None else _own_settings(service)
+    own_specs = specs(own) if own is not None else ()
+    own_values = own(**_read(own_specs, service, ini, environ)) if own is not None else None
     if not values["database_url"]:
         values["database_url"] = f"sqlite:///{Path(values['var_dir']) / f'{service}.sqlite3'}"
     _validate(values, service)
-    known = {f.name for f in fields(Settings)}
+    known = {f.name for f in fields(Settings)} | {spec.key for spec in own_specs}
     extra = {k: v for k, v in ini.items() if k not in known and isinstance(v, str)}
-    return Settings(service=service, extra=extra, **values)
+    return Settings(service=service, extra=extra, own=own_values, **values)
 
 
 def _validate(values: dict[str, Any], service: str) -> None:
@@ -244,10 +280,6 @@ def _validate(values: dict[str, Any], service: str) -> None:
             f"setting 'database_url' ({env_name(_SPECS_BY_KEY['database_url'], service)}): "
             f"unsupported URL scheme in {url.split(':', 1)[0]!r}; use postgresql:// or sqlite:///"
         )
-    if values["log_format"] not in {"json", "text"}:
-        raise SettingsError("setting 'log_format' (LOGISTICS_LOG_FORMAT): expected json or text")
-    if values["jwt_algorithm"] not in {"HS256", "RS256", "EdDSA"}:
-        raise SettingsError("setting 'jwt_algorithm' (LOGISTICS_JWT_ALGORITHM): HS256, RS256 or EdDSA")
     if values["jwt_algorithm"] != "HS256" and not values["jwt_public_key_file"]:
         raise SettingsError(
             "setting 'jwt_public_key_file' (LOGISTICS_JWT_PUBLIC_KEY_FILE) is required "
@@ -255,24 +287,6 @@ def _validate(values: dict[str, Any], service: str) -> None:
         )
     if values["jwt_algorithm"] == "HS256" and values["jwt_secret"]:
         _check_secret_length(values["jwt_secret"], "setting 'jwt_secret' (LOGISTICS_JWT_SECRET)")
-    for key in (
-        "max_body_bytes",
-        "jwt_max_ttl_seconds",
-        "waitress_connection_limit",
-        "waitress_channel_timeout",
-        "waitress_cleanup_interval",
-        "db_pool_size",
-        "db_connect_timeout",
-        "bus_prefetch",
-        "bus_max_attempts",
-        "bus_confirm_timeout",
-        "outbox_batch_size",
-        "outbox_poll_seconds",
-    ):
-        if values[key] <= 0:
-            raise SettingsError(
-                f"setting {key!r} ({env_name(_SPECS_BY_KEY[key], service)}): must be positive"
-            )
     try:
         delays = [float(part) for part in values["bus_retry_delays"].split(",")]
     except ValueError:

@@ -110,11 +110,29 @@ def test_lifetime_cap_and_waitress_limits_default_and_override():
 
 
 def test_every_setting_is_documented_in_the_readme():
+    """Shared settings and every installed service's own, from their one declaration."""
     from pathlib import Path
 
+    from logistics_shared.service import discover
+    from logistics_shared.settings import specs
+
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    for spec in SPECS:
+    declared = [("shared", spec) for spec in SPECS]
+    for name, service in discover().items():
+        assert service.settings is not None, f"{name} declares no settings of its own"
+        declared += [(name, spec) for spec in specs(service.settings)]
+    for owner, spec in declared:
         assert (
             env_name(spec, "inventory").replace("INVENTORY", "<SVC>") in readme
             or env_name(spec, "inventory") in readme
-        ), spec.key
+        ), f"{owner}: {spec.key}"
+
+
+def test_a_service_setting_never_shadows_a_shared_one():
+    from logistics_shared.service import discover
+    from logistics_shared.settings import specs
+
+    shared = {spec.key for spec in SPECS}
+    for name, service in discover().items():
+        own = {spec.key for spec in specs(service.settings)} if service.settings else set()
+        assert not own & shared, f"{name} redeclares {sorted(own & shared)}"

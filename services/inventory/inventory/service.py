@@ -6,6 +6,8 @@ from typing import Any
 
 from logistics_shared.service import BackgroundTask, ServiceSpec, lazy
 
+from .settings import InventorySettings
+
 
 def _cli() -> Any:
     from .cli import inventory
@@ -20,6 +22,7 @@ def _sweep(registry: Any) -> None:
 
 
 SERVICE = ServiceSpec(
+    settings=InventorySettings,
     name="inventory",
     port=6541,
     description="Items, warehouses and locations, stock levels, the movement ledger, reservations.",
@@ -34,7 +37,7 @@ SERVICE = ServiceSpec(
         BackgroundTask(
             name="reservation-sweeper",
             run=_sweep,
-            interval=lambda settings: settings.reservation_sweep_seconds,
+            interval=lambda settings: settings.own.reservation_sweep_seconds,
         ),
     ),
 )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from logistics_shared.service import ServiceSpec, lazy
 
+from .settings import ShippingSettings
+
 SERVICE = ServiceSpec(
+    settings=ShippingSettings,
     name="shipping",
     port=6542,
     description="Shipments, parcels, carriers and rate tables, labels, tracking events.",

@@ -6,6 +6,8 @@ from typing import Any
 
 from logistics_shared.service import BackgroundTask, ServiceSpec, lazy
 
+from .settings import SupportSettings
+
 
 def _sweep_sla(registry: Any) -> None:
     from logistics_shared.outbox import Outbox
@@ -18,6 +20,7 @@ def _sweep_sla(registry: Any) -> None:
 
 
 SERVICE = ServiceSpec(
+    settings=SupportSettings,
     name="support",
     port=6543,
     description="Tickets, comments, SLAs and a read model of shipments built from events.",
@@ -37,7 +40,7 @@ SERVICE = ServiceSpec(
         # Breaches are found by the worker, not by a request; once a minute (the default) is
         # plenty for targets counted in hours.
         BackgroundTask(
-            name="sla-breaches", run=_sweep_sla, interval=lambda settings: settings.sla_sweep_seconds
+            name="sla-breaches", run=_sweep_sla, interval=lambda settings: settings.own.sla_sweep_seconds
         ),
     ),
 )

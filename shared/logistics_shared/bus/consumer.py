@@ -221,10 +221,6 @@ class EventConsumer:
         for message, envelope, attempt in decoded:
             self._handle_one(handler, message, envelope, attempt)
 
-    def handle(self, handler: Handler, message: Message) -> None:
-        """Handle one delivered message (decode, apply once, retry or dead-letter)."""
-        self.handle_batch(handler, [message])
-
     def _handle_one(self, handler: Handler, message: Message, envelope: dict[str, Any], attempt: int) -> None:
         started = time.perf_counter()
         try:

@@ -23,3 +23,25 @@ class Handler:
     #: Event types (routing keys) this handler subscribes to.
     events: tuple[str, ...]
     func: HandlerFunc
+
+
+#: A service's subscription table: event type -> the handler that applies it. One
+#: function may take several types; its name names its queue (``<ns>.<service>.<name>``).
+Subscriptions = dict[str, HandlerFunc]
+
+
+def subscribe(table: Subscriptions) -> tuple[Handler, ...]:
+    """The :class:`Handler` of each function in ``table``, its producer read from the event
+    contracts (every type a handler takes must come from one producer's exchange)."""
+    from ..events.registry import REGISTRY
+
+    grouped: dict[HandlerFunc, list[str]] = {}
+    for event_type, func in table.items():
+        grouped.setdefault(func, []).append(event_type)
+    found = []
+    for func, types in grouped.items():
+        producers = {REGISTRY.producer_of(t) for t in types}
+        if len(producers) != 1:
+            raise ValueError(f"handler {func.__name__} takes events of {sorted(producers)}: split it")
+        found.append(Handler(func.__name__, producer=producers.pop(), events=tuple(types), func=func))
+    return tuple(found)

@@ -21,7 +21,9 @@ from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..db import aware
 from ..metrics import BusMetrics
+from ..outbox import notify_channel
 from ..settings import Settings
 from .backoff import Backoff
 from .connection import broker_connection
@@ -30,10 +32,6 @@ from .publisher import ConfirmingPublisher, ConfirmTimeout, Outgoing, PlainPubli
 from .topology import declare_producer, unrouted
 
 log = logging.getLogger(__name__)
-
-
-def notify_channel(service: str) -> str:
-    return f"logistics_outbox_{service}"
 
 
 class OutboxRelay:
@@ -171,8 +169,7 @@ class OutboxRelay:
             old = select(outbox.c.id).where(outbox.c.published_at < cutoff).limit(1000).scalar_subquery()
             session.execute(delete(outbox).where(outbox.c.id.in_(old)))
         self.metrics.outbox_backlog.labels(self.service).set(count)
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)
+        oldest = aware(oldest)
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         self.metrics.outbox_oldest_age.labels(self.service).set(age)
         if connection.transport.driver_type == "amqp":

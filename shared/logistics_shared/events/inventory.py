@@ -7,6 +7,9 @@ from marshmallow import Schema, fields, validate
 from ..schemas import Code, Count, Quantity, SignedQuantity, Sku, StrictInteger
 from .registry import REGISTRY
 
+#: Every event in this module is emitted by the inventory service (its exchange).
+PRODUCER = "inventory"
+
 REASONS = ("count", "damage", "loss", "found", "correction", "expiry", "other")
 
 
@@ -24,19 +27,19 @@ class _Movement(StockLevelSchema):
     reference = fields.String(allow_none=True, load_default=None)
 
 
-@REGISTRY.register("stock.received", 1)
+@REGISTRY.register("stock.received", 1, producer=PRODUCER)
 class StockReceived(_Movement):
     quantity = Quantity(required=True)
 
 
-@REGISTRY.register("stock.adjusted", 1)
+@REGISTRY.register("stock.adjusted", 1, producer=PRODUCER)
 class StockAdjusted(_Movement):
     delta = SignedQuantity(required=True)
     reason = fields.String(required=True, validate=validate.OneOf(REASONS))
     note = fields.String(allow_none=True, load_default=None)
 
 
-@REGISTRY.register("stock.transferred", 1)
+@REGISTRY.register("stock.transferred", 1, producer=PRODUCER)
 class StockTransferred(Schema):
     sku = Sku(required=True)
     from_warehouse = Code(required=True)
@@ -59,22 +62,22 @@ class _Reservation(Schema):
     lines = fields.List(fields.Nested(ReservationLineSchema), required=True)
 
 
-@REGISTRY.register("stock.reserved", 1)
+@REGISTRY.register("stock.reserved", 1, producer=PRODUCER)
 class StockReserved(_Reservation):
     expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
 
 
-@REGISTRY.register("stock.released", 1)
+@REGISTRY.register("stock.released", 1, producer=PRODUCER)
 class StockReleased(_Reservation):
     reason = fields.String(required=True, validate=validate.OneOf(("released", "expired")))
 
 
-@REGISTRY.register("stock.issued", 1)
+@REGISTRY.register("stock.issued", 1, producer=PRODUCER)
 class StockIssued(_Reservation):
     movement_ids = fields.List(StrictInteger(), required=True)
 
 
-@REGISTRY.register("stock.low", 1)
+@REGISTRY.register("stock.low", 1, producer=PRODUCER)
 class StockLow(StockLevelSchema):
     reorder_point = Count(required=True)
 
@@ -85,7 +88,7 @@ class ShortageSchema(Schema):
     available = StrictInteger(required=True)
 
 
-@REGISTRY.register("stock.reservation_failed", 1)
+@REGISTRY.register("stock.reservation_failed", 1, producer=PRODUCER)
 class StockReservationFailed(Schema):
     reference = fields.String(required=True)
     warehouse = fields.String(required=True)

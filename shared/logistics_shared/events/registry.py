@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
@@ -16,20 +17,38 @@ class UnknownEvent(LookupError):
 class EventRegistry:
     def __init__(self) -> None:
         self._schemas: dict[tuple[str, int], type[Schema]] = {}
+        self._producers: dict[str, str] = {}
         # Schema instances are reusable and building one is costly: cache them.
         self._strict: dict[tuple[str, int], Schema] = {}
         self._lenient: dict[tuple[str, int], Schema] = {}
         self._envelope = EnvelopeSchema()
 
-    def register(self, type: str, version: int = 1):
+    def register(
+        self, type: str, version: int = 1, *, producer: str
+    ) -> Callable[[type[Schema]], type[Schema]]:
+        """Register the schema of one (type, version); ``producer`` is the service whose
+        exchange carries it (one producer per type, whatever the version)."""
+
         def decorator(schema: type[Schema]) -> type[Schema]:
             key = (type, version)
             if key in self._schemas:
                 raise ValueError(f"event {type} v{version} is registered twice")
+            if self._producers.setdefault(type, producer) != producer:
+                raise ValueError(f"event {type} has two producers: {self._producers[type]} and {producer}")
             self._schemas[key] = schema
             return schema
 
         return decorator
+
+    def producer_of(self, type: str) -> str:
+        try:
+            return self._producers[type]
+        except KeyError:
+            raise UnknownEvent(f"no event {type!r} is registered") from None
+
+    def types(self) -> list[str]:
+        """Every registered event type, sorted."""
+        return sorted(self._producers)
 
     def schema(self, type: str, version: int) -> type[Schema]:
         try:

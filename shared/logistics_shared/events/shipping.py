@@ -8,8 +8,11 @@ from ..schemas import Code
 from .inventory import ReservationLineSchema
 from .registry import REGISTRY
 
+#: Every event in this module is emitted by the shipping service (its exchange).
+PRODUCER = "shipping"
 
-@REGISTRY.register("shipment.requested", 1)
+
+@REGISTRY.register("shipment.requested", 1, producer=PRODUCER)
 class ShipmentRequested(Schema):
     shipment_id = fields.UUID(required=True)
     reference = fields.String(required=True, validate=validate.Length(min=1, max=100))
@@ -19,7 +22,7 @@ class ShipmentRequested(Schema):
     version = fields.Integer(allow_none=True, load_default=None)
 
 
-@REGISTRY.register("shipment.cancelled", 1)
+@REGISTRY.register("shipment.cancelled", 1, producer=PRODUCER)
 class ShipmentCancelled(Schema):
     shipment_id = fields.UUID(required=True)
     reference = fields.String(required=True, validate=validate.Length(min=1, max=100))
@@ -39,12 +42,12 @@ class _ShipmentState(Schema):
     version = fields.Integer(allow_none=True, load_default=None)
 
 
-@REGISTRY.register("shipment.ready", 1)
+@REGISTRY.register("shipment.ready", 1, producer=PRODUCER)
 class ShipmentReady(_ShipmentState):
     reservation_id = fields.UUID(required=True)
 
 
-@REGISTRY.register("shipment.on_hold", 1)
+@REGISTRY.register("shipment.on_hold", 1, producer=PRODUCER)
 class ShipmentOnHold(_ShipmentState):
     reason = fields.String(required=True)
     detail = fields.String(required=True)
@@ -64,12 +67,12 @@ class _Tracked(_ShipmentState):
     tracking = fields.Nested(TrackingSchema, required=True)
 
 
-@REGISTRY.register("shipment.status_changed", 1)
+@REGISTRY.register("shipment.status_changed", 1, producer=PRODUCER)
 class ShipmentStatusChanged(_Tracked):
     pass
 
 
-@REGISTRY.register("shipment.tracked", 1)
+@REGISTRY.register("shipment.tracked", 1, producer=PRODUCER)
 class ShipmentTracked(_ShipmentState):
     """A scan that did not move the shipment (another hub, a late or repeated status):
     ``status`` is the shipment's current one, ``tracking`` the scan."""
@@ -77,22 +80,22 @@ class ShipmentTracked(_ShipmentState):
     tracking = fields.Nested(TrackingSchema, required=True)
 
 
-@REGISTRY.register("shipment.exception", 1)
+@REGISTRY.register("shipment.exception", 1, producer=PRODUCER)
 class ShipmentException(_Tracked):
     pass
 
 
-@REGISTRY.register("shipment.delivery_failed", 1)
+@REGISTRY.register("shipment.delivery_failed", 1, producer=PRODUCER)
 class ShipmentDeliveryFailed(_Tracked):
     pass
 
 
-@REGISTRY.register("shipment.delivered", 1)
+@REGISTRY.register("shipment.delivered", 1, producer=PRODUCER)
 class ShipmentDelivered(_Tracked):
     pass
 
 
-@REGISTRY.register("shipment.label_purchased", 1)
+@REGISTRY.register("shipment.label_purchased", 1, producer=PRODUCER)
 class ShipmentLabelPurchased(_ShipmentState):
     carrier = Code(required=True)
     service = Code(required=True)

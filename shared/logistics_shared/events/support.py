@@ -6,6 +6,9 @@ from marshmallow import Schema, fields, validate
 
 from .registry import REGISTRY
 
+#: Every event in this module is emitted by the support service (its exchange).
+PRODUCER = "support"
+
 _STATUS = validate.OneOf(("new", "open", "pending", "solved", "closed"))
 
 
@@ -14,7 +17,7 @@ class _Ticket(Schema):
     number = fields.Integer(required=True, strict=True)
 
 
-@REGISTRY.register("ticket.created", 1)
+@REGISTRY.register("ticket.created", 1, producer=PRODUCER)
 class TicketCreated(_Ticket):
     subject = fields.String(required=True)
     type = fields.String(required=True)
@@ -25,19 +28,19 @@ class TicketCreated(_Ticket):
     shipment_id = fields.UUID(allow_none=True, load_default=None)
 
 
-@REGISTRY.register("ticket.status_changed", 1)
+@REGISTRY.register("ticket.status_changed", 1, producer=PRODUCER)
 class TicketStatusChanged(_Ticket):
     previous_status = fields.String(required=True, validate=_STATUS)
     status = fields.String(required=True, validate=_STATUS)
 
 
-@REGISTRY.register("ticket.assigned", 1)
+@REGISTRY.register("ticket.assigned", 1, producer=PRODUCER)
 class TicketAssigned(_Ticket):
     previous_assignee = fields.String(allow_none=True, load_default=None)
     assignee = fields.String(allow_none=True, load_default=None)
 
 
-@REGISTRY.register("ticket.sla_breached", 1)
+@REGISTRY.register("ticket.sla_breached", 1, producer=PRODUCER)
 class TicketSlaBreached(_Ticket):
     kind = fields.String(required=True, validate=validate.OneOf(("first_response", "resolution")))
     priority = fields.String(required=True)

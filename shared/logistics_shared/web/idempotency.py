@@ -20,6 +20,7 @@ from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import errors
+from ..db import aware
 from ..identity import Identity, recording_scope
 from .responses import ApiResponse
 
@@ -145,9 +146,7 @@ def _existing(
             response.headers.update(orjson.loads(row.response_headers or "{}"))
             response.headers["Idempotent-Replayed"] = "true"
             return response
-        locked_until = row.locked_until
-        if locked_until.tzinfo is None:  # SQLite returns naive datetimes
-            locked_until = locked_until.replace(tzinfo=UTC)
+        locked_until = aware(row.locked_until)
         if locked_until > now:
             raise errors.Conflict(
                 "A request with this idempotency key is still being processed.",

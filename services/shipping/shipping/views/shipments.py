@@ -23,7 +23,7 @@ TAGS = ("shipments",)
 
 
 def _hold_for(request: Request) -> timedelta | None:
-    hours = request.registry["logistics.settings"].shipment_hold_hours
+    hours = request.registry["logistics.settings"].own.shipment_hold_hours
     return timedelta(hours=hours) if hours > 0 else None
 
 

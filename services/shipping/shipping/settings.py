@@ -1,0 +1,14 @@
+"""Settings only shipping reads (the shared ones are in ``logistics_shared.settings``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from logistics_shared.settings import setting
+
+
+@dataclass(frozen=True)
+class ShippingSettings:
+    shipment_hold_hours: float = setting(
+        72.0, "How long inventory holds a new shipment's stock, asked by shipping (0: no expiry)."
+    )
