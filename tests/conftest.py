@@ -12,6 +12,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from logistics_shared.security import load_keyring, mint_token
 from logistics_shared.service import ServiceSpec, discover
 from logistics_shared.settings import Settings, load_settings
 
+from .helpers.transactional import in_transaction
 from .services import PG_URL, need_postgres
 
 hypothesis_settings.register_profile("ci", max_examples=25, stateful_step_count=20, deadline=None)
@@ -164,20 +166,85 @@ class Client:
         return self.registry["dbengine"]
 
 
+class WorkerApps:
+    """One migrated database and one app per (service, backend) for this xdist worker."""
+
+    def __init__(self, root: Path, tag: str, request: pytest.FixtureRequest) -> None:
+        self.root, self.tag, self.request = root, tag, request
+        self.apps: dict[tuple[str, str], tuple[Any, Settings]] = {}
+        self.databases: list[str] = []
+
+    def get(self, spec: ServiceSpec, backend: str) -> tuple[Any, Settings]:
+        key = (spec.name, backend)
+        if key not in self.apps:
+            if backend == "sqlite":
+                path = self.root / f"{spec.name}-shared.sqlite3"
+                shutil.copy(self.request.getfixturevalue("sqlite_templates").get(spec), path)
+                url = f"sqlite:///{path}"
+            else:
+                need_postgres()
+                template = self.request.getfixturevalue("pg_templates").get(spec)
+                name = f"lt_{spec.name}_{self.tag}_shared"
+                _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                _pg(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                self.databases.append(name)
+                url = f"{PG_URL}/{name}"
+            settings = make_settings(spec.name, url, self.root)
+            self.apps[key] = (spec.configure(settings).make_wsgi_app(), settings)
+        return self.apps[key]
+
+    def close(self) -> None:
+        for app, _settings in self.apps.values():
+            app.registry["dbengine"].dispose()
+        for name in self.databases:
+            _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def worker_apps(
+    tmp_path_factory: pytest.TempPathFactory, worker_tag: str, request: pytest.FixtureRequest
+) -> Iterator[WorkerApps]:
+    apps = WorkerApps(tmp_path_factory.mktemp("worker-apps"), worker_tag, request)
+    yield apps
+    apps.close()
+
+
 @pytest.fixture
 def service_client(
-    database_factory: Callable[[ServiceSpec, str], str], specs: dict[str, ServiceSpec], tmp_path: Path
+    database_factory: Callable[[ServiceSpec, str], str],
+    specs: dict[str, ServiceSpec],
+    tmp_path: Path,
+    worker_apps: WorkerApps,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Callable[..., Client]]:
-    """``make(name, backend="sqlite", **settings)`` -> a :class:`Client` on a fresh database."""
+    """``make(name, backend="sqlite", **settings)`` -> a :class:`Client`.
+
+    By default the worker's app for that service and backend, inside this test's
+    transaction (rolled back at the end: see tests/helpers/transactional.py). With
+    settings of its own, a second client of the same service, or in a test marked
+    ``fresh_app`` (other connections, threads, workers), a fresh database cloned from
+    the migrated template and an app of its own, as real commits need.
+    """
     engines = []
+    taken: set[tuple[str, str]] = set()
+    fresh = request.node.get_closest_marker("fresh_app") is not None
+    with ExitStack() as stack:
 
-    def make(name: str, backend: str = "sqlite", **extra: Any) -> Client:
-        spec = specs[name]
-        settings = make_settings(name, database_factory(spec, backend), tmp_path, **extra)
-        app = spec.configure(settings).make_wsgi_app()
-        engines.extend({app.registry["dbengine"], app.registry["dbengine_read"]})
-        return Client(app, settings)
+        def make(name: str, backend: str = "sqlite", **extra: Any) -> Client:
+            spec = specs[name]
+            if not extra and not fresh and (name, backend) not in taken:
+                taken.add((name, backend))
+                app, settings = worker_apps.get(spec, backend)
+                cache = app.registry.get("tracking_cache")
+                if cache is not None:
+                    cache.reset_local()  # the app outlives the test; its cache must not
+                stack.enter_context(in_transaction(app.registry, app.registry["dbengine"]))
+                return Client(app, settings)
+            settings = make_settings(name, database_factory(spec, backend), tmp_path, **extra)
+            app = spec.configure(settings).make_wsgi_app()
+            engines.extend({app.registry["dbengine"], app.registry["dbengine_read"]})
+            return Client(app, settings)
 
-    yield make
+        yield make
     for engine in engines:
         engine.dispose()

@@ -43,6 +43,12 @@ class TwoLevelCache:
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
         self.stats = {"local": 0, "shared": 0, "miss": 0, "errors": 0}
 
+    def reset_local(self) -> None:
+        """Forget this process's copies and counters (Redis keeps its own)."""
+        with self._lock:
+            self._local.clear()
+            self.stats = {"local": 0, "shared": 0, "miss": 0, "errors": 0}
+
     def _key(self, key: str) -> str:
         return f"logistics:{self.name}:{key}"
 

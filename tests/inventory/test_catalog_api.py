@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from .conftest import ADDRESS
 
 ITEM = {"sku": "NEW-1", "name": "New", "unit_weight_g": 1, "length_mm": 1, "width_mm": 1, "height_mm": 1}
@@ -46,6 +48,7 @@ def test_patch_with_if_match_is_an_atomic_version_check(inv):
     assert admin.get("/v1/items/SKU-1").json["name"] == "Renamed"
 
 
+@pytest.mark.fresh_app
 def test_concurrent_patches_with_the_same_etag_one_wins(inv):
     admin = inv.as_()
 
@@ -59,6 +62,7 @@ def test_concurrent_patches_with_the_same_etag_one_wins(inv):
     assert statuses == [200] + [412] * 7
 
 
+@pytest.mark.fresh_app
 def test_concurrent_creates_of_one_sku_give_one_201_and_409s(inv):
     admin = inv.as_()
 

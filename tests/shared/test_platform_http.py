@@ -89,6 +89,7 @@ def test_log_lines_are_json_and_carry_the_request_id(service_client, capsys):
     assert next(line for line in lines if line["msg"] == "outside any request")["request_id"] is None
 
 
+@pytest.mark.fresh_app
 def test_metrics_count_requests_by_route_and_status(inv):
     inv.as_().get("/v1/items")
     inv.anonymous.get("/v1/items", status=401)

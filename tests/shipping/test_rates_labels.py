@@ -438,6 +438,7 @@ def test_buying_a_label_is_idempotent_with_a_key(ship):
     assert len(emitted(ship, "shipment.label_purchased")) == 1
 
 
+@pytest.mark.fresh_app
 def test_concurrent_purchases_of_one_label_give_one_success(ship):
     setup_carriers(ship)
     sid = ready_shipment(ship)
