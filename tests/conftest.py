@@ -248,3 +248,24 @@ def service_client(
         yield make
     for engine in engines:
         engine.dispose()
+
+
+#: Fixtures that put a test on a database through the app (an API test).
+_API_FIXTURES = {"service_client", "database_factory", "worker_apps"}
+_BROKER_FIXTURES = {"rabbit", "namespace", "tap", "private_broker", "everything"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers for the kind of test and the real services it needs, so that
+    ``pytest -m "not e2e and not fault"`` is a quick loop and ``-m postgres`` selects
+    what needs PostgreSQL. e2e and fault are set by their modules; the rest here."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "postgres" in params.values() or "postgres" in item.name:
+            item.add_marker(pytest.mark.postgres)
+        if names & _BROKER_FIXTURES:
+            item.add_marker(pytest.mark.rabbitmq)
+        if item.get_closest_marker("e2e") or item.get_closest_marker("fault"):
+            continue
+        item.add_marker(pytest.mark.api if names & _API_FIXTURES else pytest.mark.unit)

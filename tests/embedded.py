@@ -39,14 +39,16 @@ def call(method: str, url: str, token: str, body: dict | None = None) -> tuple[i
         return exc.code, json.loads(exc.read())
 
 
-def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
+def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    """Poll ``check`` until it returns something true; fail saying what was awaited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError("timed out")
+    source = what or getattr(check, "__qualname__", repr(check))
+    raise AssertionError(f"timed out after {timeout} s waiting for {source}")
 
 
 @dataclass

@@ -10,7 +10,12 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from .embedded import LOGISTICS, PORTS, call, logistics_up
+
+# Real processes end to end.
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).parents[1]
 BLOCK = re.compile(r"<!-- walkthrough:start -->(.*?)<!-- walkthrough:end -->", re.S)

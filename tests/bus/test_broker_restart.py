@@ -26,13 +26,13 @@ from logistics_shared.bus.names import Names
 from logistics_shared.bus.topology import declare_producer, producer_exchange
 from logistics_shared.bus.worker import Worker
 
+from ..helpers.bus import publish_event, wait_until
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import seed
 from ..services import need_postgres
-from .conftest import publish_event, wait_until
 from .private_broker import PrivateBroker, need_rabbitmq_server
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.fault]
 
 FAST_RETRIES = {"bus_retry_delays": "0.2,0.4", "bus_max_attempts": 3, "bus_confirm_timeout": 3}
 WRITES_WHILE_DOWN = 200

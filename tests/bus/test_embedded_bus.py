@@ -17,9 +17,9 @@ from logistics_shared.bus.topology import declare_producer, producer_exchange
 from logistics_shared.bus.worker import Worker
 from logistics_shared.events import new_envelope
 
+from ..helpers.bus import wait_until
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import receive, seed
-from .conftest import wait_until
 
 
 def _publish(ns: str, type: str, data: dict, body: bytes | None = None) -> str:

@@ -19,19 +19,14 @@ from logistics_shared.bus.relay import OutboxRelay
 from logistics_shared.bus.worker import Worker
 from logistics_shared.outbox import Outbox
 
+from ..helpers.bus import publish_event, unpublished, wait_until
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import seed
-from .conftest import publish_event, wait_until
 from .workers import queue_depth, queue_exists, start_worker, worker_env
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.fault]
 
 FAST = {"bus_retry_delays": "0.2,0.4", "bus_max_attempts": 3, "bus_confirm_timeout": 2}
-
-
-def unpublished(client) -> int:
-    with client.engine.connect() as conn:
-        return conn.execute(text("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")).scalar_one()
 
 
 def outbox_ids(client) -> set[str]:

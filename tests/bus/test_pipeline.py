@@ -14,9 +14,9 @@ from logistics_shared.bus.consumer import EventConsumer
 from logistics_shared.bus.handlers import Handler
 from logistics_shared.bus.worker import Worker
 
+from ..helpers.bus import publish_event, unpublished, wait_until
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import receive, seed
-from .conftest import publish_event, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -39,11 +39,6 @@ def worker(inv, specs):
     wait_until(lambda: runner.readiness()["status"] == "ready", what="worker ready")
     yield runner
     runner.shutdown()
-
-
-def unpublished(client) -> int:
-    with client.engine.connect() as conn:
-        return conn.execute(text("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")).scalar_one()
 
 
 def outbox_ids(client) -> list[str]:

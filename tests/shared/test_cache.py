@@ -10,6 +10,9 @@ from logistics_shared.cache import TwoLevelCache
 
 from ..services import REDIS_URL, need_service
 
+# Uses the machine's Redis (the tests that do say need_service).
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 def redis_url() -> str:

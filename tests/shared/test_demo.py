@@ -17,6 +17,9 @@ from logistics_shared.service import discover
 from ..embedded import LOGISTICS, PORTS, Up, call, eventually, logistics_up
 from ..services import free_port_block
 
+# Real processes end to end.
+pytestmark = pytest.mark.e2e
+
 REFERENCES = {
     "DEMO-1001": "ready",
     "DEMO-1002": "on_hold",

@@ -19,6 +19,9 @@ import pytest
 from ..embedded import PORTS, Up, logistics_up
 from ..services import need_browser
 
+# Real processes end to end.
+pytestmark = pytest.mark.e2e
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-background-networking",

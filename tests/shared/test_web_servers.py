@@ -25,6 +25,9 @@ from logistics_shared.settings import load_settings
 
 from ..conftest import JWT_SECRET
 
+# Real processes end to end.
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
 SERVICES = ("inventory", "shipping", "support")

@@ -31,9 +31,8 @@ from ..badinput import (
     with_raw_field,
 )
 from ..conftest import Client
+from ..helpers.shipping import CARRIER, DHL, SECRET, SERVICE, SHIPMENT, make_ready, setup_carriers
 from ..inventory.conftest import ADDRESS
-from .test_rates_labels import CARRIER, DHL, SECRET, SERVICE, make_ready, setup_carriers
-from .test_shipments_api import SHIPMENT
 
 QUANTITIES = (0, -1, 1.5, "2", True, None, 2**63, 10**9 + 1, 2**64, 1e10)
 SIZES = (-1, 1.5, "2", True, None, 2**63)

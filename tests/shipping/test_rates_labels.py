@@ -15,97 +15,30 @@ from sqlalchemy.exc import IntegrityError
 
 from inventory import handlers as inventory_handlers
 from logistics_shared.bus.worker import Worker
-from logistics_shared.outbox import Outbox
 from shipping.domain import labels as label_domain
-from shipping.domain import shipments as shipment_domain
 
-from ..bus.conftest import wait_until
+from ..helpers.bus import wait_until
+from ..helpers.shipping import (
+    BULKY,
+    CARRIER,
+    DHL,
+    DHL_EXPRESS,
+    SECRET,
+    SERVICE,
+    deliver,
+    emitted,
+    make_ready,
+    ready_shipment,
+    setup_carriers,
+    shipment_body,
+)
 from ..invariants import assert_inventory_invariants
-from ..inventory.conftest import ADDRESS, receive, seed
-from .test_saga_reordering import deliver, emitted
-
-SECRET = "whsec-0123456789-abcdefghij"
-CARRIER = {"code": "POSTNL", "name": "PostNL", "webhook_secret": SECRET}
-
-
-def rate_table(**overrides):
-    table = {
-        "currency": "EUR",
-        "dim_divisor": 5000,
-        "zones": [
-            {"name": "nl", "countries": ["NL"]},
-            {"name": "ams", "countries": ["NL"], "postal_prefixes": ["10", "11"]},
-            {"name": "eu", "countries": ["BE", "DE", "FR"]},
-        ],
-        "weight_bands": [
-            {"max_g": 2000, "prices": {"nl": 495, "ams": 395, "eu": 995}},
-            {"max_g": 10000, "prices": {"nl": 795, "ams": 695, "eu": 1595}},
-            {"max_g": 30000, "prices": {"nl": 1295, "ams": 1195}},
-        ],
-    }
-    return {**table, **overrides}
-
-
-SERVICE = {"code": "standard", "name": "Standard", "rate_table": rate_table()}
-# A second carrier whose only service serves Germany.
-DHL = {"code": "DHL", "name": "DHL", "webhook_secret": "dhl-secret-0123456789", "tracking_prefix": "JD"}
-DHL_EXPRESS = {
-    "code": "express",
-    "name": "Express",
-    "rate_table": {
-        "currency": "EUR",
-        "dim_divisor": 4000,
-        "zones": [{"name": "de", "countries": ["DE"]}],
-        "weight_bands": [{"max_g": 5000, "prices": {"de": 1999}}],
-    },
-}
-
-SMALL = {"weight_g": 1200, "length_mm": 200, "width_mm": 150, "height_mm": 100}  # dimensional 600 g
-BULKY = {"weight_g": 1200, "length_mm": 400, "width_mm": 300, "height_mm": 200}  # dimensional 4800 g
-
-
-def shipment_body(parcels=(SMALL,), warehouse="AMS", reference="ORDER-1", **ship_to):
-    return {
-        "reference": reference,
-        "warehouse": warehouse,
-        "ship_to": {**ADDRESS, **ship_to},
-        "lines": [{"sku": "SKU-1", "quantity": 2}],
-        "parcels": list(parcels),
-    }
+from ..inventory.conftest import receive, seed
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def ship(service_client, request):
     return service_client("shipping", request.param)
-
-
-def setup_carriers(client):
-    admin = client.as_()
-    admin.post_json("/v1/carriers", CARRIER, status=201)
-    admin.post_json("/v1/carriers/POSTNL/services", SERVICE, status=201)
-    admin.post_json("/v1/carriers", DHL, status=201)
-    admin.post_json("/v1/carriers/DHL/services", DHL_EXPRESS, status=201)
-
-
-def make_ready(client, shipment_id, reservation_id=None):
-    """Run shipping's saga step for ``stock.reserved`` as the worker would."""
-    reservation_id = reservation_id or str(uuid.uuid4())
-    factory = client.registry["dbsession_factory"]
-    table = client.registry["logistics.platform_tables"].outbox
-    with factory() as session, session.begin():
-        shipment_domain.on_stock_reserved(
-            session,
-            Outbox(session, table, producer="shipping"),
-            {"reference": shipment_id, "reservation_id": reservation_id},
-            "test",
-        )
-    return reservation_id
-
-
-def ready_shipment(client, **kwargs):
-    shipment = client.as_().post_json("/v1/shipments", shipment_body(**kwargs), status=201).json
-    make_ready(client, shipment["id"])
-    return shipment["id"]
 
 
 def outbox_types(client):

@@ -12,11 +12,11 @@ from sqlalchemy import text
 
 from logistics_shared.bus.worker import Worker
 
-from ..bus.conftest import wait_until
+from ..helpers.bus import wait_until
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import ADDRESS, receive, seed
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 FAST = {"bus_retry_delays": "0.2,0.4", "bus_max_attempts": 3, "bus_confirm_timeout": 3, "db_pool_size": 30}
 

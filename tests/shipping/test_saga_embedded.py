@@ -4,8 +4,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ..embedded import call, eventually, logistics_up
 from ..inventory.conftest import ADDRESS
+
+# Real processes end to end.
+pytestmark = pytest.mark.e2e
 
 
 def test_saga_over_http_on_logistics_up(tmp_path):

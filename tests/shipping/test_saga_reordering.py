@@ -5,32 +5,18 @@ handlers by hand).
 
 from __future__ import annotations
 
-import orjson
 import pytest
 from sqlalchemy import text
 
 from inventory import handlers as inventory_handlers
-from logistics_shared.events import REGISTRY
-from logistics_shared.outbox import Outbox
 from shipping import handlers as shipping_handlers
 
+from ..helpers.shipping import (
+    deliver,
+    emitted,
+)
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import ADDRESS, receive, seed
-
-
-def emitted(client, event_type):
-    with client.engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT payload FROM outbox WHERE event_type = :t ORDER BY id"), {"t": event_type}
-        ).all()
-    return [REGISTRY.load_incoming(orjson.loads(row[0])) for row in rows]
-
-
-def deliver(client, service, func, envelope):
-    factory = client.registry["dbsession_factory"]
-    table = client.registry["logistics.platform_tables"].outbox
-    with factory() as session, session.begin():
-        func(session, envelope, Outbox(session, table, producer=service, causation_id=str(envelope["id"])))
 
 
 def reserved(inv):

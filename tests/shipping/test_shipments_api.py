@@ -5,15 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from ..helpers.shipping import (
+    SHIPMENT,
+)
 from ..inventory.conftest import ADDRESS
-
-SHIPMENT = {
-    "reference": "ORDER-1",
-    "warehouse": "AMS",
-    "ship_to": ADDRESS,
-    "lines": [{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-2", "quantity": 1}],
-    "parcels": [{"weight_g": 1200, "length_mm": 300, "width_mm": 200, "height_mm": 100}],
-}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -15,9 +15,8 @@ from sqlalchemy import text
 from shipping.domain import lifecycle, shipments
 
 from ..conftest import Client, make_settings
+from ..helpers.shipping import SECRET, event, labelled, post, ready_shipment
 from ..services import REDIS_URL, need_service
-from .test_rates_labels import SECRET, ready_shipment
-from .test_webhook import event, labelled, post
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -177,6 +176,7 @@ def _lookup(client: Client, number: str) -> dict[str, Any]:
     return client.as_().get(f"/v1/tracking/{number}").json
 
 
+@pytest.mark.redis
 @pytest.mark.parametrize("change", sorted(CHANGES))
 def test_every_change_of_a_shipment_drops_its_cached_lookup(change, database_factory, specs, tmp_path):
     """Two replicas share Redis; the local level stays on, as in production. Whatever

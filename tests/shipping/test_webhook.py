@@ -3,62 +3,21 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import orjson
 import pytest
 from sqlalchemy import text
 
-from shipping.domain.webhooks import signature
-
-from .test_rates_labels import SECRET, ready_shipment, setup_carriers
+from ..helpers.shipping import (
+    event,
+    labelled,
+    post,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def ship(service_client, request):
     return service_client("shipping", request.param)
-
-
-def labelled(client) -> tuple[str, str]:
-    setup_carriers(client)
-    shipment_id = ready_shipment(client, postal_code="1011AB")
-    label = (
-        client.as_()
-        .post_json(
-            f"/v1/shipments/{shipment_id}/label", {"carrier": "POSTNL", "service": "standard"}, status=201
-        )
-        .json
-    )
-    return shipment_id, label["tracking_number"]
-
-
-def post(
-    client,
-    body: dict,
-    *,
-    secret: str = SECRET,
-    timestamp: int | None = None,
-    carrier: str = "POSTNL",
-    status: int = 200,
-    raw: bytes | None = None,
-    sign: bool = True,
-):
-    payload = raw if raw is not None else orjson.dumps(body)
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    headers = {"Content-Type": "application/json", "X-Carrier-Timestamp": stamp}
-    if sign:
-        headers["X-Carrier-Signature"] = signature(secret, stamp, payload)
-    return client.anonymous.post(f"/v1/carriers/{carrier}/webhook", payload, headers=headers, status=status)
-
-
-def event(number: str, event_id: str = "ev-1", status: str = "in_transit") -> dict:
-    return {
-        "event_id": event_id,
-        "tracking_number": number,
-        "status": status,
-        "location": "Amsterdam sorting centre",
-        "occurred_at": datetime.now(UTC).isoformat(),
-    }
 
 
 def tracking_rows(client) -> int:
@@ -134,6 +93,7 @@ def test_tracking_lookup_is_cached_and_invalidated_by_new_events(ship):
     ship.anonymous.get(f"/v1/tracking/{number}", status=401)
 
 
+@pytest.mark.redis
 def test_tracking_lookup_is_shared_through_redis_between_replicas(
     service_client, database_factory, specs, tmp_path
 ):

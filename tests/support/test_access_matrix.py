@@ -19,8 +19,8 @@ from webtest import TestApp
 
 from support import handlers
 
-from ..shared.test_route_permissions import PUBLIC, served
-from .test_handlers import deliver, envelope, state
+from ..helpers.routes import PUBLIC, served
+from ..helpers.support import deliver, envelope, state
 
 ROLES = ("anonymous", "bad token", "admin", "support_agent", "service", "staff AMS", "staff RTM")
 LINES = [{"sku": "SKU-1", "quantity": 1}]

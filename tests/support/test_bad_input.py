@@ -14,8 +14,8 @@ from support import handlers
 
 from ..badinput import DELETE, Case, Twin, envelope, invalid, js, run_table
 from ..conftest import Client
-from .test_handlers import deliver, state
-from .test_handlers import envelope as event
+from ..helpers.support import deliver, state
+from ..helpers.support import envelope as event
 
 TICKET = {
     "subject": "Where is my parcel?",

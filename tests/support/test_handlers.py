@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from logistics_shared.events import REGISTRY
-from logistics_shared.outbox import Outbox
 from support import handlers
+
+from ..helpers.support import deliver, envelope, state
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -20,32 +20,6 @@ T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 @pytest.fixture(params=["sqlite", "postgres"])
 def sup(service_client, request):
     return service_client("support", request.param)
-
-
-def deliver(client, func, envelope):
-    factory = client.registry["dbsession_factory"]
-    table = client.registry["logistics.platform_tables"].outbox
-    with factory() as session, session.begin():
-        func(session, envelope, Outbox(session, table, producer="support", causation_id=str(envelope["id"])))
-
-
-def envelope(type_, data, at, producer="shipping"):
-    """An envelope as the consumer sees it: checked against the registered contract."""
-    return REGISTRY.load_incoming(
-        {
-            "id": str(uuid.uuid4()),
-            "type": type_,
-            "version": 1,
-            "occurred_at": at.isoformat(),
-            "producer": producer,
-            "correlation_id": "c",
-            "data": data,
-        }
-    )
-
-
-def state(shipment_id, status, **extra):
-    return {"shipment_id": shipment_id, "reference": "ORDER-1", "warehouse": "AMS", "status": status, **extra}
 
 
 def tracked(shipment_id, status, previous, at, description=None):

@@ -7,37 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from logistics_shared.bus.worker import Worker
+from ..helpers.bus import wait_until
+from ..helpers.shipping import SECRET, event, post, setup_carriers
+from ..helpers.support import tickets_for
+from ..inventory.conftest import ADDRESS, receive
 
-from ..bus.conftest import wait_until
-from ..inventory.conftest import ADDRESS, receive, seed
-from ..shipping.test_rates_labels import SECRET, setup_carriers
-from ..shipping.test_webhook import event, post
-
-pytestmark = pytest.mark.postgres
-
-FAST = {"bus_retry_delays": "0.2,0.4", "bus_max_attempts": 3, "bus_confirm_timeout": 3}
-
-
-@pytest.fixture
-def everything(service_client, specs, rabbit, namespace):
-    clients = {
-        name: service_client(name, "postgres", broker_url=rabbit, bus_namespace=namespace, **FAST)
-        for name in ("inventory", "shipping", "support")
-    }
-    seed(clients["inventory"])
-    workers = [Worker(specs[name], c.settings, c.registry, periodic=False) for name, c in clients.items()]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        wait_until(lambda w=worker: w.readiness()["status"] == "ready", what="workers ready")
-    yield clients
-    for worker in workers:
-        worker.shutdown()
-
-
-def tickets_for(support, shipment_id):
-    return support.as_("support_agent").get("/v1/tickets", {"shipment_id": shipment_id}).json["items"]
+pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 
 def test_a_shortage_and_a_carrier_exception_each_open_one_ticket(everything):

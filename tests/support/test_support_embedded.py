@@ -16,13 +16,16 @@ from email.message import Message
 from pathlib import Path
 
 import orjson
+import pytest
 
 from shipping.domain.webhooks import signature
 
 from ..embedded import call, eventually, logistics_up
+from ..helpers.shipping import CARRIER, SECRET, SERVICE, event
 from ..inventory.conftest import ADDRESS
-from ..shipping.test_rates_labels import CARRIER, SECRET, SERVICE
-from ..shipping.test_webhook import event
+
+# Real processes end to end.
+pytestmark = pytest.mark.e2e
 
 PARCEL = {"weight_g": 500, "length_mm": 100, "width_mm": 100, "height_mm": 100}
 

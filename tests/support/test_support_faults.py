@@ -18,19 +18,16 @@ from sqlalchemy import text
 from logistics_shared.bus.worker import Worker
 
 from ..bus import conftest as bus_fixtures
-from ..bus.conftest import publish_event, wait_until
 from ..bus.workers import queue_depth, queue_exists, start_worker, worker_env
+from ..helpers.bus import publish_event, wait_until
+from ..helpers.shipping import SECRET, event, post, setup_carriers
+from ..helpers.support import FAST, tickets_for
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import ADDRESS, receive
-from ..shipping.test_rates_labels import SECRET, setup_carriers
-from ..shipping.test_webhook import event, post
-from . import test_support_e2e
-from .test_support_e2e import FAST, tickets_for
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.fault]
 
 # Inventory, shipping and support, each with its worker in-process (a fixture of the e2e tests).
-everything = test_support_e2e.everything
 # What support's relay actually put on the wire.
 tap = bus_fixtures.tap
 
