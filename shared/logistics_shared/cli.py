@@ -143,6 +143,20 @@ def _allow_open_files(settings: Settings, servers: int = 1) -> None:
         )
 
 
+def _check_free(host: str, port: int) -> None:
+    """One line for a port in use (gunicorn would retry for seconds and print several)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR as gunicorn sets it: a socket in TIME_WAIT is not "in use".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def _create_server(app: Any, host: str, port: int, **adjustments: Any) -> Any:
     from waitress.server import create_server
 
@@ -157,24 +171,57 @@ def _create_server(app: Any, host: str, port: int, **adjustments: Any) -> Any:
 @click.argument("service")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=int, default=None, help="Port (default: the service's own).")
-@click.option("--threads", type=int, default=8, show_default=True, help="Waitress worker threads.")
-def serve(service: str, host: str, port: int | None, threads: int) -> None:
-    """Run one service's web process on waitress."""
+@click.option(
+    "--server",
+    "server_kind",
+    type=click.Choice(["gunicorn", "waitress"]),
+    default="gunicorn",
+    show_default=True,
+    help="gunicorn: one process per core (production, behind nginx/HAProxy); waitress: one process.",
+)
+@click.option("--workers", type=int, default=None, help="gunicorn processes (default LOGISTICS_WEB_WORKERS).")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Threads per process (gunicorn: LOGISTICS_WEB_THREADS; waitress: 8).",
+)
+def serve(
+    service: str, host: str, port: int | None, server_kind: str, workers: int | None, threads: int | None
+) -> None:
+    """Run one service's web process: gunicorn (default) or waitress.
+
+    SIGTERM stops accepting, lets requests in flight finish (at most
+    LOGISTICS_WEB_GRACEFUL_TIMEOUT seconds) and exits 0.
+    """
     spec = _spec(service)
     settings = _settings(spec)
-    app = make_app(spec, settings)
     port = port or spec.port
+    if server_kind == "gunicorn":
+        from pathlib import Path
+
+        from .web.gunicorn_server import MULTIPROC_ENV, prepare_multiprocess_metrics
+        from .web.gunicorn_server import run as run_gunicorn
+
+        # Before the app (and its metrics) exist: one directory per server, emptied now.
+        directory = os.environ.get(MULTIPROC_ENV) or str(
+            Path(settings.var_dir).resolve() / "prometheus" / f"{spec.name}-{port}"
+        )
+        prepare_multiprocess_metrics(Path(directory))
+        app = make_app(spec, settings)
+        _check_free(host, port)
+        click.echo(f"{spec.name} listening on http://{host}:{port} (gunicorn)", err=True)
+        run_gunicorn(app, settings, f"{host}:{port}", workers, threads)
+        return
+    from .web.waitress_server import serve_until_sigterm
+
+    app = make_app(spec, settings)
     _allow_open_files(settings)
     server = _create_server(
-        app, host, port, threads=threads, ident=f"logistics-{spec.name}", **_waitress_limits(settings)
+        app, host, port, threads=threads or 8, ident=f"logistics-{spec.name}", **_waitress_limits(settings)
     )
-    click.echo(f"{spec.name} listening on http://{host}:{port}", err=True)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    click.echo(f"{spec.name} listening on http://{host}:{port} (waitress)", err=True)
+    serve_until_sigterm(server, settings.web_graceful_timeout)
 
 
 @main.command()

@@ -158,6 +158,25 @@ class Settings:
         "Seconds between waitress's sweeps for connections past the channel timeout (waitress: 30).",
         positive=True,
     )
+    web_workers: int = setting(0, "gunicorn worker processes of `logistics serve` (0: one per CPU core).")
+    web_threads: int = setting(
+        1, "Threads per gunicorn worker (1: sync workers; more: gthread).", positive=True
+    )
+    web_max_requests: int = setting(
+        1000, "Requests a gunicorn worker serves before it is replaced (0: never)."
+    )
+    web_max_requests_jitter: int = setting(
+        100, "Random extra requests per worker before it is replaced, so workers do not restart together."
+    )
+    web_graceful_timeout: int = setting(
+        30, "Seconds a web process lets requests in flight finish after SIGTERM.", positive=True
+    )
+    web_timeout: int = setting(
+        60, "Seconds before gunicorn kills a worker stuck on one request.", positive=True
+    )
+    web_forwarded_allow_ips: str = setting(
+        "127.0.0.1", "Proxies whose X-Forwarded-* headers gunicorn trusts (comma list, or *)."
+    )
     log_level: str = setting("INFO", "Root log level.")
     log_format: str = setting("json", "`json` (one object per line) or `text`.", choices=("json", "text"))
     access_log: bool = setting(True, "Log one line per request.")

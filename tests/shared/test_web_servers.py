@@ -109,7 +109,8 @@ def _pserve_ini(tmp_path: Path, port: int) -> Path:
 def running(how: str, database_url: str, tmp_path: Path) -> Iterator[Running]:
     port = _free_port()
     if how == "serve":
-        argv = [str(BIN / "logistics"), "serve", "inventory", "--port", str(port)]
+        # waitress faces clients directly only when run this way (gunicorn goes behind a proxy).
+        argv = [str(BIN / "logistics"), "serve", "inventory", "--server", "waitress", "--port", str(port)]
     else:
         argv = [str(BIN / "pserve"), str(_pserve_ini(tmp_path, port))]
     log = tmp_path / f"{how}.log"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
@@ -36,7 +39,13 @@ def readyz(request: Request) -> Response:
 
 
 def metrics(request: Request) -> Response:
-    registry = request.registry["logistics.metrics"].registry
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        # Several processes (gunicorn workers): any of them answers with the sum of all.
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+    else:
+        registry = request.registry["logistics.metrics"].registry
     return Response(body=generate_latest(registry), content_type=CONTENT_TYPE_LATEST, charset=None)
 
 
