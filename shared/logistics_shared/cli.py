@@ -472,8 +472,10 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int, load_demo
     from .bus.worker import Worker
 
     servers, workers, stop = [], [], threading.Event()
+    all_settings = []
     for spec in specs.values():
         settings = _settings(spec)
+        all_settings.append(settings)
         if not settings.is_sqlite or not settings.broker_url.startswith("memory"):
             database, broker = settings.database_url.split(":")[0], settings.broker_url.split(":")[0]
             click.echo(f"note: {spec.name} uses {database} / {broker} from the environment", err=True)
@@ -507,8 +509,14 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int, load_demo
     except KeyboardInterrupt:
         pass
     stop.set()
-    for _name, server in servers:
-        server.close()
+    from .web.waitress_server import drain_and_close
+
+    # As `serve` does: no new connections, requests in flight finish, then the workers
+    # finish their batches.
+    graceful = min(settings.web_graceful_timeout for settings in all_settings)
+    drain_and_close([server for _name, server in servers], graceful)
+    for runner in workers:
+        runner.shutdown()
     sys.exit(1 if demo_failed.is_set() else 0)
 
 

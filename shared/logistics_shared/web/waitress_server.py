@@ -44,6 +44,19 @@ def _drain_then_stop(server: Any, timeout: float) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
+def drain_and_close(servers: list[Any], timeout: float) -> None:
+    """Stop accepting on every server, let what is in flight finish (at most ``timeout``
+    seconds overall), then close them: ``logistics up``, whose servers run in threads."""
+    for server in servers:
+        server.del_channel()
+        server.socket.close()
+    deadline = time.monotonic() + timeout
+    while any(_busy(server) for server in servers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for server in servers:
+        server.close()
+
+
 def serve_until_sigterm(server: Any, graceful_timeout: float) -> None:
     """Run ``server`` (one waitress TcpWSGIServer) until SIGTERM or Ctrl-C."""
     stopping = threading.Event()
