@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import zope.sqlalchemy
 from pyramid.config import Configurator
@@ -124,6 +124,10 @@ def insert_unless_exists(
     return session.execute(stmt.returning(first)).first() is not None
 
 
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
 def aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     if value is not None and value.tzinfo is None:
@@ -155,6 +159,7 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _dbsession(request: Request) -> Session:
+    session: Session
     if request.method in READ_ONLY_METHODS:
         # Reads run in autocommit on a pool of their own: one round trip per
         # query instead of BEGIN + query + ROLLBACK, and no transaction

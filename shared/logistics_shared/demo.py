@@ -108,7 +108,7 @@ class DemoContext:
             reason = getattr(exc, "reason", exc)
             raise DemoError(f"{method} {url}: {service} is unreachable ({reason})") from None
         if reply.status not in tuple(expect):
-            problem = reply.body if not isinstance(reply.body, bytes) else reply.body[:500]
+            problem = reply.body if not isinstance(reply.body, bytes) else repr(reply.body[:500])
             raise DemoError(f"{method} {url} answered {reply.status}: {problem}")
         return reply
 

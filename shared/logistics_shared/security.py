@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jwt
 from cachetools import TTLCache
@@ -43,6 +43,7 @@ class KeyRing:
 
 
 def load_keyring(settings: Settings) -> KeyRing:
+    signing: str | None
     if settings.jwt_algorithm == "HS256":
         secret = jwt_secret(settings)
         verify, signing = secret, secret
@@ -103,7 +104,7 @@ def verify_token(keyring: KeyRing, token: str) -> Identity:
             "ask for a shorter-lived token."
         )
     try:
-        role = Role(claims.get("role"))
+        role = Role(claims.get("role", ""))
     except ValueError:
         raise InvalidToken("The token has no known role.") from None
     warehouses = claims.get("warehouses") or []
@@ -180,7 +181,7 @@ class JWTSecurityPolicy:
         # Cached on the request: the policy is asked several times per request.
         cached = request.environ.get("logistics.identity", _MISSING)
         if cached is not _MISSING:
-            return cached
+            return cast("Identity | None", cached)
         identity = None
         header = request.headers.get("Authorization", "")
         if header:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kombu import Connection
+from kombu.connection import Connection
 
 from ..settings import Settings
 

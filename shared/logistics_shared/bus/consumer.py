@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from kombu import Connection, Consumer
+from kombu.connection import Connection
 from kombu.message import Message
+from kombu.messaging import Consumer
 from marshmallow import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import amqp
-from kombu import Connection, Exchange, Producer
+from kombu.connection import Connection
+from kombu.entity import Exchange
+from kombu.messaging import Producer
 
 
 class ConfirmTimeout(Exception):
@@ -135,7 +137,8 @@ class PlainPublisher:
 
 
 def supports_confirms(connection: Connection) -> bool:
-    return connection.transport.driver_type == "amqp"
+    driver: str = connection.transport.driver_type
+    return driver == "amqp"
 
 
 def make_publisher(connection: Connection, confirm_timeout: float) -> ConfirmingPublisher | PlainPublisher:

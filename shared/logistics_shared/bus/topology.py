@@ -8,11 +8,16 @@ RabbitMQ refuses a re-declaration with different arguments.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from kombu import Exchange, Queue, binding
+from kombu.entity import Exchange, Queue, binding
 
 from .handlers import Handler
 from .names import Names
+
+if TYPE_CHECKING:
+    # kombu annotates a channel of any transport (py-amqp's for amqp://) as this one.
+    from kombu.transport.virtual import Channel
 
 
 def producer_exchange(names: Names, producer: str) -> Exchange:
@@ -57,7 +62,7 @@ def dlq(names: Names, consumer: str) -> Queue:
     return Queue(names.dlq(consumer), durable=True)
 
 
-def declare_producer(channel: object, names: Names, producer: str) -> None:
+def declare_producer(channel: Channel, names: Names, producer: str) -> None:
     ae, parking = unrouted(names, producer)
     ae(channel).declare()
     parking(channel).declare()
@@ -65,7 +70,7 @@ def declare_producer(channel: object, names: Names, producer: str) -> None:
 
 
 def declare_consumer(
-    channel: object,
+    channel: Channel,
     names: Names,
     consumer: str,
     handlers: Iterable[Handler],

@@ -9,6 +9,9 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError
 
 from .envelope import Envelope, EnvelopeSchema
 
+#: A schema class (named, because ``register`` has a parameter called ``type``).
+SchemaClass = type[Schema]
+
 
 class UnknownEvent(LookupError):
     """No schema is registered for this (type, version)."""
@@ -23,13 +26,11 @@ class EventRegistry:
         self._lenient: dict[tuple[str, int], Schema] = {}
         self._envelope = EnvelopeSchema()
 
-    def register(
-        self, type: str, version: int = 1, *, producer: str
-    ) -> Callable[[type[Schema]], type[Schema]]:
+    def register(self, type: str, version: int = 1, *, producer: str) -> Callable[[SchemaClass], SchemaClass]:
         """Register the schema of one (type, version); ``producer`` is the service whose
         exchange carries it (one producer per type, whatever the version)."""
 
-        def decorator(schema: type[Schema]) -> type[Schema]:
+        def decorator(schema: SchemaClass) -> SchemaClass:
             key = (type, version)
             if key in self._schemas:
                 raise ValueError(f"event {type} v{version} is registered twice")
@@ -50,7 +51,7 @@ class EventRegistry:
         """Every registered event type, sorted."""
         return sorted(self._producers)
 
-    def schema(self, type: str, version: int) -> type[Schema]:
+    def schema(self, type: str, version: int) -> SchemaClass:
         try:
             return self._schemas[(type, version)]
         except KeyError:
@@ -72,7 +73,7 @@ class EventRegistry:
 
     def load_incoming(self, body: dict[str, Any]) -> dict[str, Any]:
         """Lenient: unknown fields are dropped so a newer producer never breaks us."""
-        envelope = self._envelope.load(body)
+        envelope: dict[str, Any] = self._envelope.load(body)
         key = (envelope["type"], envelope["version"])
         schema = self._lenient.get(key) or self._lenient.setdefault(key, self.schema(*key)(unknown=EXCLUDE))
         envelope["data"] = schema.load(envelope["data"])

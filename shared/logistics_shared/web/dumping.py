@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, missing
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
-from marshmallow.utils import ensure_text_type, missing
+from marshmallow.utils import ensure_text_type
 
 Dump = Callable[[Any], Any]
 
@@ -40,7 +40,7 @@ _VALUE_ONLY = (fields.Boolean, fields.Number, fields.DateTime, fields.Date, fiel
 _KNOWN_MODULES = ("marshmallow.", "logistics_shared.")
 
 
-def _overrides(field: fields.Field, base: type[fields.Field], *names: str) -> bool:
+def _overrides(field: fields.Field[Any], base: type[fields.Field[Any]], *names: str) -> bool:
     return any(getattr(type(field), name) is not getattr(base, name) for name in names)
 
 
@@ -53,7 +53,7 @@ def _plain(schema: Schema) -> bool:
     )
 
 
-def _converter(field: fields.Field, outer: frozenset[type]) -> Callable[[Any], Any]:
+def _converter(field: fields.Field[Any], outer: frozenset[type]) -> Callable[[Any], Any]:
     """value -> output for one field (``_serialize`` with the lookup already done)."""
     if _overrides(field, fields.Field, "serialize", "get_value"):
         raise LookupError  # the field reads the object itself: leave it to marshmallow
@@ -89,7 +89,7 @@ def _compile(schema: Schema, many: bool, outer: frozenset[type]) -> Dump:
     if not _plain(schema):
         return lambda obj: schema.dump(obj, many=many)
     outer = outer | {type(schema)}
-    steps: list[tuple[str, str, str, fields.Field, Callable[[Any], Any] | None]] = []
+    steps: list[tuple[str, str, str, fields.Field[Any], Callable[[Any], Any] | None]] = []
     for name, field in schema.dump_fields.items():
         key = field.data_key if field.data_key is not None else name
         attribute = field.attribute if field.attribute is not None else name

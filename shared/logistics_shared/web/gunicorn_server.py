@@ -50,7 +50,7 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-class GunicornServer(BaseApplication):  # type: ignore[misc]
+class GunicornServer(BaseApplication):
     """gunicorn's custom-application API: options from settings, the app from ``load``."""
 
     def __init__(self, app: Any, options: dict[str, Any]) -> None:

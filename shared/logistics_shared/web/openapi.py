@@ -129,6 +129,7 @@ def _merge_schema_extras(spec: APISpec, document: dict[str, Any]) -> None:
     on the marshmallow class as ``__openapi__`` next to the validator that enforces them."""
     plugin = next(p for p in spec.plugins if isinstance(p, MarshmallowPlugin))
     components = document.get("components", {}).get("schemas", {})
+    assert plugin.converter is not None  # MarshmallowPlugin.init_spec made it with the APISpec
     for key, name in plugin.converter.refs.items():
         schema_class = key[0] if isinstance(key, tuple) else type(key)
         extras = getattr(schema_class, "__openapi__", None)

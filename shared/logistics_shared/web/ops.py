@@ -30,7 +30,11 @@ def readyz(request: Request) -> Response:
     try:
         state = schema_state(request.registry["logistics.service"], request.registry["dbengine"])
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-        body = {"status": "unavailable", "database": "unreachable", "error": exc.__class__.__name__}
+        body: dict[str, object] = {
+            "status": "unavailable",
+            "database": "unreachable",
+            "error": exc.__class__.__name__,
+        }
         return json_response(body, status=503, headers={"Retry-After": "5"})
     if not state.migrated:
         body = {"status": "unavailable", "database": "not migrated", "schema": state.as_dict()}

@@ -48,7 +48,8 @@ def forbidden_view(exc: HTTPForbidden, request: Request) -> Response:
 
 
 def allowed_methods(request: Request, route_name: str) -> list[str]:
-    return request.registry.get("logistics.route_methods", {}).get(route_name, [])
+    methods: list[str] = request.registry.get("logistics.route_methods", {}).get(route_name, [])
+    return methods
 
 
 def notfound_view(exc: HTTPNotFound, request: Request) -> Response:
@@ -164,7 +165,7 @@ def record_route_methods(config: Configurator) -> None:
 
 def includeme(config: Configurator) -> None:
     # Exception views are never subject to the default permission.
-    public: dict = {}
+    public: dict[str, object] = {}
     config.add_exception_view(problem_view, context=errors.Problem, **public)
     config.add_forbidden_view(forbidden_view, **public)
     config.add_notfound_view(notfound_view, **public)

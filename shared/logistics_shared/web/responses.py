@@ -23,7 +23,7 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z)
 
 
-class ApiResponse(Response):
+class ApiResponse(Response):  # type: ignore[misc]  # pyramid (WebOb) ships no types: Response is Any
     """A response whose ``Location`` stays as the view wrote it.
 
     WebOb turns a relative ``Location`` into an absolute URL built from the
