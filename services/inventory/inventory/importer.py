@@ -27,7 +27,8 @@ from logistics_shared.outbox import Outbox
 
 from . import models
 from .domain import catalog, stock
-from .schemas import AdjustmentCreateSchema, ItemCreateSchema
+from .schemas.items import ItemCreateSchema
+from .schemas.stock import AdjustmentCreateSchema
 
 #: A column of this name is ignored, so a fixed ``--errors-csv`` file can be imported again.
 ERROR_COLUMN = "error"

@@ -11,12 +11,20 @@ from logistics_shared.settings import Settings
 
 
 def configure(settings: Settings) -> Configurator:
+    from logistics_shared.cache import TwoLevelCache
+
     from . import models
-    from .cache import invalidate_after_commit, tracking_cache
+    from .domain.changes import invalidate_after_commit
     from .service import SERVICE
 
     config = base_configurator(SERVICE, settings, models.platform)
-    cache = config.registry["tracking_cache"] = tracking_cache(settings)
+    # The tracking lookup cache: in-process, and shared through Redis when a TTL is set.
+    cache = config.registry["tracking_cache"] = TwoLevelCache(
+        "tracking",
+        redis_url=settings.redis_url if settings.cache_shared_seconds > 0 else "",
+        local_ttl=settings.cache_local_seconds,
+        shared_ttl=max(settings.cache_shared_seconds, 1),
+    )
     invalidate_after_commit(config.registry["dbsession_factory"], cache)
     config.include("shipping.routes")
     return config

@@ -1,4 +1,8 @@
-"""Shipping's event handlers: inventory's answers move shipments along the saga."""
+"""Shipping's event handlers: inventory's answers move shipments along the saga.
+
+Thin, like views: each decodes the envelope and calls ``domain.shipments``,
+inside the consumer's transaction together with the inbox row.
+"""
 
 from __future__ import annotations
 

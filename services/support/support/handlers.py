@@ -1,8 +1,12 @@
-"""Support's event handlers: the shipment read model and automatic tickets."""
+"""Support's event handlers: thin, like views; the read model and the automatic
+tickets are ``domain.shipments``'s rules.
+
+Each runs inside the consumer's transaction together with the inbox row, so
+an event is applied exactly once however often it is delivered.
+"""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -37,12 +41,7 @@ def shipment_trouble(session: Session, envelope: dict[str, Any], outbox: Outbox)
 
 
 def reservation_failed(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:
-    data = envelope["data"]
-    try:
-        shipment_id = str(uuid.UUID(str(data["reference"])))
-    except ValueError:
-        return  # not a shipment's reservation (inventory reserves for other callers too)
-    shipments.open_automatic_ticket(session, outbox, shipment_id, "reservation_failed", data)
+    shipments.on_reservation_failed(session, outbox, envelope["data"])
 
 
 def delivered(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:

@@ -9,7 +9,7 @@ from logistics_shared.web.etag import etag, expected_version
 
 from ..domain import catalog
 from ..permissions import Permission
-from ..schemas import ItemCreateSchema, ItemPageSchema, ItemQuerySchema, ItemSchema, ItemUpdateSchema
+from ..schemas.items import ItemCreateSchema, ItemPageSchema, ItemQuerySchema, ItemSchema, ItemUpdateSchema
 
 TAGS = ("items",)
 

@@ -9,7 +9,7 @@ from logistics_shared.web.endpoint import Reply, endpoint
 
 from ..domain import reservations
 from ..permissions import Permission
-from ..schemas import (
+from ..schemas.reservations import (
     ReservationConflictProblemSchema,
     ReservationCreateSchema,
     ReservationPageSchema,

@@ -8,7 +8,7 @@ from logistics_shared.web.endpoint import endpoint
 
 from ..domain import stock
 from ..permissions import Permission
-from ..schemas import (
+from ..schemas.stock import (
     AdjustmentCreateSchema,
     AdjustmentSchema,
     MovementPageSchema,

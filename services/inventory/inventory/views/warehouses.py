@@ -9,7 +9,7 @@ from logistics_shared.web.endpoint import Reply, endpoint
 
 from ..domain import catalog
 from ..permissions import Permission
-from ..schemas import (
+from ..schemas.warehouses import (
     LocationCreateSchema,
     LocationPageSchema,
     LocationSchema,

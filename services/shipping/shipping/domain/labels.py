@@ -24,7 +24,7 @@ from logistics_shared.errors import Conflict, InvalidField, NotFound
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 
-from ..carrier_models import carriers, labels
+from ..models import carriers, labels
 from ..models import shipments as shipments_table
 from . import lifecycle, rates, shipments
 

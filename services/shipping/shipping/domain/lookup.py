@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 
 from logistics_shared.errors import NotFound
 
-from ..carrier_models import labels
-from ..models import shipments
+from ..models import labels, shipments
 from .tracking import history
 
 

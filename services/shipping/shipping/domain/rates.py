@@ -22,8 +22,8 @@ from logistics_shared.errors import Conflict, NotFound
 from logistics_shared.identity import Identity
 from logistics_shared.schemas import decode_cursor, page_of
 
-from ..carrier_models import carrier_services, carriers
-from ..schemas_labels import normalise_postal
+from ..models import carrier_services, carriers
+from ..schemas.carriers import normalise_postal
 from . import shipments
 
 _PUBLIC_CARRIER = (carriers.c.code, carriers.c.name, carriers.c.tracking_prefix, carriers.c.created_at)

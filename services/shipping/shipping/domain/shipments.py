@@ -17,8 +17,7 @@ from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 from logistics_shared.schemas import page_of
 
-from ..carrier_models import labels
-from ..models import parcels, shipment_history, shipment_lines, shipments
+from ..models import labels, parcels, shipment_history, shipment_lines, shipments
 from . import tracking
 from .lifecycle import transition
 

@@ -23,7 +23,7 @@ from logistics_shared.db import aware, insert_unless_exists
 from logistics_shared.errors import Conflict, InvalidField
 from logistics_shared.outbox import Outbox
 
-from ..tracking_models import tracking_events
+from ..models import tracking_events
 from .changes import shipment_changed
 from .lifecycle import can, transition
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from logistics_shared.errors import Unauthorized
 
-from ..carrier_models import carriers
+from ..models import carriers
 
 #: Seconds a signed request stays acceptable (clock skew plus carrier retries).
 REPLAY_WINDOW = 300

@@ -11,7 +11,7 @@ from logistics_shared.web.endpoint import Reply, endpoint
 
 from ..domain import rates
 from ..permissions import Permission
-from ..schemas_labels import (
+from ..schemas.carriers import (
     RATE_TABLE_RULES,
     CarrierCreateSchema,
     CarrierPageSchema,

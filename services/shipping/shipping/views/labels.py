@@ -11,7 +11,7 @@ from logistics_shared.web.endpoint import Reply, endpoint
 
 from ..domain import labels, rates
 from ..permissions import Permission
-from ..schemas_labels import LabelledShipmentSchema, LabelPurchaseSchema, RateQuoteListSchema
+from ..schemas.carriers import LabelledShipmentSchema, LabelPurchaseSchema, RateQuoteListSchema
 
 TAGS = ("labels",)
 

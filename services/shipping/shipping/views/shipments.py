@@ -11,7 +11,7 @@ from logistics_shared.web.etag import etag, expected_version
 
 from ..domain import shipments
 from ..permissions import Permission
-from ..schemas import (
+from ..schemas.shipments import (
     CancelSchema,
     ShipmentCreateSchema,
     ShipmentPageSchema,

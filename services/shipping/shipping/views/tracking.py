@@ -10,8 +10,8 @@ from logistics_shared.web.endpoint import endpoint
 
 from ..domain import lookup, shipments, tracking, webhooks
 from ..permissions import Permission
-from ..schemas import ShipmentSchema
-from ..schemas_tracking import (
+from ..schemas.shipments import ShipmentSchema
+from ..schemas.tracking import (
     TrackingEventInSchema,
     TrackingLookupSchema,
     WebhookEventSchema,

@@ -1,0 +1,1 @@
+"""Support's business rules: plain functions over a session and an outbox, no Pyramid."""

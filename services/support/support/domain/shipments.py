@@ -146,6 +146,15 @@ def open_automatic_ticket(
     )
 
 
+def on_reservation_failed(session: Session, outbox: Outbox, data: dict[str, Any]) -> dict[str, Any] | None:
+    """Inventory could not reserve a shipment's stock: open a ticket (once per shipment)."""
+    try:
+        shipment_id = str(uuid.UUID(str(data["reference"])))
+    except ValueError:
+        return None  # not a shipment's reservation (inventory reserves for other callers too)
+    return open_automatic_ticket(session, outbox, shipment_id, "reservation_failed", data)
+
+
 def note_delivery(session: Session, shipment_id: str, occurred_at: Any) -> int:
     """An internal note on the shipment's active tickets (once each); how many were noted."""
     body = f"The shipment was delivered at {_at(occurred_at).isoformat()}."

@@ -1,0 +1,1 @@
+"""Thin HTTP views: parse (via ``@endpoint``), authorise, call the domain, render."""

@@ -8,7 +8,7 @@ from logistics_shared.web.endpoint import endpoint
 
 from ..domain import shipments
 from ..permissions import Permission
-from ..schemas import ShipmentLookupResultSchema, ShipmentLookupSchema, ShipmentViewSchema
+from ..schemas.shipments import ShipmentLookupResultSchema, ShipmentLookupSchema, ShipmentViewSchema
 
 
 @endpoint(

@@ -12,7 +12,7 @@ from logistics_shared.web.etag import etag, expected_version
 from ..domain import sla, tickets
 from ..models import PRIORITIES
 from ..permissions import Permission
-from ..schemas import SlaPolicySchema, SlaPolicyUpdateSchema
+from ..schemas.sla import SlaPolicySchema, SlaPolicyUpdateSchema
 
 TAGS = ("sla",)
 PRIORITY_PATH = {"priority": {"type": "string", "enum": list(PRIORITIES)}}

@@ -9,7 +9,7 @@ from logistics_shared.web.etag import etag, expected_version
 
 from ..domain import tickets
 from ..permissions import Permission
-from ..schemas import (
+from ..schemas.tickets import (
     CommentCreateSchema,
     CommentPageSchema,
     CommentQuerySchema,

@@ -6,7 +6,7 @@ from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text,
 
 from logistics_shared.platform_tables import BigId
 
-from .models import metadata
+from .meta import metadata
 
 TRACKING_STATUSES = (
     "in_transit",

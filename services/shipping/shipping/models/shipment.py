@@ -1,26 +1,12 @@
-"""The shipping service's tables."""
+"""Shipments: their lines, parcels and the history of every transition."""
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    CheckConstraint,
-    Column,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-)
+from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text
 
-from logistics_shared.db import new_metadata
-from logistics_shared.platform_tables import BigId, add_platform_tables
+from logistics_shared.platform_tables import BigId
 
-metadata = new_metadata()
-platform = add_platform_tables(metadata)
-outbox = platform.outbox
+from .meta import metadata
 
 STATUSES = (
     "awaiting_stock",
@@ -92,11 +78,3 @@ shipment_history = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_shipment_history_shipment", shipment_history.c.shipment_id, shipment_history.c.id)
-
-
-def get_metadata() -> MetaData:
-    return metadata
-
-
-# Tables of the other shipping modules live beside them, on the same metadata.
-from . import carrier_models, tracking_models  # noqa: E402,F401

@@ -16,9 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from .models import metadata
-
-__all__ = ["carrier_services", "carriers", "labels", "metadata"]
+from .meta import metadata
 
 carriers = Table(
     "carriers",

@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from logistics_shared.schemas import StrictSchema, Text, UtcDateTime, UtcDateTimeIn
 
-from .tracking_models import TRACKING_STATUSES
+from ..models import TRACKING_STATUSES
 
 
 class TrackingEventInSchema(StrictSchema):

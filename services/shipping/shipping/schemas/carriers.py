@@ -25,7 +25,7 @@ from logistics_shared.schemas import (
     page_schema,
 )
 
-from .schemas import ShipmentSchema
+from .shipments import ShipmentSchema
 
 #: 10 million in minor units (100,000.00 EUR) is more than any parcel costs.
 MAX_PRICE_MINOR = 10_000_000

@@ -1,23 +1,20 @@
-"""Support's REST schemas, built from the shared common types."""
+"""REST schemas of tickets and their comments."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from logistics_shared.schemas import (
     Code,
     PageQuerySchema,
     PatchSchema,
-    StrictInteger,
     StrictSchema,
     Text,
     UtcDateTime,
     page_schema,
 )
 
-from .models import PRIORITIES, STATUSES, TYPES, VISIBILITIES
+from ..models import PRIORITIES, STATUSES, TYPES, VISIBILITIES
 
 
 class TicketCreateSchema(StrictSchema):
@@ -100,68 +97,3 @@ class CommentQuerySchema(PageQuerySchema):
 
 
 CommentPageSchema = page_schema(CommentSchema, "CommentPageSchema")
-
-
-#: One year: a longer target is a typo, not a policy.
-MAX_TARGET_MINUTES = 366 * 24 * 60
-
-
-class SlaPolicyUpdateSchema(StrictSchema):
-    first_response_minutes = StrictInteger(
-        required=True, validate=validate.Range(min=1, max=MAX_TARGET_MINUTES)
-    )
-    resolution_minutes = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_TARGET_MINUTES))
-
-    @validates_schema
-    def first_response_comes_first(self, data: dict[str, Any], **kwargs: Any) -> None:
-        first, resolution = data.get("first_response_minutes"), data.get("resolution_minutes")
-        if first is not None and resolution is not None and first > resolution:
-            raise ValidationError(
-                "must not be shorter than first_response_minutes", field_name="resolution_minutes"
-            )
-
-
-class SlaPolicySchema(Schema):
-    priority = fields.String()
-    first_response_minutes = fields.Integer()
-    resolution_minutes = fields.Integer()
-    version = fields.Integer()
-    updated_by = fields.String()
-    updated_at = UtcDateTime()
-
-
-class TrackingSchema(Schema):
-    status = fields.String()
-    description = fields.String(allow_none=True)
-    location = fields.String(allow_none=True)
-    occurred_at = fields.String()
-    source = fields.String()
-
-
-class LinkedTicketSchema(Schema):
-    id = fields.String()
-    number = fields.Integer()
-    status = fields.String()
-
-
-class ShipmentViewSchema(Schema):
-    shipment_id = fields.String()
-    reference = fields.String(allow_none=True)
-    warehouse = fields.String(allow_none=True)
-    status = fields.String(allow_none=True)
-    tracking_number = fields.String(allow_none=True)
-    tracking = fields.List(fields.Nested(TrackingSchema))
-    updated_at = UtcDateTime()
-    tickets = fields.List(fields.Nested(LinkedTicketSchema))
-
-
-class ShipmentLookupSchema(StrictSchema):
-    """Find shipments by what a customer quotes: a tracking number or a reference
-    (neither: the most recently updated ones)."""
-
-    tracking_number = Text(32)
-    reference = Text(100)
-
-
-class ShipmentLookupResultSchema(Schema):
-    items = fields.List(fields.Nested(ShipmentViewSchema))

@@ -1,4 +1,4 @@
-"""Shipping's REST schemas, built from the shared common types."""
+"""REST schemas of shipments: creating, cancelling, reading and listing them."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from logistics_shared.schemas import (
     page_schema,
 )
 
-from .models import STATUSES
-from .schemas_tracking import TrackingEventSchema
+from ..models import STATUSES
+from .tracking import TrackingEventSchema
 
 
 class LineInSchema(StrictSchema):

@@ -1,39 +1,17 @@
-"""The support service's tables: tickets, comments, the shipment read model and
-the record of tickets opened automatically (plus the platform tables).
-"""
+"""Tickets and their comments."""
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    CheckConstraint,
-    Column,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-)
+from sqlalchemy import Column, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
 
-from logistics_shared.db import new_metadata
-from logistics_shared.platform_tables import BigId, add_platform_tables
+from logistics_shared.platform_tables import BigId
 
-metadata = new_metadata()
-platform = add_platform_tables(metadata)
-outbox = platform.outbox
+from .meta import metadata, one_of
 
 STATUSES = ("new", "open", "pending", "solved", "closed")
 TYPES = ("question", "incident", "problem", "task")
 PRIORITIES = ("low", "normal", "high", "urgent")
 VISIBILITIES = ("public", "internal")
-
-
-def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
-    return CheckConstraint(f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")", name=name)
-
 
 tickets = Table(
     "tickets",
@@ -65,9 +43,9 @@ tickets = Table(
     Column("sla_paused_seconds", Float, nullable=False, server_default="0"),
     Column("sla_first_response_breached_at", DateTime(timezone=True), nullable=True),
     Column("sla_resolution_breached_at", DateTime(timezone=True), nullable=True),
-    _one_of("status", STATUSES, "status_known"),
-    _one_of("type", TYPES, "type_known"),
-    _one_of("priority", PRIORITIES, "priority_known"),
+    one_of("status", STATUSES, "status_known"),
+    one_of("type", TYPES, "type_known"),
+    one_of("priority", PRIORITIES, "priority_known"),
 )
 Index("ix_tickets_created", tickets.c.created_at, tickets.c.id)
 Index("ix_tickets_shipment", tickets.c.shipment_id)
@@ -90,7 +68,7 @@ ticket_comments = Table(
     Column("visibility", String(10), nullable=False),
     Column("author", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    _one_of("visibility", VISIBILITIES, "visibility_known"),
+    one_of("visibility", VISIBILITIES, "visibility_known"),
 )
 Index("ix_ticket_comments_ticket", ticket_comments.c.ticket_id, ticket_comments.c.id)
 Index(
@@ -99,54 +77,3 @@ Index(
     postgresql_using="gin",
     postgresql_ops={"body": "gin_trgm_ops"},
 )
-
-#: Shipping's shipments as its events describe them (a local read model).
-shipment_view = Table(
-    "shipment_view",
-    metadata,
-    Column("shipment_id", String(36), primary_key=True),
-    Column("reference", String(100), nullable=True),
-    Column("warehouse", String(32), nullable=True),
-    Column("status", String(20), nullable=True),
-    Column("tracking_number", String(32), nullable=True),
-    Column("tracking", Text, nullable=False),  # JSON list, oldest first
-    #: When the event that set the status occurred (older events do not overwrite it).
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    #: Shipping's version of the shipment with that status: it orders events before
-    #: ``updated_at`` does (replicas' clocks may disagree; versions cannot).
-    Column("version", Integer, nullable=True),
-)
-
-#: One automatically opened ticket per (shipment, cause), however often the event arrives.
-auto_tickets = Table(
-    "auto_tickets",
-    metadata,
-    Column("shipment_id", String(36), primary_key=True),
-    Column("cause", String(32), primary_key=True),
-    Column("ticket_id", String(36), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-
-#: First-response and resolution targets per priority, edited by admins. A change
-#: applies to tickets opened or re-prioritised afterwards; open tickets keep the
-#: due times they were promised.
-sla_policies = Table(
-    "sla_policies",
-    metadata,
-    Column("priority", String(10), primary_key=True),
-    Column("first_response_minutes", Integer, nullable=False),
-    Column("resolution_minutes", Integer, nullable=False),
-    Column("version", Integer, nullable=False, server_default="1"),
-    Column("updated_by", String(200), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    _one_of("priority", PRIORITIES, "priority_known"),
-    CheckConstraint(
-        "first_response_minutes > 0 AND first_response_minutes <= resolution_minutes",
-        name="targets_ordered",
-    ),
-)
-
-
-def get_metadata() -> MetaData:
-    return metadata

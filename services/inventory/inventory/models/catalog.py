@@ -1,0 +1,55 @@
+"""The catalogue: items, warehouses and their locations."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from .meta import metadata
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("unit_weight_g", Integer, nullable=False),
+    Column("length_mm", Integer, nullable=False),
+    Column("width_mm", Integer, nullable=False),
+    Column("height_mm", Integer, nullable=False),
+    Column("reorder_point", Integer, nullable=False, server_default="0"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("reorder_point >= 0", name="reorder_point_non_negative"),
+)
+
+warehouses = Table(
+    "warehouses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("address", Text, nullable=False),  # JSON, validated by AddressSchema
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+locations = Table(
+    "locations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("warehouse_id", Integer, ForeignKey("warehouses.id"), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("description", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("warehouse_id", "code", name="uq_locations_warehouse_code"),
+)

@@ -1,0 +1,44 @@
+"""REST schemas of warehouses and their locations."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from logistics_shared.schemas import (
+    AddressOutSchema,
+    AddressSchema,
+    Code,
+    StrictSchema,
+    Text,
+    UtcDateTime,
+    page_schema,
+)
+
+
+class WarehouseCreateSchema(StrictSchema):
+    code = Code(required=True)
+    name = Text(200, required=True)
+    address = fields.Nested(AddressSchema, required=True)
+
+
+class WarehouseSchema(Schema):
+    code = fields.String()
+    name = fields.String()
+    address = fields.Nested(AddressOutSchema)
+    created_at = UtcDateTime()
+
+
+class LocationCreateSchema(StrictSchema):
+    code = Code(required=True)
+    description = Text(200, load_default=None, allow_none=True)
+
+
+class LocationSchema(Schema):
+    warehouse = fields.String()
+    code = fields.String()
+    description = fields.String(allow_none=True)
+    created_at = UtcDateTime()
+
+
+WarehousePageSchema = page_schema(WarehouseSchema, "WarehousePageSchema")
+LocationPageSchema = page_schema(LocationSchema, "LocationPageSchema")
