@@ -43,23 +43,25 @@ sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname
 import argparse
 import logging
 import multiprocessing
-import platform
 import signal
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from typing import Any
 
-import benchkit
 import orjson
-import psycopg
+from kit.broker import broker, broker_version, delete_namespace
+from kit.core import BROKER_URL, PG_URL
+from kit.cpu import SelfCpuMeter
+from kit.databases import make_settings, migrated_databases, postgres_facts
+from kit.facts import libraries, machine, software
+from kit.facts import lines as fact_lines
+from kit.stats import percentile
 from kombu import Connection, Queue
 from sqlalchemy import event, text
 
@@ -71,32 +73,17 @@ from logistics_shared.bus.names import Names
 from logistics_shared.bus.topology import declare_consumer
 from logistics_shared.bus.worker import Worker
 from logistics_shared.db import make_engine, session_factory
-from logistics_shared.migrations import upgrade
 from logistics_shared.outbox import Outbox
 from logistics_shared.service import discover
-from logistics_shared.settings import Settings, load_settings
+from logistics_shared.settings import Settings
 
-BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 DATABASES = {"shipping": "bench_bus_shipping", "inventory": "bench_bus_inventory"}
 EVENT = "shipment.cancelled"
 HANDLER = "bench_noop"
 RAW_WARMUP = 200
 
 
-# -- settings and events -------------------------------------------------------------------------
-
-
-def make_settings(service: str, database_url: str, broker_url: str, namespace: str, var_dir: str) -> Settings:
-    ini = {
-        "database_url": database_url,
-        "broker_url": broker_url,
-        "bus_namespace": namespace,
-        "jwt_secret": benchkit.JWT_SECRET,
-        "var_dir": var_dir,
-        "log_level": "WARNING",
-        "access_log": "false",
-    }
-    return load_settings(service, ini, environ={})
+# -- events --------------------------------------------------------------------------------------
 
 
 def event_data(n: int) -> dict[str, Any]:
@@ -306,35 +293,6 @@ def noop_handler(session: Any, envelope: dict[str, Any], _outbox: Outbox) -> Non
     session.info.setdefault("bench.ids", []).append(str(envelope["id"]))
 
 
-class CpuMeter:
-    """Machine-wide busy share (/proc/stat) and this process's CPU over a phase."""
-
-    def __init__(self) -> None:
-        self.machine = self._machine()
-        self.process = sum(os.times()[:2])
-        self.wall = time.monotonic()
-
-    @staticmethod
-    def _machine() -> tuple[int, int]:
-        try:
-            with open("/proc/stat") as stat:
-                values = [int(v) for v in stat.readline().split()[1:]]
-        except OSError:
-            return 0, 0
-        idle = values[3] + (values[4] if len(values) > 4 else 0)
-        return sum(values) - idle, sum(values)
-
-    def read(self) -> str:
-        busy0, total0 = self.machine
-        busy1, total1 = self._machine()
-        wall = time.monotonic() - self.wall
-        machine = 100.0 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else float("nan")
-        own = 100.0 * (sum(os.times()[:2]) - self.process) / wall if wall else float("nan")
-        return (
-            f"machine {machine:.0f}% busy of {os.cpu_count()} cores; relay+consumer process {own:.0f}% of one"
-        )
-
-
 # -- results -----------------------------------------------------------------------------------------
 
 
@@ -360,22 +318,6 @@ class Latency:
     p90_ms: float
     p99_ms: float
     max_ms: float
-
-
-@contextmanager
-def broker(url: str, **options: Any) -> Iterator[Connection]:
-    """A kombu connection that is closed politely only when nothing went wrong.
-
-    After Ctrl-C lands inside py-amqp (say mid-frame while waiting for a confirm), a polite
-    close can wait forever for a Close-Ok that never comes; ``collect()`` drops the socket.
-    """
-    conn = Connection(url, connect_timeout=5, **options)
-    try:
-        yield conn
-    except BaseException:
-        conn.collect()
-        raise
-    conn.release()
 
 
 # -- raw kombu -----------------------------------------------------------------------------------------
@@ -440,13 +382,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, poll: flo
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(poll)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
 @dataclass
@@ -526,7 +461,7 @@ def measure_pipeline(
             f"    outbox inserts alone, {args.batch} rows/txn", n, time.monotonic() - start, "before c1"
         )
         probe = instruments.reset()
-        cpu = CpuMeter()
+        cpu = SelfCpuMeter("relay+consumer process")
         worker.start()
         wait_for(lambda: unpublished(ship_engine) == 0, 300, "the relay to drain the outbox", 0.05)
         if probe.relay_first is None or probe.relay_last_busy_end is None:
@@ -539,7 +474,7 @@ def measure_pipeline(
 
         # c2: the consumer alone on the N queued messages.
         probe = instruments.reset()
-        cpu = CpuMeter()
+        cpu = SelfCpuMeter("relay+consumer process")
         consumer_thread.start()
         wait_for(lambda: len(probe.commits) >= n, 600, "the consumer to drain the queue")
         if probe.handle_first is None:
@@ -551,7 +486,7 @@ def measure_pipeline(
         # c3: the full pipeline, the producer committing while relay and consumer run.
         time.sleep(1.0)  # let the relay go idle on LISTEN
         probe = instruments.reset()
-        cpu = CpuMeter()
+        cpu = SelfCpuMeter("relay+consumer process")
         producer = Producer(ship, "burst", n, args.batch)
         produced = producer.result(600)
         producer.stop()
@@ -581,7 +516,7 @@ def measure_pipeline(
         # d: latency at a steady rate, one event per transaction.
         time.sleep(1.0)
         probe = instruments.reset()
-        cpu = CpuMeter()
+        cpu = SelfCpuMeter("relay+consumer process")
         total = max(1, round(args.rate * args.latency_seconds))
         producer = Producer(ship, "paced", total, 1, args.rate)
         produced = producer.result(args.latency_seconds * 3 + 120)
@@ -620,41 +555,15 @@ def measure_pipeline(
     return result
 
 
-# -- machine facts, cleanup, output ------------------------------------------------------------------------
-
-
-def broker_version(broker_url: str) -> str:
-    try:
-        with broker(broker_url) as conn:
-            conn.connect()
-            props = conn.connection.server_properties
-            product = props.get("product", "broker")
-            return f"{product} {props.get('version', '?')}"
-    except Exception as exc:
-        raise SystemExit(f"cannot reach the broker at {broker_url}: {exc}") from None
+# -- machine facts, output ------------------------------------------------------------------------
 
 
 def machine_facts(args: argparse.Namespace, settings: Settings) -> list[tuple[str, str]]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model = platform.processor() or platform.machine()
-    with suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    libs = " · ".join(f"{name} {version(name)}" for name in ("kombu", "amqp", "psycopg", "SQLAlchemy"))
-    with psycopg.connect(f"{args.pg_url.rstrip('/')}/postgres") as conn:
-        sync = conn.execute("SHOW synchronous_commit").fetchone()
     return [
-        ("cores", f"{os.cpu_count()} ({usable} usable) · {model}"),
-        ("load average", f"{load} (at start)"),
+        *machine(),
         ("broker", broker_version(args.broker_url)),
-        (
-            "database",
-            f"{benchkit.postgres_version(args.pg_url)} · synchronous_commit={sync[0] if sync else '?'}",
-        ),
-        ("software", f"Python {platform.python_version()} · {libs}"),
+        ("database", postgres_facts(args.pg_url)),
+        ("software", software(libraries("kombu", "amqp", "psycopg", "SQLAlchemy"))),
         (
             "our settings",
             f"outbox_batch_size={settings.outbox_batch_size} · bus_prefetch={settings.bus_prefetch} · "
@@ -664,50 +573,13 @@ def machine_facts(args: argparse.Namespace, settings: Settings) -> list[tuple[st
     ]
 
 
-def delete_namespace(broker_url: str, namespace: str, known: list[str]) -> None:
-    """Delete every queue and exchange named with the run's prefix (as tests/bus/conftest.py does)."""
-    queues, exchanges = list(known), []
-    try:
-        for kind, into in (("list_queues", queues), ("list_exchanges", exchanges)):
-            out = subprocess.run(
-                ["rabbitmqctl", "-q", kind, "name"], capture_output=True, text=True, timeout=30, check=False
-            ).stdout.split()
-            into.extend(name for name in out if name.startswith(namespace + "."))
-    except (OSError, subprocess.TimeoutExpired):
-        print("rabbitmqctl unavailable: only the raw queues are deleted", file=sys.stderr)
-    with broker(broker_url) as conn:
-        channel = conn.channel()
-        for name in sorted(set(queues)):
-            channel.queue_delete(name)
-        for name in sorted(set(exchanges)):
-            channel.exchange_delete(name)
-    print(
-        f"deleted {len(set(queues))} queues and {len(set(exchanges))} exchanges of {namespace}",
-        file=sys.stderr,
-    )
-
-
-@contextmanager
-def databases(args: argparse.Namespace) -> Iterator[dict[str, str]]:
-    specs = discover()
-    with (
-        benchkit.inventory_database("postgres", DATABASES["shipping"], args.pg_url) as ship_url,
-        benchkit.inventory_database("postgres", DATABASES["inventory"], args.pg_url) as inv_url,
-    ):
-        urls = {"shipping": ship_url, "inventory": inv_url}
-        with tempfile.TemporaryDirectory(prefix="bench-bus-") as var_dir:
-            for name, url in urls.items():
-                upgrade(specs[name], make_settings(name, url, args.broker_url, "unused", var_dir))
-            yield urls
-
-
 def render(a: Row, b: Row, pipeline: Pipeline, facts: list[tuple[str, str]]) -> str:
     found = pipeline.rows
     c, c1, c2 = found["c"], found["c1"], found["c2"]
     order = ("c", "c_inserts", "c_relay", "c1", "c2", "inserts")
     rows = [a, b, *(found[key] for key in order if key in found)]
     lines = ["", "Bus benchmark: our outbox -> relay -> consumer pipeline against raw kombu, same broker", ""]
-    lines += [f"  {key:<13} {value}" for key, value in facts]
+    lines += fact_lines(facts, 13)
     header = f"{'measurement':<52} {'count':>6} {'seconds':>8} {'msg/s':>9} {'vs (a)':>7} {'vs (b)':>7}  note"
     lines += ["", header, "-" * len(header)]
     for row in rows:
@@ -752,9 +624,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--batch", type=int, default=500, help="outbox rows per producer transaction; default 500"
     )
-    parser.add_argument(
-        "--pg-url", default=benchkit.PG_URL, help=f"PostgreSQL server; default {benchkit.PG_URL}"
-    )
+    parser.add_argument("--pg-url", default=PG_URL, help=f"PostgreSQL server; default {PG_URL}")
     parser.add_argument("--broker-url", default=BROKER_URL, help=f"RabbitMQ; default {BROKER_URL}")
     args = parser.parse_args()
     if min(args.messages, args.rate, args.latency_seconds, args.batch) <= 0:
@@ -771,7 +641,11 @@ def main() -> int:
     raw_queue = f"{namespace}.raw"
     instruments = Instruments()
     try:
-        with databases(args) as urls, tempfile.TemporaryDirectory(prefix="bench-bus-") as var_dir:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-bus-") as migrate_dir,
+            migrated_databases(args.pg_url, DATABASES, args.broker_url, migrate_dir) as urls,
+            tempfile.TemporaryDirectory(prefix="bench-bus-") as var_dir,
+        ):
             settings = {
                 name: make_settings(name, url, args.broker_url, namespace, var_dir)
                 for name, url in urls.items()

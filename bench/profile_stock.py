@@ -24,8 +24,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-import benchkit
-from benchkit import REPO, SKUS, WAREHOUSE
+from kit import core, databases
+from kit.core import REPO, SKUS, WAREHOUSE
 from webtest import TestApp
 
 DATABASE_NAME = "bench_inventory_profile"
@@ -95,20 +95,20 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="requests before timing; default 200")
     parser.add_argument("--top", type=int, default=15, help="rows per table; default 15")
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
-    parser.add_argument("--pg-url", default=benchkit.PG_URL)
+    parser.add_argument("--pg-url", default=core.PG_URL)
     parser.add_argument("--save", metavar="FILE", help="also write the raw profile (for snakeviz, pstats)")
     args = parser.parse_args()
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-profile-") as var_dir,
-        benchkit.inventory_database(args.backend, DATABASE_NAME, args.pg_url) as database_url,
+        databases.database(args.backend, DATABASE_NAME, args.pg_url) as database_url,
     ):
-        env = benchkit.service_env(database_url, var_dir, threads=1)
-        benchkit.migrate(env)
-        headers = {"Authorization": f"Bearer {benchkit.admin_token(env)}"}
+        env = core.service_env(database_url, var_dir, threads=1)
+        core.migrate(env)
+        headers = {"Authorization": f"Bearer {core.admin_token(env)}"}
         app = build_app(env)
         try:
-            benchkit.seed(lambda path, body: app.post_json(path, body, headers=headers, status=201))
+            core.seed(lambda path, body: app.post_json(path, body, headers=headers, status=201))
             url = f"/v1/stock?sku={SKUS[0]}&warehouse={WAREHOUSE}"
             for _ in range(args.warmup):
                 app.get(url, headers=headers, status=200)

@@ -52,10 +52,7 @@ sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname
 
 import argparse
 import http.client
-import json
 import math
-import platform
-import queue
 import signal
 import statistics
 import tempfile
@@ -64,79 +61,29 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from importlib.metadata import version
-from typing import Any, Self
+from datetime import datetime, timedelta
 
-import benchkit
-import psycopg
-from benchkit import ADDRESS, INITIAL_STOCK, SKUS, WAREHOUSE, Server, free_port
-from bus import broker_version, delete_namespace, make_settings, percentile
+from kit import core
+from kit.broker import broker_version, safely_delete_namespace
+from kit.core import BROKER_URL, INITIAL_STOCK, PG_URL, SKUS, WAREHOUSE, Server
+from kit.cpu import CpuMeter
+from kit.databases import migrated_databases, postgres_facts
+from kit.facts import libraries, machine, software
+from kit.facts import lines as fact_lines
+from kit.shipments import LINES_PER_SHIPMENT, Client, Driver, Poller, Sent, wait_seen
+from kit.stats import ms, ms_max, percentile
 
-from logistics_shared.migrations import upgrade
-from logistics_shared.service import discover
-
-BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 DATABASES = {"inventory": "bench_saga_inventory", "shipping": "bench_saga_shipping"}
-LINES_PER_SHIPMENT = 2
 SMOKE_TIMEOUT = 30.0
 WARMUP_SHIPMENTS = 20
-
-
-# -- a keep-alive HTTP client (one per thread) -----------------------------------------------------
-
-
-class Client:
-    """One HTTP/1.1 keep-alive connection with a bearer token; not thread-safe (one per thread)."""
-
-    def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
-        parsed = urllib.parse.urlsplit(base_url)
-        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
-        self.timeout = timeout
-        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self.conn: http.client.HTTPConnection | None = None
-
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        payload = json.dumps(body).encode() if body is not None else None
-        headers = dict(self.headers)
-        if payload is not None:
-            headers["Content-Type"] = "application/json"
-        # A GET may be retried once on a connection the server closed; a POST never is (it
-        # could create a shipment twice), its failure is counted instead.
-        for attempt in (1, 2):
-            reused = self.conn is not None
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            try:
-                self.conn.request(method, path, body=payload, headers=headers)
-                response = self.conn.getresponse()
-                raw = response.read()
-            except (http.client.HTTPException, OSError):
-                self.close()
-                if method == "GET" and reused and attempt == 1:
-                    continue
-                raise
-            if response.will_close:
-                self.close()
-            try:
-                return response.status, json.loads(raw) if raw else None
-            except ValueError:
-                return response.status, raw.decode(errors="replace")
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.close()
 
 
 # -- the ready watcher: one poller instead of one per shipment -------------------------------------
 
 
-class Watcher:
+class Watcher(Poller):
     """Polls the shipping list for ready shipments; matches them to pending POSTs by reference.
 
     A shipment is registered *before* its POST (with the wall-clock time then, which is at most
@@ -145,39 +92,13 @@ class Watcher:
     """
 
     def __init__(self, base_url: str, token: str, interval: float) -> None:
+        super().__init__("ready-watcher")
         self.base_url, self.token, self.interval = base_url, token, interval
-        self.lock = threading.Lock()
-        self.pending: dict[str, datetime] = {}
         self.ready: dict[str, float] = {}
-        self.wake = threading.Event()
-        self.stop = threading.Event()
         self.polls = 0
         self.poll_seconds = 0.0
         self.cycles: list[float] = []
         self.errors = 0
-        self.thread = threading.Thread(target=self._run, name="ready-watcher", daemon=True)
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop.set()
-        self.wake.set()
-        self.thread.join(5)
-
-    def expect(self, reference: str, wall: datetime) -> None:
-        with self.lock:
-            self.pending[reference] = wall
-        self.wake.set()
-
-    def forget(self, reference: str) -> None:
-        with self.lock:
-            self.pending.pop(reference, None)
-
-    def outstanding(self, references: set[str]) -> int:
-        with self.lock:
-            return sum(reference in self.pending for reference in references)
 
     def reset_stats(self) -> None:
         with self.lock:
@@ -230,104 +151,7 @@ class Watcher:
                 return seen
 
 
-# -- driving shipments -----------------------------------------------------------------------------
-
-
-@dataclass
-class Sent:
-    reference: str
-    due: float = 0.0
-    start: float = 0.0  # time.monotonic() just before the POST
-    wall: datetime | None = None  # the wall clock at the same moment
-    end: float = 0.0
-    status: int = 0
-    error: str = ""
-    id: str = ""
-    stamped_ms: float | None = None  # shipping's ``ready`` history ``at`` - ``wall``
-
-
-def shipment_body(reference: str, n: int) -> dict[str, Any]:
-    first = (n * LINES_PER_SHIPMENT) % len(SKUS)
-    skus = [SKUS[(first + k) % len(SKUS)] for k in range(LINES_PER_SHIPMENT)]
-    return {
-        "reference": reference,
-        "warehouse": WAREHOUSE,
-        "ship_to": ADDRESS,
-        "lines": [{"sku": sku, "quantity": 1} for sku in skus],
-    }
-
-
-class Driver:
-    """Creates shipments over HTTP with ``threads`` keep-alive clients, on a schedule or at once."""
-
-    def __init__(self, base_url: str, token: str, watcher: Watcher, threads: int, run_id: str) -> None:
-        self.base_url, self.token, self.watcher, self.threads = base_url, token, watcher, threads
-        self.run_id = run_id
-        self.counter = 0
-
-    def create(self, count: int, rate: float | None, stop: threading.Event) -> list[Sent]:
-        """POST ``count`` shipments: ``rate`` per second (open loop), or all at once if None."""
-        start_n = self.counter
-        self.counter += count
-        sent = [Sent(f"SAGA-{self.run_id}-{start_n + i}") for i in range(count)]
-        jobs: queue.Queue[int | None] = queue.Queue()
-
-        def sender() -> None:
-            client = Client(self.base_url, self.token)
-            try:
-                while (i := jobs.get()) is not None:
-                    if stop.is_set():
-                        continue
-                    item = sent[i]
-                    item.wall = datetime.now(UTC)
-                    self.watcher.expect(item.reference, item.wall)
-                    item.start = time.monotonic()
-                    try:
-                        status, body = client.request(
-                            "POST", "/v1/shipments", shipment_body(item.reference, start_n + i)
-                        )
-                    except (http.client.HTTPException, OSError) as exc:
-                        status, body = 0, f"{exc.__class__.__name__}: {exc}"
-                    item.end = time.monotonic()
-                    item.status = status
-                    if status == 201 and isinstance(body, dict):
-                        item.id = str(body.get("id", ""))
-                    if status != 201:
-                        item.error = f"{status}: {str(body)[:300]}"
-                        self.watcher.forget(item.reference)
-            finally:
-                client.close()
-
-        workers = [
-            threading.Thread(target=sender, name=f"sender-{k}", daemon=True) for k in range(self.threads)
-        ]
-        for worker in workers:
-            worker.start()
-        try:
-            begin = time.monotonic()
-            for i in range(count):
-                due = begin + i / rate if rate else begin
-                delay = due - time.monotonic()
-                if delay > 0 and stop.wait(delay):
-                    break
-                sent[i].due = due
-                jobs.put(i)
-        except BaseException:
-            stop.set()  # interrupted: the senders drop what is still queued
-            raise
-        finally:
-            for _ in workers:
-                jobs.put(None)
-            for worker in workers:
-                worker.join()
-        return sent
-
-
-def wait_ready(watcher: Watcher, sent: list[Sent], timeout: float) -> None:
-    references = {item.reference for item in sent if item.status == 201}
-    deadline = time.monotonic() + timeout
-    while watcher.outstanding(references) and time.monotonic() < deadline:
-        time.sleep(0.02)
+# -- after a phase ---------------------------------------------------------------------------------
 
 
 def stamp_ready(client: Client, watcher: Watcher, sent: list[Sent]) -> None:
@@ -363,82 +187,6 @@ def never_ready(client: Client, watcher: Watcher, sent: list[Sent], lookups: int
     if len(missing) > lookups:
         statuses["(not looked up)"] += len(missing) - lookups
     return statuses
-
-
-# -- CPU accounting --------------------------------------------------------------------------------
-
-
-#: Processes of the machine grouped by command name, for the rest of the CPU.
-SHARED_SERVERS = {"postgres": "PostgreSQL", "beam.smp": "RabbitMQ"}
-
-
-def _all_processes_cpu() -> dict[int, tuple[str, float]]:
-    """User+system CPU seconds and command name of every process (one /proc scan)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    found: dict[int, tuple[str, float]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                raw = stat.read()
-            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-            fields = raw[raw.rindex(")") + 1 :].split()
-            found[int(entry)] = (comm, (int(fields[11]) + int(fields[12])) / tick)
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile
-    return found
-
-
-def _machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
-    try:
-        with open("/proc/stat") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
-    except OSError:
-        return 0.0, 0.0
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    tick = os.sysconf("SC_CLK_TCK")
-    return (sum(values) - idle) / tick, sum(values) / tick
-
-
-class CpuMeter:
-    """Where the machine's CPU went during a phase: our processes, PostgreSQL, RabbitMQ, the rest.
-
-    Processes that exited during the phase are missing from the groups (their CPU lands in
-    "other"); PostgreSQL backends of pooled connections live for the whole run.
-    """
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.start = self._sample()
-
-    @staticmethod
-    def _sample() -> tuple[float, tuple[float, float], dict[int, tuple[str, float]]]:
-        return time.monotonic(), _machine_cpu(), _all_processes_cpu()
-
-    def read(self) -> str:
-        (t0, (busy0, total0), before), (t1, (busy1, total1), after) = self.start, self._sample()
-        wall = t1 - t0
-        if wall <= 0 or total1 <= total0:
-            return "cpu: n/a"
-
-        def used(pid: int) -> float:
-            return after.get(pid, ("", 0.0))[1] - before.get(pid, ("", 0.0))[1]
-
-        busy = busy1 - busy0
-        parts = [f"machine {100 * busy / (total1 - total0):.0f}% busy of {os.cpu_count()} cores"]
-        accounted = 0.0
-        for name, pid in self.pids.items():
-            accounted += used(pid)
-            parts.append(f"{name} {100 * used(pid) / wall:.0f}%")
-        ours = set(self.pids.values())
-        for comm, label in SHARED_SERVERS.items():
-            group = sum(used(pid) for pid, (c, _) in after.items() if c == comm and pid not in ours)
-            accounted += group
-            parts.append(f"{label} {100 * group / wall:.0f}%")
-        parts.append(f"other {100 * max(0.0, busy - accounted) / wall:.0f}%")
-        return "cpu (% of one core): " + " · ".join(parts)
 
 
 # -- phases ----------------------------------------------------------------------------------------
@@ -590,7 +338,7 @@ class Phase:
 
 def run_shipments(
     name: str,
-    driver: Driver,
+    driver: Driver[Watcher],
     count: int,
     rate: float | None,
     args: argparse.Namespace,
@@ -601,7 +349,7 @@ def run_shipments(
     driver.watcher.reset_stats()
     cpu = CpuMeter(pids)
     sent = driver.create(count, rate, stop)
-    wait_ready(driver.watcher, sent, args.settle)
+    wait_seen(driver.watcher, sent, args.settle)
     cpu_line = cpu.read()
     with driver.watcher.lock:
         ready = dict(driver.watcher.ready)
@@ -612,12 +360,12 @@ def run_shipments(
     return Phase(name, sent, ready, never, cpu_line, target_rate=rate)
 
 
-def smoke_test(driver: Driver, stop: threading.Event, servers: list[Server]) -> None:
+def smoke_test(driver: Driver[Watcher], stop: threading.Event, servers: list[Server]) -> None:
     """One shipment must become ready, or the run stops with every server's log."""
     sent = driver.create(1, None, stop)
     if sent[0].status != 201:
         raise SystemExit(f"POST /v1/shipments failed: {sent[0].error}")
-    wait_ready(driver.watcher, sent, SMOKE_TIMEOUT)
+    wait_seen(driver.watcher, sent, SMOKE_TIMEOUT)
     if sent[0].reference not in driver.watcher.ready:
         logs = "\n".join(f"--- {server.name} log (tail) ---\n{server.output()}" for server in servers)
         raise SystemExit(f"the smoke-test shipment was not ready after {SMOKE_TIMEOUT:.0f}s\n{logs}")
@@ -626,74 +374,25 @@ def smoke_test(driver: Driver, stop: threading.Event, servers: list[Server]) -> 
 # -- set-up and clean-up ---------------------------------------------------------------------------
 
 
-@contextmanager
-def migrated_databases(args: argparse.Namespace, var_dir: str) -> Iterator[dict[str, str]]:
-    specs = discover()
-    with (
-        benchkit.inventory_database("postgres", DATABASES["inventory"], args.pg_url) as inv_url,
-        benchkit.inventory_database("postgres", DATABASES["shipping"], args.pg_url) as ship_url,
-    ):
-        urls = {"inventory": inv_url, "shipping": ship_url}
-        for name, url in urls.items():
-            upgrade(specs[name], make_settings(name, url, args.broker_url, "unused", var_dir))
-        yield urls
-
-
-def environment(
-    urls: dict[str, str], args: argparse.Namespace, namespace: str, var_dir: str
-) -> dict[str, str]:
-    """Every subprocess (and the CLI) gets the same environment, as one deployment would."""
-    env = benchkit.service_env(urls["inventory"], var_dir, args.web_threads)
-    env.update(
-        LOGISTICS_SHIPPING_DATABASE_URL=urls["shipping"],
-        LOGISTICS_BROKER_URL=args.broker_url,
-        LOGISTICS_BUS_NAMESPACE=namespace,
-    )
-    return env
-
-
 def top_up_stock(base_url: str, token: str, shipments: int) -> None:
     """Seeded stock covers every shipment of the run (with a wide margin), so none goes on hold."""
     needed = math.ceil(shipments * LINES_PER_SHIPMENT / len(SKUS)) * 2 + 50
     if needed <= INITIAL_STOCK:
         return
-    post = benchkit.http_seeder(base_url, token)
+    post = core.http_seeder(base_url, token)
     for sku in SKUS:
         post("/v1/receipts", {"warehouse": WAREHOUSE, "sku": sku, "quantity": needed - INITIAL_STOCK})
-
-
-def safely_delete_namespace(broker_url: str, namespace: str) -> None:
-    try:
-        delete_namespace(broker_url, namespace, [])
-    except Exception as exc:
-        print(f"could not delete the queues of {namespace}: {exc}", file=sys.stderr)
 
 
 # -- output ----------------------------------------------------------------------------------------
 
 
 def machine_facts(args: argparse.Namespace) -> list[tuple[str, str]]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    model = platform.processor() or platform.machine()
-    with suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    libs = " · ".join(f"{name} {version(name)}" for name in ("waitress", "kombu", "psycopg", "SQLAlchemy"))
-    try:
-        with psycopg.connect(f"{args.pg_url.rstrip('/')}/postgres") as conn:
-            sync = conn.execute("SHOW synchronous_commit").fetchone()
-        database = f"{benchkit.postgres_version(args.pg_url)} · synchronous_commit={sync[0] if sync else '?'}"
-    except psycopg.OperationalError as exc:
-        raise SystemExit(f"cannot reach PostgreSQL at {args.pg_url}: {exc}") from None
     return [
-        ("cores", f"{os.cpu_count()} ({usable} usable) · {model}"),
-        ("load average", f"{load} (at start)"),
+        *machine(),
         ("broker", broker_version(args.broker_url)),
-        ("database", database),
-        ("software", f"Python {platform.python_version()} · {libs}"),
+        ("database", postgres_facts(args.pg_url)),
+        ("software", software(libraries("waitress", "kombu", "psycopg", "SQLAlchemy"))),
         (
             "processes",
             f"logistics serve inventory|shipping (--threads {args.web_threads}) · "
@@ -705,10 +404,6 @@ def machine_facts(args: argparse.Namespace) -> list[tuple[str, str]]:
             f"ready poller every {args.poll_ms:g} ms",
         ),
     ]
-
-
-def _ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.1f}"
 
 
 def render(
@@ -725,7 +420,7 @@ def render(
         "-> ready), 4 real processes",
         "",
     ]
-    lines += [f"  {key:<13} {value}" for key, value in facts]
+    lines += fact_lines(facts, 13)
     header = f"{'measurement':<58} {'count':>6} {'seconds':>8} {'per s':>8}  note"
     lines += ["", header, "-" * len(header)]
 
@@ -759,7 +454,7 @@ def render(
         max((item.start for item in steady.created), default=0.0)
         - min((item.start for item in steady.created), default=0.0),
         steady.posts_rate,
-        f"{len(steady.failed)} failed; max schedule lag {_ms(steady.max_lag_ms)} ms",
+        f"{len(steady.failed)} failed; max schedule lag {ms(steady.max_lag_ms)} ms",
     )
     row(
         "    its shipments: first POST -> last ready",
@@ -772,7 +467,7 @@ def render(
         "",
         "Time to ready, ms, from just before the POST:",
         f"  observed = the first poll that saw it ready: an upper bound, resolution one poll cycle "
-        f"(mean {_ms(poll['cycle_ms'])} ms)",
+        f"(mean {ms(poll['cycle_ms'])} ms)",
         "  stamped  = the `at` of shipping's `ready` history entry: a lower bound (taken in the handler,",
         "             before the consumer commits its batch); read back after the phase",
     ]
@@ -784,13 +479,13 @@ def render(
 
     def latency_row(name: str, measure: str, values: list[float], never: str = "", post: str = "") -> None:
         lines.append(
-            f"{name:<20} {measure:<10} {len(values):>5} {never:>6} {_ms(percentile(values, 50)):>7} "
-            f"{_ms(percentile(values, 90)):>7} {_ms(percentile(values, 99)):>7} "
-            f"{_ms(max(values) if values else float('nan')):>7}   {post}"
+            f"{name:<20} {measure:<10} {len(values):>5} {never:>6} {ms(percentile(values, 50)):>7} "
+            f"{ms(percentile(values, 90)):>7} {ms(percentile(values, 99)):>7} "
+            f"{ms_max(values):>7}   {post}"
         )
 
     for phase in (steady, burst):
-        post = f"{_ms(phase.post_ms(50)):>8} {_ms(phase.post_ms(99)):>8}"
+        post = f"{ms(phase.post_ms(50)):>8} {ms(phase.post_ms(99)):>8}"
         latency_row(phase.name, "observed", phase.latencies_ms, str(phase.never_ready), post)
         latency_row("", "stamped", phase.stamped_ms)
     latency_row("(r) receipts", "round trip", receipts.latencies_ms)
@@ -815,7 +510,7 @@ def render(
         f"  (r) {receipts.cpu}",
         f"  (s) {steady.cpu}",
         f"  (b) {burst.cpu}",
-        f"  poller: {poll['polls']:.0f} polls, mean {_ms(poll['poll_ms'])} ms each, "
+        f"  poller: {poll['polls']:.0f} polls, mean {ms(poll['poll_ms'])} ms each, "
         f"{poll['errors']:.0f} failed (its requests load the shipping web process too)",
     ]
     for phase in (steady, burst):
@@ -834,29 +529,24 @@ def render(
 def run(args: argparse.Namespace, stop: threading.Event) -> str:
     namespace = f"benchsaga{uuid.uuid4().hex[:8]}"
     facts = machine_facts(args)
-    cli = benchkit.logistics_cli()
     with ExitStack() as stack:
         # Unwound last to first: servers stop, then databases drop, then the queues go.
         stack.callback(safely_delete_namespace, args.broker_url, namespace)
         var_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-saga-"))
         print("creating and migrating bench_saga_inventory and bench_saga_shipping ...", file=sys.stderr)
-        urls = stack.enter_context(migrated_databases(args, var_dir))
-        env = environment(urls, args, namespace, var_dir)
-        token = benchkit.admin_token(env)
+        urls = stack.enter_context(migrated_databases(args.pg_url, DATABASES, args.broker_url, var_dir))
+        env = core.deployment_env(urls, var_dir, args.web_threads, args.broker_url, namespace)
+        token = core.admin_token(env)
 
-        servers: list[Server] = []
-        bases: dict[str, str] = {}
-        for service in ("inventory", "shipping"):
-            port = free_port()
-            bases[service] = f"http://127.0.0.1:{port}"
-            argv = [cli, "serve", service, f"--port={port}", f"--threads={args.web_threads}"]
-            servers.append(Server(f"{service} web", argv, ready_url=f"{bases[service]}/readyz", env=env))
-        for service in ("inventory", "shipping"):
-            port = free_port()
-            argv = [cli, "worker", service, f"--health-port={port}"]
-            servers.append(
-                Server(f"{service} worker", argv, ready_url=f"http://127.0.0.1:{port}/readyz", env=env)
-            )
+        webs = {
+            service: core.web_server(f"{service} web", service, env, threads=args.web_threads)
+            for service in ("inventory", "shipping")
+        }
+        bases = {service: server.base_url for service, server in webs.items()}
+        servers = [
+            *webs.values(),
+            *(core.worker_server(f"{service} worker", service, env) for service in ("inventory", "shipping")),
+        ]
         print(f"starting 2 web processes and 2 workers (bus namespace {namespace}) ...", file=sys.stderr)
         for server in servers:
             stack.enter_context(server)
@@ -864,7 +554,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> str:
         pids["bench client"] = os.getpid()
 
         print(f"seeding 1 warehouse, {len(SKUS)} items and their stock ...", file=sys.stderr)
-        benchkit.seed(benchkit.http_seeder(bases["inventory"], token))
+        core.seed(core.http_seeder(bases["inventory"], token))
         total = WARMUP_SHIPMENTS + 1 + math.ceil(args.rate * args.seconds) + args.burst
         top_up_stock(bases["inventory"], token, total)
 
@@ -902,8 +592,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> str:
             poll["errors"] += watcher.errors
         poll["cycle_ms"] = statistics.fmean(cycles) * 1000 if cycles else float("nan")
         if steady.failed or burst.failed or steady.never or burst.never:
-            for server in servers:
-                print(f"--- {server.name} log (tail) ---\n{server.output()}", file=sys.stderr)
+            core.print_logs(servers)
         return render(facts, receipts, steady, burst, poll, args)
 
 
@@ -932,9 +621,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--settle", type=float, default=30.0, help="seconds to wait for stragglers after a phase; default 30"
     )
-    parser.add_argument(
-        "--pg-url", default=benchkit.PG_URL, help=f"PostgreSQL server; default {benchkit.PG_URL}"
-    )
+    parser.add_argument("--pg-url", default=PG_URL, help=f"PostgreSQL server; default {PG_URL}")
     parser.add_argument("--broker-url", default=BROKER_URL, help=f"RabbitMQ; default {BROKER_URL}")
     args = parser.parse_args()
     if min(args.rate, args.seconds, args.threads, args.burst, args.poll_ms, args.receipts_seconds) <= 0:

@@ -44,8 +44,9 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-import benchkit
-from benchkit import Server, free_port
+from kit import core
+from kit.core import Server
+from kit.facts import load_average
 
 #: waitress's own adjustments, which the suite's settings replace.
 WAITRESS_DEFAULTS = {
@@ -109,9 +110,9 @@ def measure(condition: Condition, port: int, args: argparse.Namespace, slow: int
 
 def serve(name: str, env: dict[str, str], threads: int) -> tuple[Server, int]:
     """A ``logistics serve inventory`` to enter (it is started and waited for then) and its port."""
-    port = free_port()
-    argv = [benchkit.logistics_cli(), "serve", "inventory", "--port", str(port), "--threads", str(threads)]
-    return Server(name, argv, f"http://127.0.0.1:{port}/readyz", env), port
+    server = core.web_server(name, "inventory", env, threads=threads)
+    assert server.port is not None
+    return server, server.port
 
 
 def with_waitress_defaults(env: dict[str, str], args: argparse.Namespace) -> tuple[int, int, float]:
@@ -128,10 +129,6 @@ def with_waitress_defaults(env: dict[str, str], args: argparse.Namespace) -> tup
             except (OSError, RuntimeError):
                 timed_out += 1
     return answered, timed_out, time.monotonic() - started
-
-
-def load() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def parse_args() -> argparse.Namespace:
@@ -161,19 +158,19 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     quiet = Condition("(A) no other client")
     slow = Condition(f"(B) {args.slow} slow clients held")
-    load_before = load()
+    load_before = load_average()
     defaults: tuple[int, int, float] | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-slow-") as tmp:
-            env = benchkit.service_env(f"sqlite:///{tmp}/inventory.sqlite3", tmp, args.threads)
-            benchkit.migrate(env)
+            env = core.service_env(f"sqlite:///{tmp}/inventory.sqlite3", tmp, args.threads)
+            core.migrate(env)
             server, port = serve("serve", env, args.threads)
             with server:
                 for n in range(args.rounds):
                     pair = ((quiet, 0), (slow, args.slow))
                     for condition, count in pair if n % 2 == 0 else reversed(pair):
                         measure(condition, port, args, count)
-            load_after = load()
+            load_after = load_average()
             if not args.no_defaults:
                 defaults = with_waitress_defaults(env, args)
     except KeyboardInterrupt:

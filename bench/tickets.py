@@ -55,7 +55,6 @@ sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname
 
 import argparse
 import json
-import math
 import random
 import signal
 import statistics
@@ -64,18 +63,31 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import benchkit
 import psycopg
-from benchkit import Server, free_port
-from bus import broker_version, delete_namespace, make_settings, percentile
-from saga import CpuMeter, Driver, Sent
+from kit import core
+from kit.broker import broker_version, safely_delete_namespace
+from kit.core import BROKER_URL, PG_URL, Server
+from kit.cpu import CpuMeter
+from kit.databases import databases, make_settings
+from kit.facts import lines as fact_lines
+from kit.shipments import Driver, Poller, Sent, wait_seen
+from kit.stats import distribution, ms
+from kit.wrk import (
+    Wrk,
+    WrkResult,
+    WrkSettings,
+    cells,
+    ensure_wrk,
+    failures,
+    header,
+    machine_facts,
+    measure_bare,
+)
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -84,15 +96,10 @@ from logistics_shared.schemas import encode_cursor
 from support.domain import sla
 from support.models import PRIORITIES, ticket_comments, tickets
 
-BENCH = Path(__file__).resolve().parent
-BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 DATABASES = {"support": "bench_support", "shipping": "bench_support_shipping"}
 PAGE = 50  # the list endpoints' default limit (PageQuerySchema)
 SMOKE_TIMEOUT = 30.0
 WARMUP_SHIPMENTS = 10
-
-
-wrkbench = benchkit.load_http_bench()
 
 
 # -- the seeded tickets ----------------------------------------------------------------------------
@@ -396,7 +403,7 @@ def queries(seeded: Seeded) -> list[Query]:
 
 def smoke_test(query: Query, url: str, token: str) -> None:
     """The page must be exactly as long as the seeded data says, and hold what was asked for."""
-    status, body = benchkit.http_json("GET", url, token=token)
+    status, body = core.http_json("GET", url, token=token)
     items = body.get("items") if isinstance(body, dict) else None
     if status != 200 or not isinstance(items, list):
         raise SystemExit(f"GET {url} answered {status}: {str(body)[:2000]}")
@@ -408,15 +415,9 @@ def smoke_test(query: Query, url: str, token: str) -> None:
         raise SystemExit(f"GET {url}: {problem}:\n{json.dumps(body)[:2000]}")
 
 
-def measure_bare(wrk: Any, settings: Any) -> Any:
-    port = free_port()
-    argv = [sys.executable, str(BENCH / "bare_app.py"), f"--port={port}", f"--threads={settings.threads}"]
-    url = f"http://127.0.0.1:{port}/ping"
-    with Server("bare Pyramid app", argv, ready_url=url):
-        return wrk.measure("bare  GET /ping", url)
-
-
-def measure_lists(wrk: Any, base: str, token: str, seeded: Seeded, server: Server) -> list[tuple[Query, Any]]:
+def measure_lists(
+    wrk: Wrk, base: str, token: str, seeded: Seeded, server: Server
+) -> list[tuple[Query, WrkResult]]:
     measured = queries(seeded)
     for query in measured:
         smoke_test(query, query.url(base), token)
@@ -430,44 +431,21 @@ def measure_lists(wrk: Any, base: str, token: str, seeded: Seeded, server: Serve
 # -- part 2: the projection's lag ------------------------------------------------------------------
 
 
-class ViewPoller:
+class ViewPoller(Poller):
     """Polls support's ``shipment_view`` over SQL for pending references; when each first appeared.
 
-    It stands in for bench/saga.py's ``Watcher`` in its ``Driver`` (``expect`` before the POST,
-    ``forget`` when the POST failed). ``seen`` holds the wall clock (``time.time()``) right after
-    the query that first returned the row: an upper bound, one poll cycle of resolution.
+    The kit's ``Driver`` registers each shipment with it (``expect`` before the POST, ``forget``
+    when the POST failed). ``seen`` holds the wall clock (``time.time()``) right after the query
+    that first returned the row: an upper bound, one poll cycle of resolution.
     """
 
     def __init__(self, database_url: str, interval: float) -> None:
+        super().__init__("view-poller")
         self.database_url, self.interval = database_url, interval
-        self.lock = threading.Lock()
-        self.pending: dict[str, datetime] = {}
         self.seen: dict[str, float] = {}
         self.cycles: list[float] = []
         self.query_seconds = 0.0
-        self.stop = threading.Event()
         self.error: str = ""
-        self.thread = threading.Thread(target=self._run, name="view-poller", daemon=True)
-
-    def __enter__(self) -> "ViewPoller":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop.set()
-        self.thread.join(5)
-
-    def expect(self, reference: str, wall: datetime) -> None:
-        with self.lock:
-            self.pending[reference] = wall
-
-    def forget(self, reference: str) -> None:
-        with self.lock:
-            self.pending.pop(reference, None)
-
-    def outstanding(self, references: set[str]) -> int:
-        with self.lock:
-            return sum(reference in self.pending for reference in references)
 
     def reset_stats(self) -> None:
         with self.lock:
@@ -528,13 +506,6 @@ class Lag:
         return [item for item in self.sent if item.start and item.status != 201]
 
 
-def wait_visible(poller: ViewPoller, sent: list[Sent], timeout: float) -> None:
-    references = {item.reference for item in sent if item.status == 201}
-    deadline = time.monotonic() + timeout
-    while poller.outstanding(references) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 def _timestamps(urls: dict[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, datetime]]:
     """Shipping's ``shipment.requested`` outbox rows by reference; support's handler stamps by event."""
     outbox: dict[str, dict[str, Any]] = {}
@@ -560,7 +531,7 @@ def _timestamps(urls: dict[str, str]) -> tuple[dict[str, dict[str, Any]], dict[s
 
 
 def run_lag_phase(
-    driver: Driver,
+    driver: Driver[ViewPoller],
     poller: ViewPoller,
     count: int,
     rate: float,
@@ -572,7 +543,7 @@ def run_lag_phase(
     poller.reset_stats()
     cpu = CpuMeter(pids)
     sent = driver.create(count, rate, stop)
-    wait_visible(poller, sent, settle)
+    wait_seen(poller, sent, settle)
     cpu_line = cpu.read()
     with poller.lock:
         seen = {item.reference: poller.seen[item.reference] for item in sent if item.reference in poller.seen}
@@ -616,70 +587,32 @@ def run_lag_phase(
 
 
 def projection_smoke_test(
-    driver: Driver, poller: ViewPoller, support_base: str, token: str, stop: threading.Event
+    driver: Driver[ViewPoller], poller: ViewPoller, support_base: str, token: str, stop: threading.Event
 ) -> str:
     """One shipment must reach support's read model, and support's API must show it."""
     sent = driver.create(1, None, stop)
     if sent[0].status != 201:
         raise SystemExit(f"POST /v1/shipments on shipping failed: {sent[0].error}")
-    wait_visible(poller, sent, SMOKE_TIMEOUT)
+    wait_seen(poller, sent, SMOKE_TIMEOUT)
     if sent[0].reference not in poller.seen:
         raise SystemExit(
             f"shipment {sent[0].reference} not in support's shipment_view after {SMOKE_TIMEOUT:.0f}s"
             + (f" (poller: {poller.error})" if poller.error else "")
         )
     url = f"{support_base}/v1/shipments/{sent[0].id}"
-    status, body = benchkit.http_json("GET", url, token=token)
+    status, body = core.http_json("GET", url, token=token)
     if status != 200 or not isinstance(body, dict) or body.get("reference") != sent[0].reference:
         raise SystemExit(f"GET {url} on support answered {status}: {body}")
     return str(body.get("status"))
 
 
-# -- set-up and clean-up ---------------------------------------------------------------------------
-
-
-@contextmanager
-def migrated_databases(args: argparse.Namespace) -> Iterator[dict[str, str]]:
-    with (
-        benchkit.inventory_database("postgres", DATABASES["support"], args.pg_url) as support_url,
-        benchkit.inventory_database("postgres", DATABASES["shipping"], args.pg_url) as shipping_url,
-    ):
-        yield {"support": support_url, "shipping": shipping_url}
-
-
-def environment(
-    urls: dict[str, str], args: argparse.Namespace, namespace: str, var_dir: str
-) -> dict[str, str]:
-    """benchkit's quiet, deterministic environment for every subprocess, as one deployment would."""
-    env = benchkit.service_env(urls["support"], var_dir, max(args.threads, args.web_threads))
-    del env["LOGISTICS_INVENTORY_DATABASE_URL"]
-    env.update(
-        LOGISTICS_SUPPORT_DATABASE_URL=urls["support"],
-        LOGISTICS_SHIPPING_DATABASE_URL=urls["shipping"],
-        LOGISTICS_BROKER_URL=args.broker_url,
-        LOGISTICS_BUS_NAMESPACE=namespace,
-    )
-    return env
-
-
-def safely_delete_namespace(broker_url: str, namespace: str) -> None:
-    try:
-        delete_namespace(broker_url, namespace, [])
-    except Exception as exc:
-        print(f"could not delete the queues of {namespace}: {exc}", file=sys.stderr)
-
-
 # -- output ----------------------------------------------------------------------------------------
-
-
-def _ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.1f}"
 
 
 def render(
     facts: list[tuple[str, str]],
-    bare: Any,
-    lists: list[tuple[Query, Any]],
+    bare: WrkResult,
+    lists: list[tuple[Query, WrkResult]],
     seeded: Seeded,
     lag: Lag,
     view_status: str,
@@ -687,40 +620,27 @@ def render(
 ) -> str:
     title = "Support benchmark: ticket list/search on seeded tickets vs a bare endpoint; projection lag"
     lines = ["", title, ""]
-    lines += [f"  {key:<17} {value}" for key, value in facts]
+    lines += fact_lines(facts, 17)
     lines.append(
         f"  {'data':<17} {seeded.tickets} tickets, {seeded.comments} comments (inserted in "
         f"{seeded.seconds:.1f}s, then VACUUM ANALYZE); token support_agent:{ME}; "
         f"page = {PAGE} (default limit)"
     )
 
-    columns = ("req/s", "p50 ms", "p99 ms", "non-2xx", "sock err", "vs bare", "match")
-    header = f"{'endpoint':<46} {columns[0]:>9} " + " ".join(f"{column:>8}" for column in columns[1:])
-    lines += ["", header, "-" * len(header)]
-    rows: list[tuple[str, Any, str]] = [(bare.name, bare, "")]
+    top = header("endpoint", 46, "vs bare", "match")
+    lines += ["", top, "-" * len(top)]
+    rows: list[tuple[str, WrkResult, str]] = [(bare.name, bare, "")]
     rows += [(query.label, result, str(query.matches)) for query, result in lists]
     for name, result, matches in rows:
         ratio = result.requests_per_s / bare.requests_per_s if bare.requests_per_s else float("nan")
         lines.append(
-            f"{name:<46} {result.requests_per_s:>9.1f} {result.p50_ms:>8.2f} {result.p99_ms:>8.2f} "
-            f"{result.non_2xx:>8} {sum(result.socket_errors.values()):>8} {ratio:>8.3f} {matches:>8}"
-            + ("   <-- ERRORS" if result.failed else "")
+            f"{name:<46} {cells(result, ratio)} {matches:>8}" + ("   <-- ERRORS" if result.failed else "")
         )
     lines.append(
         f"  match: tickets of the {seeded.tickets} that the query selects (counted in SQL); each request "
         f"returns the first {PAGE} of them, oldest first"
     )
-    failed = [result for _, result, _ in rows if result.failed]
-    if failed:
-        lines += ["", "!" * len(header)]
-        for result in failed:
-            sockets = ", ".join(f"{kind} {count}" for kind, count in result.socket_errors.items() if count)
-            lines.append(
-                f"!!! {result.name.strip()}: {result.non_2xx} non-2xx of {result.requests} responses"
-                + (f", socket errors: {sockets}" if sockets else "")
-            )
-        lines.append("!!! these rows measured failures, not the endpoint: their numbers are NOT valid")
-        lines.append("!" * len(header))
+    lines += failures([result for _, result, _ in rows if result.failed], len(top))
 
     lines += [
         "",
@@ -729,14 +649,11 @@ def render(
         "clients)",
         "",
     ]
-    header = f"{'ms':<58} {'n':>5} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}"
-    lines += [header, "-" * len(header)]
+    top = f"{'ms':<58} {'n':>5} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}"
+    lines += [top, "-" * len(top)]
 
     def row(label: str, values: list[float]) -> None:
-        lines.append(
-            f"{label:<58} {len(values):>5} {_ms(percentile(values, 50)):>7} {_ms(percentile(values, 90)):>7} "
-            f"{_ms(percentile(values, 99)):>7} {_ms(max(values) if values else float('nan')):>7}"
-        )
+        lines.append(f"{label:<58} {len(values):>5} {distribution(values)}")
 
     row("outbox created_at -> visible in shipment_view (observed)", lag.observed_ms)
     row("outbox created_at -> handler's processed_at (stamped)", lag.stamped_ms)
@@ -750,8 +667,8 @@ def render(
         "               inside the request's transaction, so a little before the commit (lag is overstated",
         "               by the rest of that transaction; 'POST answered' is after the commit: understated)",
         "  visible      wall clock right after the first SQL poll of support's shipment_view that returned",
-        f"               the row; polled every {args.poll_ms:g} ms (mean cycle {_ms(lag.cycle_ms)} ms, "
-        f"mean query {_ms(lag.query_ms)} ms)",
+        f"               the row; polled every {args.poll_ms:g} ms (mean cycle {ms(lag.cycle_ms)} ms, "
+        f"mean query {ms(lag.query_ms)} ms)",
         "  processed_at support's inbox row for handler shipment_view: datetime.now() in the consumer",
         "               before the batch's commit (a lower bound of visibility)",
         "  published_at the relay's mark, after the broker confirmed the batch and before the relay commits",
@@ -772,10 +689,10 @@ def render(
 # -- main ------------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace, settings: Any, exe: str, stop: threading.Event) -> tuple[str, bool]:
+def run(args: argparse.Namespace, settings: WrkSettings, exe: str, stop: threading.Event) -> tuple[str, bool]:
     namespace = f"benchsupport{uuid.uuid4().hex[:8]}"
-    wrk = wrkbench.Wrk(exe, settings)
-    facts = wrkbench.machine_facts(settings, wrk)
+    wrk = Wrk(exe, settings)
+    facts = machine_facts(settings, wrk)
     facts += [
         ("broker", f"{broker_version(args.broker_url)} · namespace {namespace}"),
         (
@@ -784,61 +701,36 @@ def run(args: argparse.Namespace, settings: Any, exe: str, stop: threading.Event
             "(1 consumer + relay each), default settings",
         ),
     ]
-    cli = benchkit.logistics_cli()
     with ExitStack() as stack:
         # Unwound last to first: servers stop, then databases drop, then the queues go.
         stack.callback(safely_delete_namespace, args.broker_url, namespace)
         var_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-support-"))
         print(f"creating {DATABASES['support']} and {DATABASES['shipping']} ...", file=sys.stderr)
-        urls = stack.enter_context(migrated_databases(args))
-        env = environment(urls, args, namespace, var_dir)
-        benchkit._run_cli(["migrate", "support"], env)
-        benchkit._run_cli(["migrate", "shipping"], env)
-        agent = benchkit._run_cli(["token", "--role", "support_agent", "--subject", ME, "--ttl", "2h"], env)
-        admin = benchkit.admin_token(env)
+        urls = stack.enter_context(databases(args.pg_url, DATABASES))
+        threads = max(args.threads, args.web_threads)
+        env = core.deployment_env(urls, var_dir, threads, args.broker_url, namespace)
+        core.migrate(env, "support")
+        core.migrate(env, "shipping")
+        agent = core.token(env, "support_agent", ME)
+        admin = core.admin_token(env)
 
         print(f"seeding {args.tickets} tickets and their comments ...", file=sys.stderr)
         seeded = seed_tickets(urls["support"], args.tickets, var_dir)
 
         bare = measure_bare(wrk, settings)
-        port = free_port()
-        support_base = f"http://127.0.0.1:{port}"
-        argv = [cli, "serve", "support", "--host=127.0.0.1", f"--port={port}", f"--threads={args.threads}"]
-        support_web = stack.enter_context(
-            Server("support web", argv, ready_url=f"{support_base}/readyz", env=env)
-        )
+        support_web = core.web_server("support web", "support", env, threads=args.threads, host="127.0.0.1")
+        stack.enter_context(support_web)
+        support_base = support_web.base_url
         lists = measure_lists(wrk, support_base, agent, seeded, support_web)
 
         # Part 2. The consumer first: its queues must be bound before shipping publishes.
-        servers: list[Server] = [support_web]
-        health = free_port()
-        servers.append(
-            Server(
-                "support worker",
-                [cli, "worker", "support", f"--health-port={health}"],
-                ready_url=f"http://127.0.0.1:{health}/readyz",
-                env=env,
-            )
-        )
-        port = free_port()
-        shipping_base = f"http://127.0.0.1:{port}"
-        servers.append(
-            Server(
-                "shipping web",
-                [cli, "serve", "shipping", f"--port={port}", f"--threads={args.web_threads}"],
-                ready_url=f"{shipping_base}/readyz",
-                env=env,
-            )
-        )
-        health = free_port()
-        servers.append(
-            Server(
-                "shipping worker",
-                [cli, "worker", "shipping", f"--health-port={health}"],
-                ready_url=f"http://127.0.0.1:{health}/readyz",
-                env=env,
-            )
-        )
+        shipping_web = core.web_server("shipping web", "shipping", env, threads=args.web_threads)
+        servers = [
+            support_web,
+            core.worker_server("support worker", "support", env),
+            shipping_web,
+            core.worker_server("shipping worker", "shipping", env),
+        ]
         print(f"starting support's worker, shipping's web and worker ({namespace}) ...", file=sys.stderr)
         for server in servers[1:]:
             stack.enter_context(server)
@@ -846,17 +738,16 @@ def run(args: argparse.Namespace, settings: Any, exe: str, stop: threading.Event
         pids["bench script"] = os.getpid()
 
         poller = stack.enter_context(ViewPoller(urls["support"], args.poll_ms / 1000))
-        # bench/saga.py's driver, with the poller standing in for its Watcher (expect/forget).
-        driver = Driver(shipping_base, admin, poller, args.clients, uuid.uuid4().hex[:6])  # type: ignore[arg-type]
+        # The kit's shipment driver, with the poller as what watches for each shipment.
+        driver = Driver(shipping_web.base_url, admin, poller, args.clients, uuid.uuid4().hex[:6])
         try:
             view_status = projection_smoke_test(driver, poller, support_base, agent, stop)
         except SystemExit:
-            for server in servers:
-                print(f"--- {server.name} log (tail) ---\n{server.output()}", file=sys.stderr)
+            core.print_logs(servers)
             raise
         print(f"warming up with {WARMUP_SHIPMENTS} shipments ...", file=sys.stderr)
         warm = driver.create(WARMUP_SHIPMENTS, args.rate, stop)
-        wait_visible(poller, warm, args.settle)
+        wait_seen(poller, warm, args.settle)
         print(
             f"measuring the projection's lag: {args.rate:g} shipments/s for {args.seconds:g}s ...",
             file=sys.stderr,
@@ -866,14 +757,13 @@ def run(args: argparse.Namespace, settings: Any, exe: str, stop: threading.Event
         if poller.error:
             raise SystemExit(f"the shipment_view poller failed: {poller.error}")
         if lag.never or lag.failed:
-            for server in servers:
-                print(f"--- {server.name} log (tail) ---\n{server.output()}", file=sys.stderr)
+            core.print_logs(servers)
         failed = any(result.failed for result in [bare, *(result for _, result in lists)])
         report = render(facts, bare, lists, seeded, lag, view_status, args)
         return report, failed or bool(lag.never)
 
 
-def parse_args() -> tuple[argparse.Namespace, Any]:
+def parse_args() -> tuple[argparse.Namespace, WrkSettings]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -897,9 +787,7 @@ def parse_args() -> tuple[argparse.Namespace, Any]:
         default=30.0,
         help="seconds to wait for stragglers after the phase; default 30",
     )
-    parser.add_argument(
-        "--pg-url", default=benchkit.PG_URL, help=f"PostgreSQL server; default {benchkit.PG_URL}"
-    )
+    parser.add_argument("--pg-url", default=PG_URL, help=f"PostgreSQL server; default {PG_URL}")
     parser.add_argument("--broker-url", default=BROKER_URL, help=f"RabbitMQ; default {BROKER_URL}")
     args = parser.parse_args()
     if min(args.threads, args.duration, args.connections, args.tickets, args.clients, args.web_threads) < 1:
@@ -908,7 +796,7 @@ def parse_args() -> tuple[argparse.Namespace, Any]:
         )
     if min(args.rate, args.seconds, args.poll_ms) <= 0 or args.warmup < 0 or args.settle < 0:
         parser.error("--rate, --seconds and --poll-ms must be positive, --warmup and --settle not negative")
-    settings = wrkbench.Settings(
+    settings = WrkSettings(
         args.threads, args.connections, args.duration, args.warmup, "postgres", args.pg_url
     )
     return args, settings
@@ -919,7 +807,7 @@ def main() -> int:
     # SIGTERM unwinds like Ctrl-C: subprocesses stopped, databases dropped, queues deleted.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     stop = threading.Event()
-    exe = wrkbench.ensure_wrk()
+    exe = ensure_wrk()
     try:
         report, failed = run(args, settings, exe, stop)
     except KeyboardInterrupt:

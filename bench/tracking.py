@@ -38,18 +38,17 @@ import re
 import signal
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import benchkit
 import redis
-from benchkit import ADDRESS, SKUS, WAREHOUSE, Server, free_port
+from kit import core, databases
+from kit.core import ADDRESS, PG_URL, SKUS, WAREHOUSE
+from kit.facts import lines as fact_lines
+from kit.wrk import Wrk, WrkResult, WrkSettings, cells, ensure_wrk, failure, failures, header, machine_facts
 
 from logistics_shared.outbox import Outbox
 from logistics_shared.service import discover
@@ -57,14 +56,11 @@ from logistics_shared.settings import load_settings
 from shipping.domain import shipments as shipment_domain
 from shipping.domain.webhooks import signature
 
-BENCH = Path(__file__).resolve().parent
 DATABASE_NAME = "bench_tracking"
 #: A database index of its own, away from db 0; the run deletes only the key it wrote.
 REDIS_URL = "redis://127.0.0.1:6379/15"
 TRACKING_EVENTS = 20
 
-
-wrkbench = benchkit.load_http_bench()
 
 # The carrier, service and shipment of tests/shipping/test_rates_labels.py.
 WEBHOOK_SECRET = "bench-whsec-0123456789-abcdefghij"
@@ -114,7 +110,7 @@ class Config:
 @dataclass(frozen=True)
 class Row:
     config: Config
-    result: Any  # bench/http.py's WrkResult
+    result: WrkResult
     redis_hits: int
     redis_misses: int
     redis_key_after: bool
@@ -183,14 +179,6 @@ class RedisKey:
 # -- set-up -----------------------------------------------------------------------------------------
 
 
-def shipping_env(database_url: str, var_dir: str, threads: int) -> dict[str, str]:
-    """benchkit's quiet, deterministic environment, pointed at the shipping database."""
-    env = benchkit.service_env(database_url, var_dir, threads)
-    del env["LOGISTICS_INVENTORY_DATABASE_URL"]
-    env["LOGISTICS_SHIPPING_DATABASE_URL"] = database_url
-    return env
-
-
 def make_ready(env: dict[str, str], shipment_id: str) -> None:
     """Shipping's saga step for ``stock.reserved``, run in-process as the worker would."""
     registry = discover()["shipping"].configure(load_settings("shipping", environ=env)).registry
@@ -218,22 +206,12 @@ def post_webhook(base: str, body: dict[str, Any]) -> tuple[int, Any]:
         "X-Carrier-Timestamp": stamp,
         "X-Carrier-Signature": signature(WEBHOOK_SECRET, stamp, raw),
     }
-    url = f"{base}/v1/carriers/{CARRIER['code']}/webhook"
-    request = urllib.request.Request(url, data=raw, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, reply = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, reply = exc.code, exc.read()
-    try:
-        return status, json.loads(reply)
-    except ValueError:
-        return status, reply.decode(errors="replace")
+    return core.http_request("POST", f"{base}/v1/carriers/{CARRIER['code']}/webhook", raw, headers)
 
 
 def seed(base: str, token: str, env: dict[str, str]) -> str:
     """Carrier, service, a ready shipment, its label and its tracking events; the tracking number."""
-    post = benchkit.http_seeder(base, token)
+    post = core.http_seeder(base, token)
     post("/v1/carriers", CARRIER)
     post(f"/v1/carriers/{CARRIER['code']}/services", SERVICE)
     shipment = post("/v1/shipments", SHIPMENT)
@@ -260,7 +238,7 @@ def seed(base: str, token: str, env: dict[str, str]) -> str:
 
 
 def reference_lookup(base: str, token: str, number: str) -> dict[str, Any]:
-    status, body = benchkit.http_json("GET", f"{base}/v1/tracking/{number}", token=token)
+    status, body = core.http_json("GET", f"{base}/v1/tracking/{number}", token=token)
     if status != 200 or not isinstance(body, dict) or len(body.get("events", ())) != TRACKING_EVENTS:
         raise SystemExit(f"GET /v1/tracking/{number} answered {status}: {body}")
     return body
@@ -271,26 +249,25 @@ def reference_lookup(base: str, token: str, number: str) -> dict[str, Any]:
 
 def measure(
     config: Config,
-    settings: Any,
-    wrk: Any,
-    warm: Any,
+    settings: WrkSettings,
+    wrk: Wrk,
+    warm: Wrk | None,
     token: str,
     number: str,
     reference: dict[str, Any],
     cache: RedisKey,
 ) -> Row:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    argv = [benchkit.logistics_cli(), "serve", "shipping", "--host=127.0.0.1", f"--port={port}"]
-    argv.append(f"--threads={settings.threads}")
-    url = f"{base}/v1/tracking/{number}"
+    server = core.web_server(
+        f"shipping {config.label}", "shipping", config.env, threads=settings.threads, host="127.0.0.1"
+    )
+    url = f"{server.base_url}/v1/tracking/{number}"
     auth = f"Authorization: Bearer {token}"
-    with Server(f"shipping {config.label}", argv, ready_url=f"{base}/readyz", env=config.env) as server:
+    with server:
         cache.forget()  # every configuration starts from a cold Redis key
         # A smoke test: the right answer, identical to the uncached one, before any measurement;
         # twice, so that the second answer comes from the cache when there is one.
         for _ in range(2):
-            status, body = benchkit.http_json("GET", url, token=token)
+            status, body = core.http_json("GET", url, token=token)
             if status != 200 or body != reference:
                 raise SystemExit(
                     f"{config.label}: GET {url} answered {status}, not the reference lookup:\n{body}"
@@ -318,17 +295,13 @@ def measure(
 _CACHE_WARNING = re.compile(r"cache tracking: redis [^\"\n]*")
 
 
-def run(settings: Any, exe: str, redis_url: str, cache: RedisKey) -> tuple[list[Row], str]:
-    wrk = wrkbench.Wrk(exe, replace(settings, warmup=0))
-    warm = (
-        wrkbench.Wrk(exe, replace(settings, duration=settings.warmup, warmup=0)) if settings.warmup else None
-    )
+def run(settings: WrkSettings, exe: str, redis_url: str, cache: RedisKey) -> tuple[list[Row], str]:
+    wrk = Wrk(exe, replace(settings, warmup=0))
+    warm = Wrk(exe, replace(settings, duration=settings.warmup, warmup=0)) if settings.warmup else None
     with ExitStack() as stack:
         var_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tracking-"))
-        database_url = stack.enter_context(
-            benchkit.inventory_database("postgres", DATABASE_NAME, settings.pg_url)
-        )
-        base_env = shipping_env(database_url, var_dir, settings.threads)
+        database_url = stack.enter_context(databases.database("postgres", DATABASE_NAME, settings.pg_url))
+        base_env = core.service_env(database_url, var_dir, settings.threads, service="shipping")
         uncached = {**base_env, "LOGISTICS_CACHE_LOCAL_SECONDS": "0"}
         configs = [
             Config("(1) uncached", uncached, uses_redis=False),
@@ -336,14 +309,13 @@ def run(settings: Any, exe: str, redis_url: str, cache: RedisKey) -> tuple[list[
             Config("(3) in-process + Redis", {**base_env, "LOGISTICS_REDIS_URL": redis_url}, uses_redis=True),
         ]
         print("migrating the shipping database ...", file=sys.stderr)
-        benchkit._run_cli(["migrate", "shipping"], uncached)
-        token = benchkit.admin_token(uncached)
+        core.migrate(uncached, "shipping")
+        token = core.admin_token(uncached)
 
         # Seeded by a server of its own, so the three measured servers start equally fresh.
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        argv = [benchkit.logistics_cli(), "serve", "shipping", "--host=127.0.0.1", f"--port={port}"]
-        with Server("shipping (seeding)", [*argv, "--threads=2"], ready_url=f"{base}/readyz", env=uncached):
+        seeder = core.web_server("shipping (seeding)", "shipping", uncached, threads=2, host="127.0.0.1")
+        base = seeder.base_url
+        with seeder:
             print(
                 f"seeding a carrier, a labelled shipment and {TRACKING_EVENTS} tracking events ...",
                 file=sys.stderr,
@@ -362,19 +334,14 @@ def run(settings: Any, exe: str, redis_url: str, cache: RedisKey) -> tuple[list[
 def render(rows: list[Row], facts: list[tuple[str, str]], number: str) -> str:
     title = "Tracking lookup benchmark: GET /v1/tracking/{number}, uncached vs Redis vs in-process + Redis"
     lines = ["", title, ""]
-    lines += [f"  {key:<17} {value}" for key, value in facts]
+    lines += fact_lines(facts, 17)
     lines.append(
         f"  {'data':<17} 1 shipment, 1 label, {TRACKING_EVENTS} tracking events; every request asks for "
         f"{number} (one hot key)"
     )
     lines.append("")
-    columns = ("req/s", "p50 ms", "p99 ms", "non-2xx", "sock err", "vs (1)")
-    header = (
-        f"{'configuration':<56} {columns[0]:>9} "
-        + " ".join(f"{column:>8}" for column in columns[1:])
-        + f" {'redis hit/miss':>16}"
-    )
-    lines += [header, "-" * len(header)]
+    top = header("configuration", 56, "vs (1)") + f" {'redis hit/miss':>16}"
+    lines += [top, "-" * len(top)]
     baseline = rows[0].result.requests_per_s
     for row in rows:
         result = row.result
@@ -382,8 +349,7 @@ def render(rows: list[Row], facts: list[tuple[str, str]], number: str) -> str:
         ratio = result.requests_per_s / baseline if baseline else float("nan")
         counters = f"{row.redis_hits}/{row.redis_misses}"
         lines.append(
-            f"{name:<56} {result.requests_per_s:>9.1f} {result.p50_ms:>8.2f} {result.p99_ms:>8.2f} "
-            f"{result.non_2xx:>8} {sum(result.socket_errors.values()):>8} {ratio:>8.2f} {counters:>16}"
+            f"{name:<56} {cells(result, ratio, '.2f')} {counters:>16}"
             + ("   <-- ERRORS" if result.failed else "")
             + ("   <-- SUSPECT" if row.suspect else "")
         )
@@ -395,27 +361,18 @@ def render(rows: list[Row], facts: list[tuple[str, str]], number: str) -> str:
         "  redis hit/miss: the Redis server's keyspace hits/misses during the measured run, "
         "server-wide (other clients add to them)"
     )
-
-    failed = [row for row in rows if row.result.failed]
-    suspect = [row for row in rows if row.suspect]
-    if failed or suspect:
-        lines += ["", "!" * len(header)]
-        for row in failed:
-            result = row.result
-            sockets = ", ".join(f"{kind} {count}" for kind, count in result.socket_errors.items() if count)
-            lines.append(
-                f"!!! {row.config.label}: {result.non_2xx} non-2xx of {result.requests} responses"
-                + (f", socket errors: {sockets}" if sockets else "")
-            )
-        for row in suspect:
-            lines += [f"!!! {row.config.label}: {note}" for note in row.suspect]
-        lines.append("!!! these rows did not measure what their label says: their numbers are NOT valid")
-        lines.append("!" * len(header))
+    lines += failures(
+        [],
+        len(top),
+        [failure(row.result, row.config.label) for row in rows if row.result.failed]
+        + [f"!!! {row.config.label}: {note}" for row in rows for note in row.suspect],
+        verdict="these rows did not measure what their label says",
+    )
     lines.append("")
     return "\n".join(lines)
 
 
-def parse_args() -> tuple[Any, str]:
+def parse_args() -> tuple[WrkSettings, str]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -425,14 +382,12 @@ def parse_args() -> tuple[Any, str]:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run; default 10")
     parser.add_argument("--connections", type=int, default=16, help="open wrk connections; default 16")
     parser.add_argument("--warmup", type=int, default=2, help="discarded seconds before each run; default 2")
-    parser.add_argument(
-        "--pg-url", default=benchkit.PG_URL, help=f"PostgreSQL server; default {benchkit.PG_URL}"
-    )
+    parser.add_argument("--pg-url", default=PG_URL, help=f"PostgreSQL server; default {PG_URL}")
     parser.add_argument("--redis-url", default=REDIS_URL, help=f"Redis for (2) and (3); default {REDIS_URL}")
     args = parser.parse_args()
     if min(args.threads, args.duration, args.connections) < 1 or args.warmup < 0:
         parser.error("--threads, --duration and --connections must be positive, --warmup not negative")
-    settings = wrkbench.Settings(
+    settings = WrkSettings(
         args.threads, args.connections, args.duration, args.warmup, "postgres", args.pg_url
     )
     return settings, args.redis_url
@@ -442,9 +397,9 @@ def main() -> int:
     settings, redis_url = parse_args()
     # SIGTERM unwinds like Ctrl-C: servers are stopped, the database dropped, the key deleted.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    exe = wrkbench.ensure_wrk()
+    exe = ensure_wrk()
     cache = RedisKey(redis_url)
-    facts = wrkbench.machine_facts(settings, wrkbench.Wrk(exe, settings))
+    facts = machine_facts(settings, Wrk(exe, settings))
     facts.append(("redis", f"{cache.version()} at {redis_url} (key logistics:tracking:<number>)"))
     try:
         rows, number = run(settings, exe, redis_url, cache)

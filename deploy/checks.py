@@ -1,6 +1,8 @@
 """Static consistency checks for deploy/ and the service Dockerfiles.
 
-Used by deploy/validate.sh; needs only the standard library and PyYAML.
+Used by deploy/validate.sh. ``yaml`` needs only the standard library and PyYAML; the
+other sub-commands read the services and their ports from the service registry
+(``logistics_shared.service.discover()``), so they run in the project's virtualenv.
 Each sub-command prints a one-line summary and exits 0, or prints every
 problem it found and exits 1:
 
@@ -13,28 +15,69 @@ These catch what the linters cannot: a COPY of a path .dockerignore drops,
 an nginx upstream naming a compose service that does not exist, a probe on
 the wrong port, an Ingress route missing from nginx, a Secret key that the
 example Secret does not define.
+
+Every check is a small function ``check_*(problems, ...)`` that appends what is wrong;
+each ``cmd_*`` loads the files once and runs its checks in order.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import re
 import shlex
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
 DEPLOY = pathlib.Path(__file__).resolve().parent
 ROOT = DEPLOY.parent
-SERVICES = {"inventory": 6541, "shipping": 6542, "support": 6543}
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what containers must listen on
-WORKER_PORTS = {svc: port + 100 for svc, port in SERVICES.items()}
+#: A worker's health server listens on the web port + 100 (``logistics worker``'s default).
+WORKER_PORT_OFFSET = 100
 UID = 10001  # the image's "logistics" user; k8s runAsUser must match
 NAMESPACE = "logistics"
+ROLES = ("migrate", "web", "worker")
 
 
-class Problems(list):
+@functools.cache
+def services() -> dict[str, int]:
+    """Each installed service's web port, by name, from the service registry."""
+    try:
+        from logistics_shared.service import discover
+    except ImportError as exc:
+        raise SystemExit(
+            f"{exc}: run checks.py with the project's virtualenv (the services and their ports "
+            "come from the service registry)"
+        ) from None
+    found = {name: spec.port for name, spec in discover().items()}
+    if not found:
+        raise SystemExit("the service registry is empty: no service is installed in this interpreter")
+    return found
+
+
+def worker_port(svc: str) -> int:
+    return services()[svc] + WORKER_PORT_OFFSET
+
+
+def command(role: str, svc: str) -> list[str]:
+    """The process a container of ``svc`` runs in ``role`` (image CMD, compose, Kubernetes)."""
+    if role == "web":
+        return ["logistics", "serve", svc, "--host", ALL_INTERFACES, "--port", str(services()[svc])]
+    if role == "worker":
+        return ["logistics", "worker", svc, "--health-host", ALL_INTERFACES]
+    return ["logistics", "migrate", svc]
+
+
+def database_var(svc: str) -> str:
+    return f"LOGISTICS_{svc.upper()}_DATABASE_URL"
+
+
+class Problems(list[str]):
     def check(self, ok: bool, message: str) -> bool:
         if not ok:
             self.append(message)
@@ -55,6 +98,11 @@ def rel(path: pathlib.Path) -> str:
         return str(path.relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def load(path: pathlib.Path) -> Any:
+    with path.open() as fh:
+        return yaml.safe_load(fh)
 
 
 # --------------------------------------------------------------------------- yaml
@@ -79,10 +127,31 @@ def cmd_yaml() -> int:
 
 # --------------------------------------------------------------------- dockerfiles
 
+#: What one glob token of a .dockerignore pattern becomes in a regular expression.
+_GLOB = (("**/", "(?:.*/)?"), ("**", ".*"), ("*", "[^/]*"), ("?", "[^/]"))
 
-def dockerignore_patterns() -> list[tuple[bool, re.Pattern]]:
+
+def glob_regex(pat: str) -> str:
+    """A .dockerignore pattern (``**``, ``*``, ``?``, ``[...]``) as a regular expression."""
+    regex, i = "", 0
+    while i < len(pat):
+        token = next(((glob, rx) for glob, rx in _GLOB if pat.startswith(glob, i)), None)
+        if token is not None:
+            regex += token[1]
+            i += len(token[0])
+        elif pat[i] == "[":
+            j = pat.index("]", i)
+            regex += pat[i : j + 1]
+            i = j + 1
+        else:
+            regex += re.escape(pat[i])
+            i += 1
+    return regex
+
+
+def dockerignore_patterns() -> list[tuple[bool, re.Pattern[str]]]:
     path = ROOT / ".dockerignore"
-    patterns = []
+    patterns: list[tuple[bool, re.Pattern[str]]] = []
     if not path.exists():
         return patterns
     for line in path.read_text().splitlines():
@@ -90,34 +159,12 @@ def dockerignore_patterns() -> list[tuple[bool, re.Pattern]]:
         if not line or line.startswith("#"):
             continue
         negate = line.startswith("!")
-        pat = line[1:] if negate else line
-        pat = pat.strip("/")
-        regex, i = "", 0
-        while i < len(pat):
-            if pat.startswith("**/", i):
-                regex += "(?:.*/)?"
-                i += 3
-            elif pat.startswith("**", i):
-                regex += ".*"
-                i += 2
-            elif pat[i] == "*":
-                regex += "[^/]*"
-                i += 1
-            elif pat[i] == "?":
-                regex += "[^/]"
-                i += 1
-            elif pat[i] == "[":
-                j = pat.index("]", i)
-                regex += pat[i : j + 1]
-                i = j + 1
-            else:
-                regex += re.escape(pat[i])
-                i += 1
-        patterns.append((negate, re.compile(regex + "$")))
+        pat = (line[1:] if negate else line).strip("/")
+        patterns.append((negate, re.compile(glob_regex(pat) + "$")))
     return patterns
 
 
-def dockerignored(path: str, patterns) -> bool:
+def dockerignored(path: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
     """True if `path` (relative to the context) or one of its parents is excluded."""
     parts = path.strip("/").split("/")
     for depth in range(1, len(parts) + 1):
@@ -158,86 +205,142 @@ def exec_form(args: str) -> list[str] | None:
     return value if isinstance(value, list) else None
 
 
-def cmd_dockerfiles() -> int:
-    problems = Problems()
-    ignore = dockerignore_patterns()
+@dataclass(frozen=True)
+class Dockerfile:
+    svc: str
+    port: int
+    name: str
+    instructions: list[tuple[str, str]]
+    ignore: list[tuple[bool, re.Pattern[str]]]
+
+    def args(self, *kinds: str) -> list[str]:
+        """The arguments of every instruction of these kinds, in order."""
+        return [a for i, a in self.instructions if i in kinds]
+
+
+def check_dockerignore(problems: Problems, ignore: list[tuple[bool, re.Pattern[str]]]) -> None:
     problems.check(bool(ignore), ".dockerignore is missing or empty at the repository root")
     for needed in (".git", ".venv", "var", "tests", "bench"):
         problems.check(dockerignored(needed, ignore), f".dockerignore does not exclude {needed}")
-    for svc, port in SERVICES.items():
-        path = ROOT / "services" / svc / "Dockerfile"
-        name = rel(path)
-        if not problems.check(path.exists(), f"{name} does not exist"):
+
+
+def check_registry_has_dockerfiles(problems: Problems) -> None:
+    for path in sorted(ROOT.glob("services/*/Dockerfile")):
+        problems.check(
+            path.parent.name in services(), f"{rel(path)}: no such service in the service registry"
+        )
+
+
+def check_multi_stage(problems: Problems, df: Dockerfile) -> None:
+    problems.check(len(df.args("FROM")) >= 2, f"{df.name}: not a multi-stage build")
+
+
+def check_base_image(problems: Problems, df: Dockerfile) -> None:
+    base_text = " ".join(df.args("FROM", "ARG"))
+    problems.check("python:3.11-slim" in base_text, f"{df.name}: base image is not python:3.11-slim")
+
+
+def copy_sources(df: Dockerfile) -> Iterator[str]:
+    """The sources of every COPY/ADD from the build context (not ``--from`` a stage)."""
+    for args in df.args("COPY", "ADD"):
+        words = exec_form(args) or shlex.split(args)
+        if any(w.startswith("--from") for w in words):
             continue
-        ins = dockerfile_instructions(path.read_text())
-        froms = [a for i, a in ins if i == "FROM"]
-        problems.check(len(froms) >= 2, f"{name}: not a multi-stage build")
-        base_text = " ".join(a for i, a in ins if i in {"FROM", "ARG"})
-        problems.check("python:3.11-slim" in base_text, f"{name}: base image is not python:3.11-slim")
-        allowed = {"shared", f"services/{svc}"}
-        for i, args in ins:
-            if i not in {"COPY", "ADD"}:
-                continue
-            words = exec_form(args) or shlex.split(args)
-            flags = [w for w in words if w.startswith("--")]
-            paths = [w for w in words if not w.startswith("--")]
-            if any(f.startswith("--from") for f in flags):
-                continue
-            for src in paths[:-1]:
-                clean = src.strip("/").removeprefix("./")
-                problems.check((ROOT / clean).exists(), f"{name}: COPY source {src} does not exist")
-                problems.check(
-                    not dockerignored(clean, ignore),
-                    f"{name}: COPY source {src} is excluded by .dockerignore",
-                )
-                problems.check(
-                    clean in allowed,
-                    f"{name}: COPY {src}: the image must only contain shared/ and services/{svc}/",
-                )
-        runs = " ".join(a for i, a in ins if i == "RUN")
-        pip = re.search(r"pip install ([^&;|]*)", runs)
-        if problems.check(pip is not None, f"{name}: no pip install"):
-            pip_args = pip.group(1).split()
-            problems.check("-e" not in pip_args and "--editable" not in pip_args, f"{name}: editable install")
-            problems.check("./shared" in pip_args, f"{name}: pip install does not install ./shared")
-            problems.check(
-                f"./services/{svc}" in pip_args, f"{name}: pip install does not install ./services/{svc}"
-            )
-            problems.check(
-                not any("[" in a for a in pip_args),
-                f"{name}: pip install with extras (dev tools?) {pip_args}",
-            )
-        problems.check(f"--uid {UID}" in runs, f"{name}: the user is not created with uid {UID}")
-        users = [a for i, a in ins if i == "USER"]
+        yield from [w for w in words if not w.startswith("--")][:-1]
+
+
+def check_copy_sources(problems: Problems, df: Dockerfile) -> None:
+    allowed = {"shared", f"services/{df.svc}"}
+    for src in copy_sources(df):
+        clean = src.strip("/").removeprefix("./")
+        problems.check((ROOT / clean).exists(), f"{df.name}: COPY source {src} does not exist")
         problems.check(
-            bool(users) and users[-1].split(":")[0] not in {"root", "0"},
-            f"{name}: final USER is missing or root",
+            not dockerignored(clean, df.ignore), f"{df.name}: COPY source {src} is excluded by .dockerignore"
         )
-        exposes = [a for i, a in ins if i == "EXPOSE"]
-        problems.check(exposes == [str(port)], f"{name}: EXPOSE {exposes} is not [{port}]")
-        checks = [a for i, a in ins if i == "HEALTHCHECK"]
         problems.check(
-            bool(checks) and "urllib" in checks[-1] and f":{port}/healthz" in checks[-1],
-            f"{name}: HEALTHCHECK does not fetch :{port}/healthz with urllib",
+            clean in allowed,
+            f"{df.name}: COPY {src}: the image must only contain shared/ and services/{df.svc}/",
         )
-        cmds = [a for i, a in ins if i == "CMD"]
-        expected = ["logistics", "serve", svc, "--host", ALL_INTERFACES, "--port", str(port)]
-        problems.check(
-            bool(cmds) and exec_form(cmds[-1]) == expected,
-            f"{name}: CMD is not {' '.join(expected)} (exec form)",
-        )
-    return finish(
-        problems,
-        f"{len(SERVICES)} Dockerfiles: COPY sources exist and are not dockerignored; ports, user, CMD agree",
+
+
+def check_pip_install(problems: Problems, df: Dockerfile) -> None:
+    pip = re.search(r"pip install ([^&;|]*)", " ".join(df.args("RUN")))
+    if not problems.check(pip is not None, f"{df.name}: no pip install"):
+        return
+    assert pip is not None
+    pip_args = pip.group(1).split()
+    problems.check("-e" not in pip_args and "--editable" not in pip_args, f"{df.name}: editable install")
+    problems.check("./shared" in pip_args, f"{df.name}: pip install does not install ./shared")
+    problems.check(
+        f"./services/{df.svc}" in pip_args, f"{df.name}: pip install does not install ./services/{df.svc}"
+    )
+    problems.check(
+        not any("[" in a for a in pip_args), f"{df.name}: pip install with extras (dev tools?) {pip_args}"
     )
 
 
+def check_user(problems: Problems, df: Dockerfile) -> None:
+    problems.check(
+        f"--uid {UID}" in " ".join(df.args("RUN")), f"{df.name}: the user is not created with uid {UID}"
+    )
+    users = df.args("USER")
+    problems.check(
+        bool(users) and users[-1].split(":")[0] not in {"root", "0"},
+        f"{df.name}: final USER is missing or root",
+    )
+
+
+def check_expose(problems: Problems, df: Dockerfile) -> None:
+    exposes = df.args("EXPOSE")
+    problems.check(exposes == [str(df.port)], f"{df.name}: EXPOSE {exposes} is not [{df.port}]")
+
+
+def check_healthcheck(problems: Problems, df: Dockerfile) -> None:
+    checks = df.args("HEALTHCHECK")
+    problems.check(
+        bool(checks) and "urllib" in checks[-1] and f":{df.port}/healthz" in checks[-1],
+        f"{df.name}: HEALTHCHECK does not fetch :{df.port}/healthz with urllib",
+    )
+
+
+def check_cmd(problems: Problems, df: Dockerfile) -> None:
+    cmds = df.args("CMD")
+    expected = command("web", df.svc)
+    problems.check(
+        bool(cmds) and exec_form(cmds[-1]) == expected,
+        f"{df.name}: CMD is not {' '.join(expected)} (exec form)",
+    )
+
+
+DOCKERFILE_CHECKS: tuple[Callable[[Problems, Dockerfile], None], ...] = (
+    check_multi_stage,
+    check_base_image,
+    check_copy_sources,
+    check_pip_install,
+    check_user,
+    check_expose,
+    check_healthcheck,
+    check_cmd,
+)
+
+
+def cmd_dockerfiles() -> int:
+    problems = Problems()
+    ignore = dockerignore_patterns()
+    check_dockerignore(problems, ignore)
+    check_registry_has_dockerfiles(problems)
+    for svc, port in services().items():
+        path = ROOT / "services" / svc / "Dockerfile"
+        if not problems.check(path.exists(), f"{rel(path)} does not exist"):
+            continue
+        df = Dockerfile(svc, port, rel(path), dockerfile_instructions(path.read_text()), ignore)
+        for check in DOCKERFILE_CHECKS:
+            check(problems, df)
+    summary = "Dockerfiles: COPY sources exist and are not dockerignored; ports, user, CMD agree"
+    return finish(problems, f"{len(services())} {summary}")
+
+
 # ------------------------------------------------------------------------ compose
-
-
-def load(path: pathlib.Path):
-    with path.open() as fh:
-        return yaml.safe_load(fh)
 
 
 #: (service, /v1 resource) served by a service but routed to another one at the front
@@ -269,7 +372,7 @@ def haproxy_routes(text: str) -> dict[str, set[str]]:
     return routes
 
 
-def ingress_routes(docs) -> dict[str, set[str]]:
+def ingress_routes(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
     routes: dict[str, set[str]] = {}
     for doc in docs:
         if doc.get("kind") != "Ingress":
@@ -283,94 +386,143 @@ def ingress_routes(docs) -> dict[str, set[str]]:
     return routes
 
 
-def cmd_compose() -> int:
-    problems = Problems()
-    compose_path = DEPLOY / "docker-compose.yml"
-    compose = load(compose_path)
-    services = compose.get("services", {})
+def k8s_documents() -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, object) of every non-empty document under deploy/k8s, in path order."""
+    for path in sorted((DEPLOY / "k8s").rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                yield rel(path), doc
 
-    def exposed(name: str) -> set[int]:
-        svc = services.get(name, {})
+
+@dataclass(frozen=True)
+class Compose:
+    services: dict[str, dict[str, Any]]
+    nginx: str
+    haproxy: str
+    prometheus: dict[str, Any]
+
+    @classmethod
+    def read(cls) -> Compose:
+        compose = load(DEPLOY / "docker-compose.yml")
+        return cls(
+            services=compose.get("services", {}),
+            nginx=(DEPLOY / "nginx" / "nginx.conf").read_text(),
+            haproxy=(DEPLOY / "haproxy" / "haproxy.cfg").read_text(),
+            prometheus=load(DEPLOY / "prometheus" / "prometheus.yml"),
+        )
+
+    def exposed(self, name: str) -> set[int]:
+        svc = self.services.get(name, {})
         ports = {int(str(p).split("/")[0]) for p in svc.get("expose", [])}
         for p in svc.get("ports", []):
             ports.add(int(str(p).split(":")[-1].split("/")[0]))
         return ports
 
-    for name, svc in services.items():
-        problems.check("image" in svc, f"compose {name}: no image")
-        build = svc.get("build")
-        if build:
-            context = (DEPLOY / build["context"]).resolve()
-            problems.check(context == ROOT, f"compose {name}: build context is not the repository root")
-            problems.check(
-                (context / build["dockerfile"]).exists(),
-                f"compose {name}: {build['dockerfile']} does not exist",
-            )
-        for vol in svc.get("volumes", []):
-            src = str(vol).split(":")[0]
-            if src.startswith("."):
-                problems.check((DEPLOY / src).exists(), f"compose {name}: volume source {src} does not exist")
-        for dep in svc.get("depends_on", {}) or {}:
-            problems.check(dep in services, f"compose {name}: depends_on unknown service {dep}")
 
-    for svc, port in SERVICES.items():
-        db_var = f"LOGISTICS_{svc.upper()}_DATABASE_URL"
-        for role in ("migrate", "web", "worker"):
-            name = f"{svc}-{role}"
-            if not problems.check(name in services, f"compose: service {name} is missing"):
-                continue
-            env = services[name].get("environment", {})
-            problems.check(db_var in env, f"compose {name}: {db_var} not set")
-            for other in SERVICES:
-                if other != svc:
-                    problems.check(
-                        f"LOGISTICS_{other.upper()}_DATABASE_URL" not in env,
-                        f"compose {name}: gets the database URL of {other}",
-                    )
-        migrate_cmd = services.get(f"{svc}-migrate", {}).get("command")
-        problems.check(
-            migrate_cmd == ["logistics", "migrate", svc], f"compose {svc}-migrate: command {migrate_cmd}"
-        )
-        worker = services.get(f"{svc}-worker", {})
-        problems.check(
-            worker.get("command") == ["logistics", "worker", svc, "--health-host", ALL_INTERFACES],
-            f"compose {svc}-worker: command {worker.get('command')}",
-        )
-        hc = " ".join(worker.get("healthcheck", {}).get("test", []))
-        problems.check(
-            f":{WORKER_PORTS[svc]}/" in hc, f"compose {svc}-worker: healthcheck not on :{WORKER_PORTS[svc]}"
-        )
-        problems.check(port in exposed(f"{svc}-web"), f"compose {svc}-web: does not expose {port}")
-        problems.check(
-            WORKER_PORTS[svc] in exposed(f"{svc}-worker"),
-            f"compose {svc}-worker: does not expose {WORKER_PORTS[svc]}",
-        )
-    replicas = services.get("inventory-web", {}).get("deploy", {}).get("replicas", 1)
+def check_compose_image(problems: Problems, name: str, svc: dict[str, Any]) -> None:
+    problems.check("image" in svc, f"compose {name}: no image")
+
+
+def check_compose_build(problems: Problems, name: str, svc: dict[str, Any]) -> None:
+    build = svc.get("build")
+    if not build:
+        return
+    context = (DEPLOY / build["context"]).resolve()
+    problems.check(context == ROOT, f"compose {name}: build context is not the repository root")
+    problems.check(
+        (context / build["dockerfile"]).exists(), f"compose {name}: {build['dockerfile']} does not exist"
+    )
+
+
+def check_compose_volumes(problems: Problems, name: str, svc: dict[str, Any]) -> None:
+    for vol in svc.get("volumes", []):
+        src = str(vol).split(":")[0]
+        if src.startswith("."):
+            problems.check((DEPLOY / src).exists(), f"compose {name}: volume source {src} does not exist")
+
+
+def check_compose_depends_on(
+    problems: Problems, name: str, svc: dict[str, Any], known: dict[str, Any]
+) -> None:
+    for dep in svc.get("depends_on", {}) or {}:
+        problems.check(dep in known, f"compose {name}: depends_on unknown service {dep}")
+
+
+def check_compose_databases(problems: Problems, compose: Compose, svc: str) -> None:
+    """Each process of a service is in compose and gets its own database URL, no other."""
+    for role in ROLES:
+        name = f"{svc}-{role}"
+        if not problems.check(name in compose.services, f"compose: service {name} is missing"):
+            continue
+        env = compose.services[name].get("environment", {})
+        problems.check(database_var(svc) in env, f"compose {name}: {database_var(svc)} not set")
+        for other in services():
+            if other != svc:
+                problems.check(
+                    database_var(other) not in env, f"compose {name}: gets the database URL of {other}"
+                )
+
+
+def check_compose_commands(problems: Problems, compose: Compose, svc: str) -> None:
+    migrate_cmd = compose.services.get(f"{svc}-migrate", {}).get("command")
+    problems.check(migrate_cmd == command("migrate", svc), f"compose {svc}-migrate: command {migrate_cmd}")
+    worker = compose.services.get(f"{svc}-worker", {})
+    problems.check(
+        worker.get("command") == command("worker", svc),
+        f"compose {svc}-worker: command {worker.get('command')}",
+    )
+
+
+def check_compose_ports(problems: Problems, compose: Compose, svc: str) -> None:
+    port = worker_port(svc)
+    hc = " ".join(compose.services.get(f"{svc}-worker", {}).get("healthcheck", {}).get("test", []))
+    problems.check(f":{port}/" in hc, f"compose {svc}-worker: healthcheck not on :{port}")
+    web_port = services()[svc]
+    problems.check(
+        web_port in compose.exposed(f"{svc}-web"), f"compose {svc}-web: does not expose {web_port}"
+    )
+    problems.check(port in compose.exposed(f"{svc}-worker"), f"compose {svc}-worker: does not expose {port}")
+
+
+def check_compose_replicas(problems: Problems, compose: Compose) -> None:
+    replicas = compose.services.get("inventory-web", {}).get("deploy", {}).get("replicas", 1)
     problems.check(replicas >= 2, "compose inventory-web: fewer than 2 replicas")
 
-    # The balancers and Prometheus must name services and ports that compose has.
-    nginx = (DEPLOY / "nginx" / "nginx.conf").read_text()
-    haproxy = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
-    targets = [("nginx", h, int(p)) for h, p in re.findall(r"^\s*server ([\w.-]+):(\d+)", nginx, re.M)]
+
+def upstream_targets(compose: Compose) -> list[tuple[str, str, int]]:
+    """(who, host, port) of every nginx/HAProxy upstream and Prometheus scrape target."""
+    targets = [
+        ("nginx", h, int(p)) for h, p in re.findall(r"^\s*server ([\w.-]+):(\d+)", compose.nginx, re.M)
+    ]
     targets += [
         ("haproxy", h, int(p))
-        for h, p in re.findall(r"^\s*server-template \S+ \d+ ([\w.-]+):(\d+)", haproxy, re.M)
+        for h, p in re.findall(r"^\s*server-template \S+ \d+ ([\w.-]+):(\d+)", compose.haproxy, re.M)
     ]
-    prom = load(DEPLOY / "prometheus" / "prometheus.yml")
-    for job in prom.get("scrape_configs", []):
+    for job in compose.prometheus.get("scrape_configs", []):
+        who = f"prometheus {job['job_name']}"
         for sd in job.get("dns_sd_configs", []):
-            targets += [(f"prometheus {job['job_name']}", n, sd["port"]) for n in sd["names"]]
+            targets += [(who, n, sd["port"]) for n in sd["names"]]
         for sc in job.get("static_configs", []):
             for t in sc["targets"]:
                 host, _, p = t.partition(":")
                 if host != "localhost":
-                    targets.append((f"prometheus {job['job_name']}", host, int(p)))
+                    targets.append((who, host, int(p)))
+    return targets
+
+
+def check_targets(problems: Problems, compose: Compose, targets: list[tuple[str, str, int]]) -> None:
+    """The balancers and Prometheus must name services and ports that compose has."""
     problems.check(len(targets) >= 9, f"only {len(targets)} upstream/scrape targets found")
     for who, host, p in targets:
-        if problems.check(host in services, f"{who}: {host} is not a compose service"):
-            if host in {"rabbitmq", "haproxy"}:
-                continue  # ports of the stock images, not declared in compose
-            problems.check(p in exposed(host), f"{who}: {host} does not expose port {p}")
+        if not problems.check(host in compose.services, f"{who}: {host} is not a compose service"):
+            continue
+        if host in {"rabbitmq", "haproxy"}:
+            continue  # ports of the stock images, not declared in compose
+        problems.check(p in compose.exposed(host), f"{who}: {host} does not expose port {p}")
+
+
+def check_balancer_settings(problems: Problems, compose: Compose) -> None:
+    nginx, haproxy = compose.nginx, compose.haproxy
     problems.check("client_max_body_size 1m;" in nginx, "nginx: client_max_body_size is not 1m")
     problems.check("$request_id" in nginx and "X-Request-ID" in nginx, "nginx: no X-Request-ID handling")
     problems.check("X-Forwarded-For" in nginx, "nginx: no X-Forwarded-For")
@@ -378,163 +530,293 @@ def cmd_compose() -> int:
     problems.check("uri /readyz" in haproxy, "haproxy: health checks are not on /readyz")
     problems.check("option forwardfor" in haproxy, "haproxy: no X-Forwarded-For")
 
-    # The three public entry points route the same resources to the same services.
-    k8s_docs = [
-        d for p in sorted((DEPLOY / "k8s").rglob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d
-    ]
-    routes = {
-        "nginx": nginx_routes(nginx),
-        "haproxy": haproxy_routes(haproxy),
-        "ingress": ingress_routes(k8s_docs),
-    }
-    problems.check(set(routes["nginx"]) == set(SERVICES), f"nginx routes only {sorted(routes['nginx'])}")
+
+def check_routes_agree(problems: Problems, routes: dict[str, dict[str, set[str]]]) -> None:
+    """The three public entry points route the same resources to the same services."""
+    nginx = routes["nginx"]
+    problems.check(set(nginx) == set(services()), f"nginx routes only {sorted(nginx)}")
     for who, table in routes.items():
-        for svc in sorted(set(table) | set(routes["nginx"])):
-            mine, ref = table.get(svc, set()), routes["nginx"].get(svc, set())
+        for svc in sorted(set(table) | set(nginx)):
+            mine, ref = table.get(svc, set()), nginx.get(svc, set())
             problems.check(
                 mine == ref,
                 f"{who} routes to {svc}: missing {sorted(ref - mine)}, extra {sorted(mine - ref)}"
                 " (compared with nginx)",
             )
-    # Every /v1/<resource> a service serves reaches it through the front door, unless
-    # another service owns that prefix (then it is only under /<svc>/, listed here).
-    routed = {prefix: svc for svc, prefixes in routes["nginx"].items() for prefix in prefixes}
+
+
+def check_served_prefixes_routed(problems: Problems, nginx: dict[str, set[str]]) -> None:
+    """Every /v1/<resource> a service serves reaches it through the front door, unless
+    another service owns that prefix (then it is only under /<svc>/, listed in PREFIX_ONLY)."""
+    routed = {prefix: svc for svc, prefixes in nginx.items() for prefix in prefixes}
     for svc, prefixes in sorted(served_prefixes().items()):
-        for prefix in sorted(prefixes - routes["nginx"].get(svc, set())):
+        for prefix in sorted(prefixes - nginx.get(svc, set())):
             problems.check(
                 (svc, prefix) in PREFIX_ONLY and routed.get(prefix) not in (None, svc),
                 f"{svc} serves /v1/{prefix} but nginx does not route it there",
             )
+
+
+def cmd_compose() -> int:
+    problems = Problems()
+    compose = Compose.read()
+    for name, svc in compose.services.items():
+        check_compose_image(problems, name, svc)
+        check_compose_build(problems, name, svc)
+        check_compose_volumes(problems, name, svc)
+        check_compose_depends_on(problems, name, svc, compose.services)
+    for svc in services():
+        check_compose_databases(problems, compose, svc)
+        check_compose_commands(problems, compose, svc)
+        check_compose_ports(problems, compose, svc)
+    check_compose_replicas(problems, compose)
+    targets = upstream_targets(compose)
+    check_targets(problems, compose, targets)
+    check_balancer_settings(problems, compose)
+    routes = {
+        "nginx": nginx_routes(compose.nginx),
+        "haproxy": haproxy_routes(compose.haproxy),
+        "ingress": ingress_routes([doc for _, doc in k8s_documents()]),
+    }
+    check_routes_agree(problems, routes)
+    check_served_prefixes_routed(problems, routes["nginx"])
     n_routes = sum(len(v) for v in routes["nginx"].values())
     return finish(
         problems,
-        f"{len(services)} compose services; {len(targets)} nginx/haproxy/prometheus targets resolve to them; "
-        f"nginx, haproxy and ingress route the same {n_routes} prefixes",
+        f"{len(compose.services)} compose services; {len(targets)} nginx/haproxy/prometheus targets resolve "
+        f"to them; nginx, haproxy and ingress route the same {n_routes} prefixes",
     )
 
 
 # ---------------------------------------------------------------------------- k8s
 
 
-def labels_match(selector: dict, labels: dict) -> bool:
+def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def cmd_k8s() -> int:
-    problems = Problems()
-    docs = []
-    for path in sorted((DEPLOY / "k8s").rglob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc:
-                docs.append((rel(path), doc))
-    by_kind: dict[str, list] = {}
-    for path, doc in docs:
-        by_kind.setdefault(doc["kind"], []).append((path, doc))
+def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+@dataclass
+class Cluster:
+    """The Kubernetes objects of deploy/k8s, by kind, and what the workloads' containers use."""
+
+    docs: list[tuple[str, dict[str, Any]]]
+    by_kind: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    #: Every image a service's containers run, filled in while its workloads are checked.
+    images: dict[str, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for path, doc in self.docs:
+            self.by_kind.setdefault(doc["kind"], []).append((path, doc))
+
+    def of_kind(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        return self.by_kind.get(kind, [])
+
+    @functools.cached_property
+    def secret_keys(self) -> set[str]:
+        keys: set[str] = set()
+        for _, s in self.of_kind("Secret"):
+            keys |= set(s.get("stringData", {})) | set(s.get("data", {}))
+        return keys
+
+    @functools.cached_property
+    def configmaps(self) -> set[str]:
+        return {c["metadata"]["name"] for _, c in self.of_kind("ConfigMap")}
+
+    @functools.cached_property
+    def deployments(self) -> dict[str, dict[str, Any]]:
+        return {d["metadata"]["name"]: d for _, d in self.of_kind("Deployment")}
+
+    @functools.cached_property
+    def services(self) -> dict[str, dict[str, Any]]:
+        return {s["metadata"]["name"]: s for _, s in self.of_kind("Service")}
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container of a Deployment or Job, with what its checks need of the pod around it."""
+
+    name: str  # "<path>: <Kind>/<name> container <container>", for messages
+    svc: str
+    component: str | None
+    spec: dict[str, Any]
+    pod: dict[str, Any]
+    annotations: dict[str, str]
+
+    @property
+    def env(self) -> dict[str, dict[str, Any]]:
+        return {e["name"]: e for e in self.spec.get("env", [])}
+
+    @property
+    def args(self) -> list[str] | None:
+        args: list[str] | None = self.spec.get("args") or self.spec.get("command")
+        return args
+
+    @property
+    def ports(self) -> dict[str | None, int]:
+        return {p.get("name"): p["containerPort"] for p in self.spec.get("ports", [])}
+
+
+def check_namespaces(problems: Problems, cluster: Cluster) -> None:
+    for path, doc in cluster.docs:
         if doc["kind"] != "Namespace":
             problems.check(
                 doc["metadata"].get("namespace") == NAMESPACE,
                 f"{path}: {doc['kind']}/{doc['metadata']['name']} is not in namespace {NAMESPACE}",
             )
 
-    secret_keys = set()
-    for _, s in by_kind.get("Secret", []):
-        secret_keys |= set(s.get("stringData", {})) | set(s.get("data", {}))
-    configmaps = {c["metadata"]["name"] for _, c in by_kind.get("ConfigMap", [])}
-    deployments = {d["metadata"]["name"]: d for _, d in by_kind.get("Deployment", [])}
-    images: dict[str, set[str]] = {}
 
-    for path, doc in by_kind.get("Deployment", []) + by_kind.get("Job", []):
-        name = f"{path}: {doc['kind']}/{doc['metadata']['name']}"
-        labels = doc["metadata"].get("labels", {})
-        svc = labels.get("app.kubernetes.io/name")
-        component = labels.get("app.kubernetes.io/component")
-        if not problems.check(svc in SERVICES, f"{name}: unknown app.kubernetes.io/name {svc}"):
-            continue
-        tmpl = doc["spec"]["template"]
-        pod = tmpl["spec"]
-        if doc["kind"] == "Deployment":
-            problems.check(
-                labels_match(doc["spec"]["selector"]["matchLabels"], tmpl["metadata"]["labels"]),
-                f"{name}: selector does not match the pod labels",
-            )
-        psc = pod.get("securityContext", {})
-        problems.check(psc.get("runAsNonRoot") is True, f"{name}: runAsNonRoot is not true")
-        problems.check(psc.get("runAsUser") == UID, f"{name}: runAsUser is not {UID}")
+def check_selector(problems: Problems, name: str, doc: dict[str, Any]) -> None:
+    if doc["kind"] == "Deployment":
         problems.check(
-            pod.get("automountServiceAccountToken") is False, f"{name}: mounts a service account token"
+            labels_match(
+                doc["spec"]["selector"]["matchLabels"], doc["spec"]["template"]["metadata"]["labels"]
+            ),
+            f"{name}: selector does not match the pod labels",
         )
-        for c in pod["containers"]:
-            cname = f"{name} container {c['name']}"
-            images.setdefault(svc, set()).add(c["image"])
-            sc = c.get("securityContext", {})
-            problems.check(sc.get("allowPrivilegeEscalation") is False, f"{cname}: allowPrivilegeEscalation")
+
+
+def check_pod_security(problems: Problems, name: str, pod: dict[str, Any]) -> None:
+    psc = pod.get("securityContext", {})
+    problems.check(psc.get("runAsNonRoot") is True, f"{name}: runAsNonRoot is not true")
+    problems.check(psc.get("runAsUser") == UID, f"{name}: runAsUser is not {UID}")
+    problems.check(
+        pod.get("automountServiceAccountToken") is False, f"{name}: mounts a service account token"
+    )
+
+
+def check_container_security(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
+    sc = ctr.spec.get("securityContext", {})
+    problems.check(sc.get("allowPrivilegeEscalation") is False, f"{ctr.name}: allowPrivilegeEscalation")
+    problems.check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{ctr.name}: capabilities not dropped")
+
+
+def check_resources(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
+    res = ctr.spec.get("resources", {})
+    problems.check(
+        {"cpu", "memory"} <= set(res.get("requests", {})) and {"cpu", "memory"} <= set(res.get("limits", {})),
+        f"{ctr.name}: cpu/memory requests and limits are not all set",
+    )
+
+
+def check_config_refs(problems: Problems, ctr: Container, cluster: Cluster) -> None:
+    for ef in ctr.spec.get("envFrom", []):
+        ref = ef.get("configMapRef", {}).get("name")
+        if ref:
+            problems.check(ref in cluster.configmaps, f"{ctr.name}: ConfigMap {ref} is not defined")
+
+
+def check_secret_refs(problems: Problems, ctr: Container, cluster: Cluster) -> None:
+    for e in ctr.env.values():
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
             problems.check(
-                sc.get("capabilities", {}).get("drop") == ["ALL"], f"{cname}: capabilities not dropped"
+                ref["key"] in cluster.secret_keys,
+                f"{ctr.name}: Secret key {ref['key']} not in the example Secret",
             )
-            res = c.get("resources", {})
-            problems.check(
-                {"cpu", "memory"} <= set(res.get("requests", {}))
-                and {"cpu", "memory"} <= set(res.get("limits", {})),
-                f"{cname}: cpu/memory requests and limits are not all set",
-            )
-            for ef in c.get("envFrom", []):
-                ref = ef.get("configMapRef", {}).get("name")
-                if ref:
-                    problems.check(ref in configmaps, f"{cname}: ConfigMap {ref} is not defined")
-            env = {e["name"]: e for e in c.get("env", [])}
-            for e in env.values():
-                ref = e.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
-                    problems.check(
-                        ref["key"] in secret_keys,
-                        f"{cname}: Secret key {ref['key']} not in the example Secret",
-                    )
-            problems.check(f"LOGISTICS_{svc.upper()}_DATABASE_URL" in env, f"{cname}: no database URL")
-            for other in SERVICES:
-                if other != svc:
-                    problems.check(
-                        f"LOGISTICS_{other.upper()}_DATABASE_URL" not in env,
-                        f"{cname}: gets {other}'s database URL",
-                    )
-            args = c.get("args") or c.get("command")
-            ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
-            annotations = tmpl["metadata"].get("annotations", {})
-            if component == "web":
-                want_port, ready, live = SERVICES[svc], "/readyz", "/healthz"
-                problems.check(
-                    args == ["logistics", "serve", svc, "--host", ALL_INTERFACES, "--port", str(want_port)],
-                    f"{cname}: args {args}",
-                )
-            elif component == "worker":
-                want_port, ready, live = WORKER_PORTS[svc], "/readyz", "/healthz"
-                problems.check(
-                    args == ["logistics", "worker", svc, "--health-host", ALL_INTERFACES],
-                    f"{cname}: args {args}",
-                )
-            elif component == "migrate":
-                problems.check(args == ["logistics", "migrate", svc], f"{cname}: args {args}")
-                problems.check(pod.get("restartPolicy") in {"Never", "OnFailure"}, f"{cname}: restartPolicy")
-                continue
-            else:
-                problems.append(f"{cname}: unknown component {component}")
-                continue
-            problems.check(list(ports.values()) == [want_port], f"{cname}: containerPort is not {want_port}")
-            for probe, path_ in (("readinessProbe", ready), ("livenessProbe", live)):
-                get = c.get(probe, {}).get("httpGet", {})
-                port = ports.get(get.get("port"), get.get("port"))
-                problems.check(
-                    get.get("path") == path_ and port == want_port,
-                    f"{cname}: {probe} is not {path_} on {want_port}",
-                )
-            problems.check(
-                annotations.get("prometheus.io/scrape") == "true"
-                and annotations.get("prometheus.io/port") == str(want_port)
-                and annotations.get("prometheus.io/path") == "/metrics",
-                f"{cname}: prometheus.io annotations do not point at :{want_port}/metrics",
-            )
-    for svc, imgs in images.items():
+
+
+def check_container_databases(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
+    env = ctr.env
+    problems.check(database_var(ctr.svc) in env, f"{ctr.name}: no database URL")
+    for other in services():
+        if other != ctr.svc:
+            problems.check(database_var(other) not in env, f"{ctr.name}: gets {other}'s database URL")
+
+
+def serving_port(ctr: Container) -> int | None:
+    """The port a web or worker container serves (HTTP, probes, metrics) on."""
+    if ctr.component == "web":
+        return services()[ctr.svc]
+    if ctr.component == "worker":
+        return worker_port(ctr.svc)
+    return None
+
+
+def check_serving_ports(problems: Problems, ctr: Container, port: int) -> None:
+    problems.check(list(ctr.ports.values()) == [port], f"{ctr.name}: containerPort is not {port}")
+
+
+def check_probes(problems: Problems, ctr: Container, port: int) -> None:
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        get = ctr.spec.get(probe, {}).get("httpGet", {})
+        probed = ctr.ports.get(get.get("port"), get.get("port"))
+        problems.check(
+            get.get("path") == path and probed == port, f"{ctr.name}: {probe} is not {path} on {port}"
+        )
+
+
+def check_scrape_annotations(problems: Problems, ctr: Container, port: int) -> None:
+    annotations = ctr.annotations
+    problems.check(
+        annotations.get("prometheus.io/scrape") == "true"
+        and annotations.get("prometheus.io/port") == str(port)
+        and annotations.get("prometheus.io/path") == "/metrics",
+        f"{ctr.name}: prometheus.io annotations do not point at :{port}/metrics",
+    )
+
+
+def check_component(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
+    """The container runs its component's command; a web or worker one serves on its port."""
+    if ctr.component not in ROLES:
+        problems.append(f"{ctr.name}: unknown component {ctr.component}")
+        return
+    problems.check(ctr.args == command(ctr.component, ctr.svc), f"{ctr.name}: args {ctr.args}")
+    port = serving_port(ctr)
+    if port is None:  # migrate: a Job that runs to completion
+        problems.check(ctr.pod.get("restartPolicy") in {"Never", "OnFailure"}, f"{ctr.name}: restartPolicy")
+        return
+    check_serving_ports(problems, ctr, port)
+    check_probes(problems, ctr, port)
+    check_scrape_annotations(problems, ctr, port)
+
+
+CONTAINER_CHECKS: tuple[Callable[[Problems, Container, Cluster], None], ...] = (
+    check_container_security,
+    check_resources,
+    check_config_refs,
+    check_secret_refs,
+    check_container_databases,
+    check_component,
+)
+
+
+def check_workload(problems: Problems, cluster: Cluster, path: str, doc: dict[str, Any]) -> None:
+    """A Deployment or a Job: its pod and every container in it."""
+    name = f"{path}: {doc['kind']}/{doc['metadata']['name']}"
+    labels = doc["metadata"].get("labels", {})
+    svc = labels.get("app.kubernetes.io/name")
+    if not problems.check(svc in services(), f"{name}: unknown app.kubernetes.io/name {svc}"):
+        return
+    template = doc["spec"]["template"]
+    pod = template["spec"]
+    check_selector(problems, name, doc)
+    check_pod_security(problems, name, pod)
+    for c in pod["containers"]:
+        ctr = Container(
+            name=f"{name} container {c['name']}",
+            svc=svc,
+            component=labels.get("app.kubernetes.io/component"),
+            spec=c,
+            pod=pod,
+            annotations=template["metadata"].get("annotations", {}),
+        )
+        cluster.images.setdefault(svc, set()).add(c["image"])
+        for check in CONTAINER_CHECKS:
+            check(problems, ctr, cluster)
+
+
+def check_one_image_per_service(problems: Problems, cluster: Cluster) -> None:
+    for svc, imgs in cluster.images.items():
         problems.check(len(imgs) == 1, f"{svc}: web, worker and migrate use different images {sorted(imgs)}")
-    for svc in SERVICES:
+
+
+def check_objects_exist(problems: Problems, cluster: Cluster) -> None:
+    for svc in services():
         for kind, name in (
             ("Deployment", f"{svc}-web"),
             ("Deployment", f"{svc}-worker"),
@@ -544,57 +826,81 @@ def cmd_k8s() -> int:
             ("PodDisruptionBudget", f"{svc}-web"),
         ):
             problems.check(
-                any(d["metadata"]["name"] == name for _, d in by_kind.get(kind, [])),
+                any(d["metadata"]["name"] == name for _, d in cluster.of_kind(kind)),
                 f"k8s: {kind}/{name} is missing",
             )
 
-    services = {}
-    for path, s in by_kind.get("Service", []):
-        services[s["metadata"]["name"]] = s
+
+def check_service_targets(problems: Problems, cluster: Cluster) -> None:
+    """Each Service selects one Deployment, and its target ports are that Deployment's."""
+    for path, s in cluster.of_kind("Service"):
         targets = [
-            d
-            for d in deployments.values()
-            if labels_match(s["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+            d for d in cluster.deployments.values() if labels_match(s["spec"]["selector"], pod_labels(d))
         ]
-        if problems.check(
+        if not problems.check(
             len(targets) == 1, f"{path}: Service {s['metadata']['name']} selects {len(targets)} Deployments"
         ):
-            names = {
-                p.get("name")
-                for c in targets[0]["spec"]["template"]["spec"]["containers"]
-                for p in c.get("ports", [])
-            }
-            for p in s["spec"]["ports"]:
-                problems.check(
-                    p["targetPort"] in names, f"{path}: targetPort {p['targetPort']} is not a container port"
-                )
-    for path, h in by_kind.get("HorizontalPodAutoscaler", []):
+            continue
+        names = {
+            p.get("name")
+            for c in targets[0]["spec"]["template"]["spec"]["containers"]
+            for p in c.get("ports", [])
+        }
+        for p in s["spec"]["ports"]:
+            problems.check(
+                p["targetPort"] in names, f"{path}: targetPort {p['targetPort']} is not a container port"
+            )
+
+
+def check_autoscalers(problems: Problems, cluster: Cluster) -> None:
+    for path, h in cluster.of_kind("HorizontalPodAutoscaler"):
         ref = h["spec"]["scaleTargetRef"]["name"]
-        problems.check(ref in deployments, f"{path}: HPA targets unknown Deployment {ref}")
+        problems.check(ref in cluster.deployments, f"{path}: HPA targets unknown Deployment {ref}")
         problems.check(
-            "replicas" not in deployments.get(ref, {}).get("spec", {}),
+            "replicas" not in cluster.deployments.get(ref, {}).get("spec", {}),
             f"{path}: {ref} sets replicas although an HPA owns them",
         )
         problems.check(
             h["spec"].get("minReplicas", 1) >= 2, f"{path}: minReplicas < 2 (the PDB would block drains)"
         )
-    for path, p in by_kind.get("PodDisruptionBudget", []):
+
+
+def check_disruption_budgets(problems: Problems, cluster: Cluster) -> None:
+    for path, p in cluster.of_kind("PodDisruptionBudget"):
         sel = p["spec"]["selector"]["matchLabels"]
         problems.check(
-            any(labels_match(sel, d["spec"]["template"]["metadata"]["labels"]) for d in deployments.values()),
+            any(labels_match(sel, pod_labels(d)) for d in cluster.deployments.values()),
             f"{path}: PDB {p['metadata']['name']} selects no Deployment",
         )
-    for path, ing in by_kind.get("Ingress", []):
+
+
+def check_ingress_backends(problems: Problems, cluster: Cluster) -> None:
+    for path, ing in cluster.of_kind("Ingress"):
         for rule in ing["spec"]["rules"]:
             for p in rule["http"]["paths"]:
                 b = p["backend"]["service"]
-                s = services.get(b["name"])
+                s = cluster.services.get(b["name"])
                 if problems.check(s is not None, f"{path}: backend Service {b['name']} is not defined"):
+                    assert s is not None
                     problems.check(
                         b["port"].get("name") in {sp.get("name") for sp in s["spec"]["ports"]},
                         f"{path}: Service {b['name']} has no port {b['port']}",
                     )
-    return finish(problems, f"{len(docs)} Kubernetes objects reference each other consistently")
+
+
+def cmd_k8s() -> int:
+    problems = Problems()
+    cluster = Cluster(list(k8s_documents()))
+    check_namespaces(problems, cluster)
+    for path, doc in cluster.of_kind("Deployment") + cluster.of_kind("Job"):
+        check_workload(problems, cluster, path, doc)
+    check_one_image_per_service(problems, cluster)
+    check_objects_exist(problems, cluster)
+    check_service_targets(problems, cluster)
+    check_autoscalers(problems, cluster)
+    check_disruption_budgets(problems, cluster)
+    check_ingress_backends(problems, cluster)
+    return finish(problems, f"{len(cluster.docs)} Kubernetes objects reference each other consistently")
 
 
 def main(argv: list[str]) -> int:

@@ -11,6 +11,8 @@
 #   - compose, nginx, haproxy, prometheus name the same services
 #     and ports; nginx, haproxy and the Ingress route alike      (deploy/checks.py)
 #   - Kubernetes objects reference each other consistently       (deploy/checks.py)
+#     (these three read the services and ports from the service registry: they run
+#     with the project's .venv/bin/python, or a python3 with the services installed)
 #   - docker compose config                                      (docker compose v2, or docker-compose v1)
 #   - hadolint on the three Dockerfiles                          (hadolint)
 #   - kubernetes-validate --strict on deploy/k8s                 (kubernetes-validate)
@@ -96,20 +98,31 @@ skip() {
 have() { command -v "$1" >/dev/null 2>&1; }
 
 # ---- python consistency checks ----------------------------------------------
+# The YAML check needs PyYAML; the others read the services and their ports from
+# the service registry, so they also need the services installed: the project's
+# virtualenv (.venv, made by `make`) comes first.
 PYTHON=""
-for candidate in python3 "$TOOLS_VENV/bin/python"; do
+REGISTRY_PYTHON=""
+for candidate in "$ROOT/.venv/bin/python" python3 "$TOOLS_VENV/bin/python"; do
     if "$candidate" -c 'import yaml' >/dev/null 2>&1; then
-        PYTHON=$candidate
-        break
+        PYTHON=${PYTHON:-$candidate}
+        if "$candidate" -c 'from logistics_shared.service import discover; assert discover()' >/dev/null 2>&1; then
+            REGISTRY_PYTHON=$candidate
+            break
+        fi
     fi
 done
 if [[ -n $PYTHON ]]; then
-    check "YAML syntax of deploy/**/*.yml" "$PYTHON" "$DEPLOY_DIR/checks.py" yaml
-    check "Dockerfiles (COPY sources, .dockerignore, ports, user, CMD)" "$PYTHON" "$DEPLOY_DIR/checks.py" dockerfiles
-    check "compose / nginx / haproxy / prometheus / ingress agree" "$PYTHON" "$DEPLOY_DIR/checks.py" compose
-    check "Kubernetes cross-references" "$PYTHON" "$DEPLOY_DIR/checks.py" k8s
+    check "YAML syntax of deploy/**/*.yml" "${REGISTRY_PYTHON:-$PYTHON}" "$DEPLOY_DIR/checks.py" yaml
 else
     skip "YAML and consistency checks: no python3 with PyYAML (run with --install-tools)"
+fi
+if [[ -n $REGISTRY_PYTHON ]]; then
+    check "Dockerfiles (COPY sources, .dockerignore, ports, user, CMD)" "$REGISTRY_PYTHON" "$DEPLOY_DIR/checks.py" dockerfiles
+    check "compose / nginx / haproxy / prometheus / ingress agree" "$REGISTRY_PYTHON" "$DEPLOY_DIR/checks.py" compose
+    check "Kubernetes cross-references" "$REGISTRY_PYTHON" "$DEPLOY_DIR/checks.py" k8s
+elif [[ -n $PYTHON ]]; then
+    skip "consistency checks: no python with PyYAML and the services installed (make the project's .venv)"
 fi
 
 # ---- docker compose config --------------------------------------------------

@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from logistics_shared.service import discover
+
 from .services import free_port_block
 
 LOGISTICS = str(Path(sys.executable).with_name("logistics"))
-PORTS = {"inventory": 6541, "shipping": 6542, "support": 6543}
+#: Each service's port before ``--port-offset``: what ``logistics up`` serves, from the registry.
+PORTS = {name: spec.port for name, spec in discover().items()}
 
 
 def call(method: str, url: str, token: str, body: dict | None = None) -> tuple[int, dict]:
