@@ -220,7 +220,8 @@ def seed(base: str, token: str, env: dict[str, str]) -> str:
     label = post(f"/v1/shipments/{shipment['id']}/label", {"carrier": CARRIER["code"], "service": "standard"})
     assert isinstance(label, dict)
     number = label["tracking_number"]
-    first = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=TRACKING_EVENTS)
+    # After the shipment was created and within the carriers' clock-skew allowance (5 min).
+    first = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
     for n in range(TRACKING_EVENTS):
         last = n == TRACKING_EVENTS - 1
         event = {
@@ -229,7 +230,7 @@ def seed(base: str, token: str, env: dict[str, str]) -> str:
             "status": "out_for_delivery" if last else "in_transit",
             "description": "Out for delivery" if last else f"Scanned at {HUBS[n % len(HUBS)]}",
             "location": HUBS[n % len(HUBS)],
-            "occurred_at": (first + timedelta(hours=n)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "occurred_at": (first + timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         status, reply = post_webhook(base, event)
         if status != 200 or not isinstance(reply, dict) or reply.get("result") != "accepted":

@@ -127,7 +127,7 @@ class DemoContext:
     ) -> Reply:
         return self.call("POST", service, path, body, key=key, expect=expect, headers=headers)
 
-    def wait_for(self, what: str, check: Callable[[], T], timeout: float | None = None) -> T:
+    def wait_for(self, what: str, check: Callable[[], T | None], timeout: float | None = None) -> T:
         """Poll ``check`` until it returns something truthy, and return that; fail naming ``what``."""
         seconds = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + seconds

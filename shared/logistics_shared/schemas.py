@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -303,15 +304,15 @@ def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
     )
 
 
-def page_of(rows: list[Any], limit: int, key: Any) -> tuple[list[Any], str | None]:
+def page_of(rows: Sequence[Any], limit: int, key: Any) -> tuple[list[Any], str | None]:
     """Trim a ``limit + 1`` query result to a page and its next cursor.
 
     ``key(last_row)`` gives the values the next page continues after.
     """
+    page = list(rows[:limit])
     if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, encode_cursor(*key(rows[-1]))
-    return rows, None
+        return page, encode_cursor(*key(page[-1]))
+    return page, None
 
 
 _ROW_ID = re.compile(r"[0-9]{1,18}")

@@ -472,7 +472,7 @@ def test_inventory_consumes_the_reservation_once_whatever_the_delivery_order(ser
     setup_carriers(ship)
     shipment = ship.as_().post_json("/v1/shipments", shipment_body()).json
     (requested,) = emitted(ship, "shipment.requested")
-    deliver(inv, "inventory", inventory_handlers.reserve_for_shipment, requested)
+    deliver(inv, "inventory", inventory_handlers.shipment_requested, requested)
     (reserved,) = emitted(inv, "stock.reserved")
     from shipping import handlers as shipping_handlers
 
@@ -481,7 +481,7 @@ def test_inventory_consumes_the_reservation_once_whatever_the_delivery_order(ser
         f"/v1/shipments/{shipment['id']}/label", {"carrier": "POSTNL", "service": "standard"}, status=201
     )
     (purchased,) = emitted(ship, "shipment.label_purchased")
-    deliver(inv, "inventory", inventory_handlers.consume_for_label, purchased)
+    deliver(inv, "inventory", inventory_handlers.shipment_label_purchased, purchased)
     assert _sku1(inv) | {} == {
         "sku": "SKU-1",
         "warehouse": "AMS",
@@ -490,7 +490,7 @@ def test_inventory_consumes_the_reservation_once_whatever_the_delivery_order(ser
         "available": 3,
     }
     # A redelivery (or a copy arriving late) finds nothing active and changes nothing.
-    deliver(inv, "inventory", inventory_handlers.consume_for_label, purchased)
+    deliver(inv, "inventory", inventory_handlers.shipment_label_purchased, purchased)
     assert _sku1(inv)["on_hand"] == 3
     issues = inv.as_().get("/v1/movements", {"kind": "issue"}).json["items"]
     assert [(m["sku"], m["quantity"], m["reference"]) for m in issues] == [("SKU-1", -2, shipment["id"])]
@@ -517,7 +517,7 @@ def test_a_label_event_for_a_released_reservation_changes_nothing(service_client
         "type": "shipment.label_purchased",
         "data": {"shipment_id": uuid.UUID(reference)},
     }
-    deliver(inv, "inventory", inventory_handlers.consume_for_label, envelope)
+    deliver(inv, "inventory", inventory_handlers.shipment_label_purchased, envelope)
     assert _sku1(inv)["on_hand"] == 5
     assert inv.as_().get("/v1/movements", {"kind": "issue"}).json["items"] == []
     assert_inventory_invariants(inv.engine)

@@ -39,15 +39,15 @@ def test_cancel_arriving_before_the_request_leaves_nothing_reserved(service_clie
     (requested,) = emitted(ship, "shipment.requested")
     (cancelled,) = emitted(ship, "shipment.cancelled")
 
-    deliver(inv, "inventory", inventory_handlers.release_for_cancelled_shipment, cancelled)  # overtakes
-    deliver(inv, "inventory", inventory_handlers.reserve_for_shipment, requested)
+    deliver(inv, "inventory", inventory_handlers.shipment_cancelled, cancelled)  # overtakes
+    deliver(inv, "inventory", inventory_handlers.shipment_requested, requested)
     assert reserved(inv) == 2
     (stock_reserved,) = emitted(inv, "stock.reserved")
     deliver(ship, "shipping", shipping_handlers.stock_reserved, stock_reserved)
     # Shipping is cancelled, so it says so again; inventory now releases.
     second_cancel = emitted(ship, "shipment.cancelled")[-1]
     assert second_cancel["causation_id"] == str(stock_reserved["id"])
-    deliver(inv, "inventory", inventory_handlers.release_for_cancelled_shipment, second_cancel)
+    deliver(inv, "inventory", inventory_handlers.shipment_cancelled, second_cancel)
     assert reserved(inv) == 0
     assert ship.as_().get(f"/v1/shipments/{shipment['id']}").json["status"] == "cancelled"
     assert_inventory_invariants(inv.engine)
@@ -65,7 +65,7 @@ def test_stale_answers_do_not_move_a_shipment(service_client):
     }
     shipment = ship.as_().post_json("/v1/shipments", body).json
     (requested,) = emitted(ship, "shipment.requested")
-    deliver(inv, "inventory", inventory_handlers.reserve_for_shipment, requested)  # no stock: failure
+    deliver(inv, "inventory", inventory_handlers.shipment_requested, requested)  # no stock: failure
     (failed,) = emitted(inv, "stock.reservation_failed")
     deliver(ship, "shipping", shipping_handlers.reservation_failed, failed)
     assert ship.as_().get(f"/v1/shipments/{shipment['id']}").json["status"] == "on_hold"
@@ -93,14 +93,14 @@ def test_cancel_after_the_label_puts_the_issued_stock_back_once(service_client):
             "hold_until": None,
         },
     }
-    deliver(inv, "inventory", inventory_handlers.reserve_for_shipment, requested)
+    deliver(inv, "inventory", inventory_handlers.shipment_requested, requested)
     label = {
         "id": uuid.uuid4(),
         "type": "shipment.label_purchased",
         "correlation_id": "c",
         "data": {"shipment_id": shipment_id},
     }
-    deliver(inv, "inventory", inventory_handlers.consume_for_label, label)
+    deliver(inv, "inventory", inventory_handlers.shipment_label_purchased, label)
     level = inv.as_().get("/v1/stock", {"sku": "SKU-1", "warehouse": "AMS"}).json["items"][0]
     assert (level["on_hand"], level["reserved"]) == (3, 0)
     cancelled = {
@@ -109,11 +109,9 @@ def test_cancel_after_the_label_puts_the_issued_stock_back_once(service_client):
         "correlation_id": "c",
         "data": {"shipment_id": shipment_id, "reference": "R", "warehouse": "AMS", "reason": None},
     }
-    deliver(inv, "inventory", inventory_handlers.release_for_cancelled_shipment, cancelled)
+    deliver(inv, "inventory", inventory_handlers.shipment_cancelled, cancelled)
     # A second cancel (a re-sent one, with another event id) must not restock twice.
-    deliver(
-        inv, "inventory", inventory_handlers.release_for_cancelled_shipment, {**cancelled, "id": uuid.uuid4()}
-    )
+    deliver(inv, "inventory", inventory_handlers.shipment_cancelled, {**cancelled, "id": uuid.uuid4()})
     level = inv.as_().get("/v1/stock", {"sku": "SKU-1", "warehouse": "AMS"}).json["items"][0]
     assert (level["on_hand"], level["reserved"]) == (5, 0)
     restocks = [
@@ -164,7 +162,7 @@ def test_a_label_bought_as_the_hold_expired_still_issues_or_reports_the_shortage
     seed(inv)
     receive(inv, "AMS", "SKU-1", 2)
     shipment_id = str(uuid.uuid4())
-    deliver(inv, "inventory", inventory_handlers.reserve_for_shipment, _requested(shipment_id, 2))
+    deliver(inv, "inventory", inventory_handlers.shipment_requested, _requested(shipment_id, 2))
     _expire_all(inv)
     # Meanwhile someone else takes stock, so only `stock` units are left to re-reserve.
     inv.as_().post_json(
@@ -176,8 +174,10 @@ def test_a_label_bought_as_the_hold_expired_still_issues_or_reports_the_shortage
         "correlation_id": "c",
         "data": {"shipment_id": shipment_id},
     }
-    deliver(inv, "inventory", inventory_handlers.consume_for_label, label)
-    deliver(inv, "inventory", inventory_handlers.consume_for_label, {**label, "id": uuid.uuid4()})  # a replay
+    deliver(inv, "inventory", inventory_handlers.shipment_label_purchased, label)
+    deliver(
+        inv, "inventory", inventory_handlers.shipment_label_purchased, {**label, "id": uuid.uuid4()}
+    )  # a replay
     level = inv.as_().get("/v1/stock", {"sku": "SKU-1", "warehouse": "AMS"}).json["items"][0]
     if issued:
         assert (level["on_hand"], level["reserved"]) == (stock - 2, 0)

@@ -137,8 +137,8 @@ def test_exception_opens_one_ticket_and_delivery_leaves_a_note(sup):
         tracked(sid, "delivered", "out_for_delivery", T0 + timedelta(days=1)),
         T0 + timedelta(days=1),
     )
-    deliver(sup, handlers.delivered, delivered)
-    deliver(sup, handlers.delivered, delivered)
+    deliver(sup, handlers.delivery_note, delivered)
+    deliver(sup, handlers.delivery_note, delivered)
     other = next(t for t in tickets if t["id"] != ticket["id"])
     notes = agent.get(f"/v1/tickets/{other['id']}/comments").json["items"]
     assert [(n["visibility"], n["author"]) for n in notes] == [("internal", "service:support")]

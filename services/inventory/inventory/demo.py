@@ -93,14 +93,14 @@ def load(ctx: DemoContext) -> None:
             "reorder_point": reorder_point,
         }
         _create(ctx, "/v1/items", item, key=f"demo-item-{sku}")
-    for warehouse, sku, quantity, location in RECEIPTS:
-        body = {
-            "warehouse": warehouse,
+    for at, sku, quantity, location in RECEIPTS:
+        receipt: dict[str, Any] = {
+            "warehouse": at,
             "sku": sku,
             "quantity": quantity,
             "location": location,
             "reference": "DEMO-PO-1",
         }
         # No 409 here: a receipt always adds stock, so only the key keeps a rerun from doubling it.
-        ctx.post(SERVICE, "/v1/receipts", body, key=f"demo-receipt-{warehouse}-{sku}", expect=(201,))
+        ctx.post(SERVICE, "/v1/receipts", receipt, key=f"demo-receipt-{at}-{sku}", expect=(201,))
     ctx.echo(f"  {len(WAREHOUSES)} warehouses, {len(ITEMS)} items, {len(RECEIPTS)} receipts")

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from logistics_shared.bus.handlers import Handler
+from logistics_shared.bus.handlers import Handler, Subscriptions, subscribe
 from logistics_shared.outbox import Outbox
 
 from .domain import shipments
@@ -32,14 +32,13 @@ def stock_released(session: Session, envelope: dict[str, Any], outbox: Outbox) -
     shipments.on_stock_released(session, outbox, envelope["data"], _cause(envelope))
 
 
+#: What shipping consumes (``logistics events`` prints the whole suite's map).
+SUBSCRIPTIONS: Subscriptions = {
+    stock_reserved: ("stock.reserved",),
+    reservation_failed: ("stock.reservation_failed",),
+    stock_released: ("stock.released",),
+}
+
+
 def handlers() -> tuple[Handler, ...]:
-    return (
-        Handler("stock_reserved", producer="inventory", events=("stock.reserved",), func=stock_reserved),
-        Handler(
-            "reservation_failed",
-            producer="inventory",
-            events=("stock.reservation_failed",),
-            func=reservation_failed,
-        ),
-        Handler("stock_released", producer="inventory", events=("stock.released",), func=stock_released),
-    )
+    return subscribe(SUBSCRIPTIONS)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from logistics_shared.bus.handlers import Handler
+from logistics_shared.bus.handlers import Handler, Subscriptions, subscribe
 from logistics_shared.outbox import Outbox
 
 from .domain import shipments
@@ -44,24 +44,18 @@ def reservation_failed(session: Session, envelope: dict[str, Any], outbox: Outbo
     shipments.on_reservation_failed(session, outbox, envelope["data"])
 
 
-def delivered(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:
+def delivery_note(session: Session, envelope: dict[str, Any], outbox: Outbox) -> None:
     shipments.note_delivery(session, str(envelope["data"]["shipment_id"]), envelope["occurred_at"])
 
 
+#: What support consumes (``logistics events`` prints the whole suite's map).
+SUBSCRIPTIONS: Subscriptions = {
+    shipment_view: SHIPMENT_EVENTS,
+    shipment_trouble: ("shipment.exception", "shipment.delivery_failed"),
+    reservation_failed: ("stock.reservation_failed",),
+    delivery_note: ("shipment.delivered",),
+}
+
+
 def handlers() -> tuple[Handler, ...]:
-    return (
-        Handler("shipment_view", producer="shipping", events=SHIPMENT_EVENTS, func=shipment_view),
-        Handler(
-            "shipment_trouble",
-            producer="shipping",
-            events=("shipment.exception", "shipment.delivery_failed"),
-            func=shipment_trouble,
-        ),
-        Handler(
-            "reservation_failed",
-            producer="inventory",
-            events=("stock.reservation_failed",),
-            func=reservation_failed,
-        ),
-        Handler("delivery_note", producer="shipping", events=("shipment.delivered",), func=delivered),
-    )
+    return subscribe(SUBSCRIPTIONS)

@@ -25,21 +25,19 @@ class Handler:
     func: HandlerFunc
 
 
-#: A service's subscription table: event type -> the handler that applies it. One
-#: function may take several types; its name names its queue (``<ns>.<service>.<name>``).
-Subscriptions = dict[str, HandlerFunc]
+#: A service's subscription table, the one place it says what it consumes: handler ->
+#: the event types it applies. The handler's name names its queue
+#: (``<namespace>.<service>.<name>``), the event contracts name each type's producer.
+Subscriptions = dict[HandlerFunc, tuple[str, ...]]
 
 
 def subscribe(table: Subscriptions) -> tuple[Handler, ...]:
-    """The :class:`Handler` of each function in ``table``, its producer read from the event
-    contracts (every type a handler takes must come from one producer's exchange)."""
+    """The :class:`Handler` of each entry of ``table`` (every type a handler takes must
+    come from one producer's exchange: a queue is bound to one exchange)."""
     from ..events.registry import REGISTRY
 
-    grouped: dict[HandlerFunc, list[str]] = {}
-    for event_type, func in table.items():
-        grouped.setdefault(func, []).append(event_type)
     found = []
-    for func, types in grouped.items():
+    for func, types in table.items():
         producers = {REGISTRY.producer_of(t) for t in types}
         if len(producers) != 1:
             raise ValueError(f"handler {func.__name__} takes events of {sorted(producers)}: split it")

@@ -52,6 +52,8 @@ def update_item(
     ).first()
     if row is None:
         current = get_item(session, sku)  # 404 if it does not exist
+        # It exists, so the version condition is what failed: expected_version was given.
+        assert expected_version is not None
         raise PreconditionFailed.stale("item", current["version"], expected_version)
     return _item(row)
 

@@ -89,7 +89,7 @@ def reserve(session: Session, outbox: Outbox, actor: Identity, data: dict[str, A
             reference=data["reference"],
             status="active",
             expires_at=expires_at,
-            created_by=f"{actor.role}:{actor.subject}",
+            created_by=actor.actor,
             created_at=now,
         )
     )
@@ -217,12 +217,14 @@ def _sum_lines_by_warehouse(session: Session, won: list[Any]) -> dict[tuple[int,
 
 
 def _lines(session: Session, reservation_id: str) -> list[Any]:
-    return session.execute(
-        select(reservation_lines.c.item_id, items.c.sku, reservation_lines.c.quantity)
-        .join(items, items.c.id == reservation_lines.c.item_id)
-        .where(reservation_lines.c.reservation_id == reservation_id)
-        .order_by(reservation_lines.c.item_id)
-    ).all()
+    return list(
+        session.execute(
+            select(reservation_lines.c.item_id, items.c.sku, reservation_lines.c.quantity)
+            .join(items, items.c.id == reservation_lines.c.item_id)
+            .where(reservation_lines.c.reservation_id == reservation_id)
+            .order_by(reservation_lines.c.item_id)
+        ).all()
+    )
 
 
 def _emit_closed(

@@ -73,7 +73,7 @@ def record_movement(
             note=note,
             reference=reference,
             reservation_id=reservation_id,
-            actor=f"{actor.role}:{actor.subject}",
+            actor=actor.actor,
             created_at=utcnow(),
         )
         .returning(movements.c.id)
@@ -271,6 +271,7 @@ def transfer(session: Session, outbox: Outbox, actor: Identity, data: dict[str, 
             requested=quantity,
             available=current.on_hand - current.reserved,
         )
+    assert given is not None  # given was taken whenever taken succeeded
     common = {"item_id": item.id, "reference": data.get("reference")}
     out_id = record_movement(
         session, actor, warehouse_id=source.id, kind="transfer_out", quantity=-quantity, **common

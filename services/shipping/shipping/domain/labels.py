@@ -63,10 +63,6 @@ def new_tracking_number(prefix: str) -> str:
 
 
 # -- buying and reading labels ---------------------------------------------------------
-def _actor(actor: Identity) -> str:
-    return f"{actor.role}:{actor.subject}"
-
-
 def purchase(
     session: Session, outbox: Outbox, actor: Identity, shipment_id: str, data: dict[str, Any]
 ) -> dict[str, Any]:
@@ -76,7 +72,7 @@ def purchase(
     shipment = shipments.get(session, actor, shipment_id)  # 404 outside the actor's warehouses
     if not lifecycle.can(shipment["status"], "label_purchased"):
         # transition() raises the 409 naming the current state (and writes nothing).
-        lifecycle.transition(session, shipment, "label_purchased", cause=_actor(actor))
+        lifecycle.transition(session, shipment, "label_purchased", cause=actor.actor)
     carrier = session.execute(select(carriers).where(carriers.c.code == data["carrier"])).first()
     if carrier is None:
         raise InvalidField("/carrier", f"Unknown carrier {data['carrier']!r}.")
@@ -107,7 +103,7 @@ def purchase(
                 "currency": quote["price"]["currency"],
                 "format": data["format"],
                 "document": document,
-                "created_by": _actor(actor),
+                "created_by": actor.actor,
                 "created_at": now,
             },
             unique=["tracking_number"],
@@ -121,7 +117,7 @@ def purchase(
         session,
         shipment,
         "label_purchased",
-        cause=_actor(actor),
+        cause=actor.actor,
         detail=f"{carrier.code} {service['code']} {tracking_number}",
     )
     outbox.emit(

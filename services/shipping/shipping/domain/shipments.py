@@ -22,10 +22,6 @@ from . import tracking
 from .lifecycle import transition
 
 
-def _actor(actor: Identity) -> str:
-    return f"{actor.role}:{actor.subject}"
-
-
 def _requested(
     outbox: Outbox, shipment: dict[str, Any], lines: list[dict[str, Any]], hold_for: timedelta | None
 ) -> None:
@@ -63,7 +59,7 @@ def create(
         "hold_reason": None,
         "reservation_id": None,
         "version": 1,
-        "created_by": _actor(actor),
+        "created_by": actor.actor,
         "created_at": now,
         "updated_at": now,
     }
@@ -90,7 +86,7 @@ def create(
             shipment_id=shipment["id"],
             from_status=None,
             to_status="awaiting_stock",
-            cause=_actor(actor),
+            cause=actor.actor,
             at=now,
         )
     )
@@ -227,7 +223,7 @@ def cancel(
     """Cancel until the shipment is in transit; inventory releases the stock when it hears."""
     shipment = _load(session, shipment_id, actor, lock=True)
     _check_version(shipment, expected_version)
-    moved = transition(session, shipment, "cancelled", cause=_actor(actor), detail=reason)
+    moved = transition(session, shipment, "cancelled", cause=actor.actor, detail=reason)
     outbox.emit("shipment.cancelled", {**_identity(moved), "reason": reason})
     return get(session, actor, shipment_id)
 
@@ -243,7 +239,7 @@ def retry(
     """``on_hold -> awaiting_stock``: ask inventory again (after stock arrived)."""
     shipment = _load(session, shipment_id, actor, lock=True)
     _check_version(shipment, expected_version)
-    transition(session, shipment, "awaiting_stock", cause=_actor(actor), hold_reason=None)
+    transition(session, shipment, "awaiting_stock", cause=actor.actor, hold_reason=None)
     current = get(session, actor, shipment_id)
     _requested(outbox, current, current["lines"], hold_for)
     return current

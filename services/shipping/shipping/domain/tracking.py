@@ -61,6 +61,7 @@ def record(
             requested_status=event["status"],
         )
     if strict and stale:
+        assert latest is not None  # stale means older than a recorded event
         raise Conflict(
             f"The event happened before the latest one recorded ({latest.isoformat()}).",
             current_status=shipment["status"],

@@ -8,6 +8,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from logistics_shared.web.endpoint import Reply, endpoint
+from logistics_shared.web.etag import etag
 
 from ..domain import labels, rates
 from ..permissions import Permission
@@ -52,7 +53,7 @@ def purchase(request: Request, body: dict[str, Any]) -> Reply:
         shipment,
         headers={
             "Location": request.route_path("shipment_label", id=shipment["id"]),
-            "ETag": f'"{shipment["version"]}"',
+            "ETag": etag(shipment["version"]),
         },
     )
 

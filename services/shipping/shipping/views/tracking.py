@@ -41,7 +41,7 @@ TAGS = ("tracking",)
 )
 def record_event(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     shipment = shipments.load_for_update(request.dbsession, request.matchdict["id"], request.identity)
-    cause = f"{request.identity.role}:{request.identity.subject}"
+    cause = request.identity.actor
     tracking.record(
         request.dbsession, request.outbox, shipment, body, source="staff", cause=cause, strict=True
     )

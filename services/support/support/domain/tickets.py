@@ -33,10 +33,6 @@ FIELDS = (
 )
 
 
-def actor_name(actor: Identity) -> str:
-    return f"{actor.role}:{actor.subject}"
-
-
 def _tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))  # de-duplicated, order kept
 
@@ -237,19 +233,20 @@ def add_comment(session: Session, ticket_id: str, author: str, body: str, visibi
     ticket = load(session, ticket_id)
     if ticket["status"] == "closed":
         raise Conflict("A closed ticket takes no more comments.", current_status="closed")
-    comment = {
+    now = datetime.now(UTC)
+    comment: dict[str, Any] = {
         "ticket_id": ticket_id,
         "body": body,
         "visibility": visibility,
         "author": author,
-        "created_at": datetime.now(UTC),
+        "created_at": now,
     }
     comment_id = session.execute(
         ticket_comments.insert().values(**comment).returning(ticket_comments.c.id)
     ).scalar_one()
     if visibility == "public":
         # The first public answer stops the first-response clock.
-        sla.first_response(session, ticket_id, comment["created_at"])
+        sla.first_response(session, ticket_id, now)
     return {"id": comment_id, **comment}
 
 

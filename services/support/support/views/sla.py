@@ -9,7 +9,7 @@ from pyramid.request import Request
 from logistics_shared.web.endpoint import Reply, endpoint
 from logistics_shared.web.etag import etag, expected_version
 
-from ..domain import sla, tickets
+from ..domain import sla
 from ..models import PRIORITIES
 from ..permissions import Permission
 from ..schemas.sla import SlaPolicySchema, SlaPolicyUpdateSchema
@@ -69,7 +69,7 @@ def replace(request: Request, body: dict[str, Any]) -> Reply:
         request.matchdict["priority"],
         body["first_response_minutes"],
         body["resolution_minutes"],
-        tickets.actor_name(request.identity),
+        request.identity.actor,
         expected_version(request),
     )
     return Reply(policy, headers={"ETag": etag(policy["version"])})

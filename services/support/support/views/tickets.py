@@ -45,7 +45,7 @@ TAGS = ("tickets",)
     },
 )
 def create(request: Request, body: dict[str, Any]) -> Reply:
-    ticket = tickets.create(request.dbsession, request.outbox, tickets.actor_name(request.identity), body)
+    ticket = tickets.create(request.dbsession, request.outbox, request.identity.actor, body)
     return Reply(
         ticket,
         headers={"Location": request.route_path("ticket", id=ticket["id"]), "ETag": etag(ticket["version"])},
@@ -63,7 +63,7 @@ def create(request: Request, body: dict[str, Any]) -> Reply:
 )
 def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     if query.get("assignee") == "me":  # "my open tickets": ?assignee=me&status=open
-        query = {**query, "assignee": tickets.actor_name(request.identity)}
+        query = {**query, "assignee": request.identity.actor}
     rows, cursor = tickets.list_(
         request.dbsession, request.identity, filters=query, cursor=query["cursor"], limit=query["limit"]
     )
@@ -120,7 +120,7 @@ def comment(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     return tickets.add_comment(
         request.dbsession,
         request.matchdict["id"],
-        tickets.actor_name(request.identity),
+        request.identity.actor,
         body["body"],
         body["visibility"],
     )
