@@ -29,7 +29,7 @@ UV_COMPILE   = $(UV_VENV)/bin/uv pip compile --quiet --python-version 3.11 --pyt
 
 .DEFAULT_GOAL := help
 
-.PHONY: help up demo test lint format lock clean
+.PHONY: help up demo test lint format lock images clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -70,6 +70,83 @@ lock:  ## Rewrite requirements*.lock from the pyproject.toml files (LOCK_ARGS=--
 		| $(UV_COMPILE) - requirements-dev.txt -o $(LOCK)
 	printf '%s\n' $(LOCK_ALSO) ./shared ./services/inventory ./services/shipping ./services/support \
 		| $(UV_COMPILE) -c $(LOCK) - -o $(RUNTIME_LOCK)
+
+# Images (`make images`, deploy/README.md "Images"): with a Docker engine, `docker build` on the
+# Dockerfiles' python:3.11-slim; without one, podman (buildah) on a Debian base made by debootstrap
+# from the machine's own apt mirror, cached under var/images/ and imported as $(BASE_IMAGE).
+# Every step is skipped when its result exists (the layers are podman's/docker's build cache), so a
+# second run only rebuilds what changed. PYTHON_IMAGE=<image>@sha256:<digest> pins the base instead.
+IMAGE_SERVICES ?= inventory shipping support
+IMAGE_PREFIX   ?= localhost/logistics-
+IMAGE_TAG      ?= latest
+PYTHON_IMAGE   ?=
+BASE_IMAGE     ?= localhost/debian-python:3.11-bookworm
+BASE_SUITE     ?= bookworm
+BASE_DIR       ?= var/images/debian-python-3.11-$(BASE_SUITE)
+BASE_PACKAGES   = python3,python3-venv,python-is-python3,passwd,ca-certificates
+# The first archive the machine's apt sources (one-line or deb822) use for $(BASE_SUITE).
+DEBIAN_MIRROR  ?= $(shell { sed -n 's|^deb \(\[[^]]*\] *\)\{0,1\}\([^ ]*\) $(BASE_SUITE) .*|\2|p' \
+		/etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null; \
+	awk 'BEGIN { RS = "" } /(^|\n)Types:[^\n]* deb( |\n|$$)/ && /(^|\n)Suites:[^\n]* $(BASE_SUITE)( |\n|$$)/ \
+		{ if (match($$0, /(^|\n)URIs: *[^ \n]+/)) { u = substr($$0, RSTART, RLENGTH); sub(/.*URIs: */, "", u); print u } }' \
+		/etc/apt/sources.list.d/*.sources 2>/dev/null; echo http://deb.debian.org/debian; } | head -n 1)
+IMAGE_ENGINE   ?= $(shell if docker info >/dev/null 2>&1 && ! docker --version 2>/dev/null | grep -qi podman; \
+	then echo docker; else echo podman; fi)
+
+# podman: pip inside the build reaches the index as the host's pip does, through the host's pip
+# configuration files, its CA bundle and every local path `pip config list` names (cert, constraint,
+# find-links, a file:// index together with the files beside its simple/), mounted read-only.
+# Base and builds hold var/images/.lock: concurrent runs wait for each other.
+images:  ## Build the service images (IMAGE_SERVICES=inventory: one); podman + a cached Debian base without Docker
+	@set -eu; engine='$(IMAGE_ENGINE)'; sudo=''; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	if [ "$$engine" = docker ]; then \
+		for svc in $(IMAGE_SERVICES); do \
+			docker build $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
+				--build-arg RUNTIME_LOCK_SHA256="$$(sha256sum $(RUNTIME_LOCK) | cut -c1-64)" \
+				-f services/$$svc/Dockerfile -t $(IMAGE_PREFIX)$$svc:$(IMAGE_TAG) .; \
+		done; exit 0; \
+	fi; \
+	command -v podman >/dev/null || { echo "make images: neither a Docker engine nor podman" \
+		"(apt-get install podman buildah debootstrap runc)" >&2; exit 1; }; \
+	mkdir -p var/images; exec 9>var/images/.lock; flock 9; \
+	base='$(or $(PYTHON_IMAGE),$(BASE_IMAGE))'; \
+	if [ -z '$(PYTHON_IMAGE)' ] && ! podman image exists '$(BASE_IMAGE)'; then \
+		if [ ! -d '$(BASE_DIR)' ]; then \
+			echo "images: debootstrap $(BASE_SUITE) from $(DEBIAN_MIRROR) into $(BASE_DIR)"; \
+			$$sudo rm -rf '$(BASE_DIR).tmp'; mkdir -p "$$(dirname '$(BASE_DIR)')"; \
+			$$sudo debootstrap --variant=minbase --include=$(BASE_PACKAGES) \
+				$(BASE_SUITE) '$(BASE_DIR).tmp' '$(DEBIAN_MIRROR)'; \
+			$$sudo sh -c 'rm -f "$$1"/var/cache/apt/archives/*.deb; rm -rf "$$1"/var/lib/apt/lists/*' \
+				sh '$(BASE_DIR).tmp'; \
+			$$sudo mv '$(BASE_DIR).tmp' '$(BASE_DIR)'; \
+		fi; \
+		$$sudo tar -C '$(BASE_DIR)' -c . | podman import \
+			--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+			--change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' - '$(BASE_IMAGE)'; \
+	fi; \
+	binds=''; \
+	for f in /etc/pip.conf /etc/xdg/pip/pip.conf /etc/ssl/certs/ca-certificates.crt; do \
+		[ ! -f "$$f" ] || binds="$$binds $$f:$$f"; done; \
+	for f in "$${XDG_CONFIG_HOME:-$$HOME/.config}/pip/pip.conf:/root/.config/pip/pip.conf" \
+		"$$HOME/.pip/pip.conf:/root/.pip/pip.conf"; do \
+		[ ! -f "$${f%%:*}" ] || binds="$$binds $$f"; done; \
+	for p in $$($(firstword $(wildcard $(BIN)/python) $(PYTHON)) -m pip config list 2>/dev/null | sed -e 's/^[^=]*=//' -e "s/^'//" -e "s/'$$//" \
+		| tr ' ' '\n' | sed -e 's|^file://||' -e 's|/$$||' | grep '^/' || true); do \
+		[ -e "$$p" ] || continue; [ "$${p##*/}" != simple ] || p="$${p%/simple}"; \
+		binds="$$binds $$p:$$p"; done; \
+	mounts=$$(printf '%s\n' $$binds | awk -F: 'NF && !seen[$$2]++ { printf "-v %s:ro ", $$0 }'); \
+	for svc in $(IMAGE_SERVICES); do \
+		tag='$(IMAGE_PREFIX)'$$svc:'$(IMAGE_TAG)'; \
+		old=$$(podman image inspect --format '{{.Id}}' "$$tag" 2>/dev/null || true); \
+		echo "images: podman build $$tag on $$base"; \
+		podman build --isolation chroot --format docker --build-arg PYTHON_IMAGE="$$base" $$mounts \
+			--build-arg RUNTIME_LOCK_SHA256="$$(sha256sum $(RUNTIME_LOCK) | cut -c1-64)" \
+			-f services/$$svc/Dockerfile -t "$$tag" .; \
+		: "the image the tag left, unless another tag holds it (the build stage's layers stay: cache)"; \
+		[ -z "$$old" ] || [ "$$old" = "$$(podman image inspect --format '{{.Id}}' "$$tag")" ] \
+			|| podman rmi "$$old" >/dev/null 2>&1 || true; \
+	done; \
+	podman images --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' | grep '^$(IMAGE_PREFIX)' || true
 
 clean:  ## Remove the virtualenv and local data
 	rm -rf $(VENV) var

@@ -59,6 +59,38 @@ def need_browser(executable: str = CHROMIUM) -> str:
     return executable
 
 
+def need_podman(*also: str) -> str:
+    """The podman binary, with runc (and the other tools named in ``also``, e.g.
+    ``debootstrap``) beside it; skips (or fails under ``LOGISTICS_REQUIRE_SERVICES=1``,
+    like :func:`need_service`) when one is missing or podman cannot run here."""
+    import shutil
+    import subprocess
+
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+    found = {tool: shutil.which(tool, path=path) for tool in ("podman", "runc", *also)}
+    missing = [tool for tool, where in found.items() if where is None]
+    message = None
+    if missing:
+        message = f"{', '.join(missing)} not installed (apt-get install podman buildah debootstrap runc)"
+    else:
+        try:
+            info = subprocess.run(
+                [str(found["podman"]), "--runtime", "runc", "info"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if info.returncode != 0:
+                message = f"podman cannot run here: {' '.join(info.stderr.split())[-300:]}"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            message = f"podman cannot run here ({exc})"
+    if message is not None:
+        if services_required():
+            pytest.fail(f"{message}; LOGISTICS_REQUIRE_SERVICES=1 forbids skipping", pytrace=False)
+        pytest.skip(message)
+    return str(found["podman"])
+
+
 def free_port_block() -> int:
     """An offset that makes 6541-6543 free ports (for a `logistics up --port-offset`)."""
     for _ in range(50):
