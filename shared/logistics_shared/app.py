@@ -27,6 +27,9 @@ def base_configurator(
     config = Configurator(
         settings={
             "tm.manager_hook": explicit_manager,
+            # Reads run on an autocommit engine of their own and never join a
+            # transaction: no transaction manager to begin and end around them.
+            "tm.activate_hook": _writes_only,
         }
     )
     registry = config.registry
@@ -48,6 +51,12 @@ def base_configurator(
     config.add_tween("logistics_shared.web.tweens.observability_tween_factory")
     config.add_request_method(_outbox, "outbox", reify=True)
     return config
+
+
+def _writes_only(request: Any) -> bool:
+    from .db import READ_ONLY_METHODS
+
+    return request.method not in READ_ONLY_METHODS
 
 
 def _outbox(request: Any) -> Outbox:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -26,10 +28,20 @@ class ServiceMetrics:
         )
 
         self.bus = BusMetrics(service, self.registry)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(self.service, route, method, str(status)).inc()
-        self.latency.labels(self.service, route, method).observe(seconds)
+        # labels() hashes and looks up its children on every call; the combinations of
+        # route, method and status are few, so keep the children at hand.
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(self.service, route, method, str(status)),
+                self.latency.labels(self.service, route, method),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class BusMetrics:

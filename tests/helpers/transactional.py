@@ -18,6 +18,23 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 
+class _Borrowed:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def __enter__(self) -> Connection:
+        return self._connection
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
 class ConnectionEngine:
     """Stands in for the app's engines: ``connect()``/``begin()`` give the test's connection
     (``begin`` as a savepoint), so nothing the app does can commit for real."""
@@ -29,9 +46,10 @@ class ConnectionEngine:
         self.url = real.url
         self.name = real.name
 
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        yield self.connection
+    def connect(self) -> _Borrowed:
+        """The test's connection, usable as ``with engine.connect() as conn`` or as
+        ``conn = engine.connect(); ...; conn.close()``: closing it closes nothing."""
+        return _Borrowed(self.connection)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

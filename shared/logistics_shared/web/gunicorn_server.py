@@ -106,6 +106,9 @@ def options(settings: Settings, bind: str, workers: int | None, threads: int | N
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "proc_name": f"logistics-{settings.service}",
+        # No gunicornc control socket: nothing uses it, and in an image the default path
+        # (under $HOME) does not exist; several servers on one host would share it.
+        "control_socket_disable": True,
         "post_fork": _post_fork,
         "child_exit": _child_exit,
         # gunicorn's own logging config must not replace the suite's JSON handler.

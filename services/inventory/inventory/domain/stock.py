@@ -7,10 +7,11 @@ constraints in the schema are the last line of defence.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from logistics_shared.errors import Conflict, InvalidField
@@ -308,15 +309,10 @@ def transfer(session: Session, outbox: Outbox, actor: Identity, data: dict[str, 
     }
 
 
-def list_stock(
-    session: Session,
-    actor: Identity,
-    *,
-    sku: str | None,
-    warehouse: str | None,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[dict[str, Any]], str | None]:
+@functools.cache
+def _stock_query(by_sku: bool, by_warehouse: bool, scoped: bool, after: bool) -> Any:
+    """The stock listing for one combination of filters, built once: building a select
+    cost about a quarter of a stock read's CPU; values go in as bound parameters."""
     stmt = (
         select(
             stock_levels.c.id,
@@ -328,17 +324,35 @@ def list_stock(
         .join(items, items.c.id == stock_levels.c.item_id)
         .join(warehouses, warehouses.c.id == stock_levels.c.warehouse_id)
         .order_by(stock_levels.c.id)
-        .limit(limit + 1)
+        .limit(bindparam("limit"))
     )
-    if sku:
-        stmt = stmt.where(items.c.sku == sku)
-    if warehouse:
-        stmt = stmt.where(warehouses.c.code == warehouse)
+    if by_sku:
+        stmt = stmt.where(items.c.sku == bindparam("sku"))
+    if by_warehouse:
+        stmt = stmt.where(warehouses.c.code == bindparam("warehouse"))
+    if scoped:
+        stmt = stmt.where(warehouses.c.code.in_(bindparam("scope", expanding=True)))
+    if after:
+        stmt = stmt.where(stock_levels.c.id > bindparam("after"))
+    return stmt
+
+
+def list_stock(
+    session: Session,
+    actor: Identity,
+    *,
+    sku: str | None,
+    warehouse: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    stmt = _stock_query(bool(sku), bool(warehouse), not actor.all_warehouses, bool(cursor))
+    params: dict[str, Any] = {"sku": sku, "warehouse": warehouse, "limit": limit + 1}
     if not actor.all_warehouses:
-        stmt = stmt.where(warehouses.c.code.in_(sorted(actor.warehouses)))
+        params["scope"] = sorted(actor.warehouses)
     if cursor:
-        stmt = stmt.where(stock_levels.c.id > decode_id_cursor(cursor))
-    rows, next_cursor = page_of(session.execute(stmt).all(), limit, lambda r: (r.id,))
+        params["after"] = decode_id_cursor(cursor)
+    rows, next_cursor = page_of(session.execute(stmt, params).all(), limit, lambda r: (r.id,))
     return [level_body(r.sku, r.warehouse, r.on_hand, r.reserved) for r in rows], next_cursor
 
 
