@@ -77,7 +77,7 @@ from logistics_shared.outbox import Outbox
 from logistics_shared.service import discover
 from logistics_shared.settings import Settings
 
-DATABASES = {"shipping": "bench_bus_shipping", "inventory": "bench_bus_inventory"}
+DB_PREFIX = "bench_bus"
 EVENT = "shipment.cancelled"
 HANDLER = "bench_noop"
 RAW_WARMUP = 200
@@ -624,6 +624,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--batch", type=int, default=500, help="outbox rows per producer transaction; default 500"
     )
+    parser.add_argument(
+        "--db-prefix",
+        default=DB_PREFIX,
+        help=f"names of the run's databases, <prefix>_<service>; default {DB_PREFIX}",
+    )
     parser.add_argument("--pg-url", default=PG_URL, help=f"PostgreSQL server; default {PG_URL}")
     parser.add_argument("--broker-url", default=BROKER_URL, help=f"RabbitMQ; default {BROKER_URL}")
     args = parser.parse_args()
@@ -643,7 +648,12 @@ def main() -> int:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="bench-bus-") as migrate_dir,
-            migrated_databases(args.pg_url, DATABASES, args.broker_url, migrate_dir) as urls,
+            migrated_databases(
+                args.pg_url,
+                {name: f"{args.db_prefix}_{name}" for name in ("shipping", "inventory")},
+                args.broker_url,
+                migrate_dir,
+            ) as urls,
             tempfile.TemporaryDirectory(prefix="bench-bus-") as var_dir,
         ):
             settings = {

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from amqp.transport import TCPTransport
 from kombu.connection import Connection
 
 from ..settings import Settings
@@ -47,3 +48,55 @@ def broker_connection(connect: Callable[[], Connection]) -> Iterator[Connection]
         connection.release()
     except Exception:  # noqa: BLE001 - a failed goodbye is no reason to hang or crash
         connection.collect()
+
+
+#: Bytes one socket read may take: py-amqp reads each frame's header, payload
+#: and end byte with separate ``recv`` calls (about nine per message).
+READ_CHUNK = 65536
+
+
+def buffer_reads(connection: Connection) -> None:
+    """Let py-amqp read the socket in large chunks instead of a few bytes at a time.
+
+    py-amqp keeps whatever a read returned beyond the bytes it asked for in
+    its read buffer and serves the next frames from there, so asking the
+    socket for more changes nothing but the number of system calls (and of
+    GIL hand-overs between a worker's relay and consumer threads). A no-op on
+    other transports, and where py-amqp's internals are not as expected.
+    """
+    transport = getattr(connection.connection, "transport", None)
+    if not isinstance(transport, TCPTransport) or not hasattr(transport, "_quick_recv"):
+        return
+    sock = transport.sock
+    if sock is None:
+        return
+    recv = sock.recv
+
+    def quick_recv(n: int) -> bytes:
+        data: bytes = recv(max(n, READ_CHUNK))
+        return data
+
+    transport._quick_recv = quick_recv
+
+
+@contextmanager
+def coalesced_writes(connection: Connection) -> Iterator[None]:
+    """Send every frame written inside the block in one ``sendall`` at its end.
+
+    Publishing a batch otherwise costs one system call per message. Frames are
+    complete when written, so what was buffered is sent even if the block
+    fails (the broker must see every message a delivery tag was counted for).
+    """
+    transport = getattr(connection.connection, "transport", None)
+    write = getattr(transport, "_write", None)
+    if not isinstance(transport, TCPTransport) or write is None:
+        yield
+        return
+    chunks: list[bytes] = []
+    transport._write = lambda data: chunks.append(bytes(data))
+    try:
+        yield
+    finally:
+        transport._write = write
+        if chunks:
+            write(b"".join(chunks))

@@ -34,13 +34,20 @@ from ..outbox import Outbox
 from ..platform_tables import PlatformTables
 from ..settings import Settings
 from .backoff import Backoff
-from .connection import broker_connection
+from .connection import broker_connection, buffer_reads
 from .handlers import Handler
 from .names import Names
 from .publisher import Outgoing, make_publisher, supports_confirms
 from .topology import declare_consumer
 
 log = logging.getLogger(__name__)
+
+#: After the first delivery, how long the consumer goes on gathering the deliveries the
+#: broker is pushing before it applies them in one transaction (at most the prefetch),
+#: so messages that arrive close together share a commit also at low rates ...
+LINGER_SECONDS = 0.002
+#: ... and how long a pause in deliveries ends the gathering early.
+GAP_SECONDS = 0.0005
 
 #: Test-only: ``before_commit`` or ``after_commit`` makes the process die
 #: (``os._exit``) at that point of handling, to prove redelivery is safe.
@@ -64,6 +71,8 @@ class EventConsumer:
         metrics: BusMetrics,
         connect: Callable[[], Connection],
         registry: EventRegistry = REGISTRY,
+        linger: float = LINGER_SECONDS,
+        gap: float = GAP_SECONDS,
     ) -> None:
         self.service = service
         self.settings = settings
@@ -77,7 +86,13 @@ class EventConsumer:
         self.connected = threading.Event()
         self._side: Any = None
         self._delays_enabled = True
+        self.linger = linger
+        self.gap = gap
         self._buffer: list[tuple[Handler, Message]] = []
+        # Messages whose effect committed, acked together once the buffer is applied.
+        self._applied: list[Message] = []
+        self._ack_multiple = False
+        self._inbox_insert: Any = None
 
     # -- the loop ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -89,6 +104,7 @@ class EventConsumer:
                     broker_connection(self.connect) as side_connection,
                 ):
                     connection.ensure_connection(max_retries=1)
+                    buffer_reads(connection)
                     self._consume(connection, side_connection, stop, backoff)
             except Exception as exc:  # noqa: BLE001 - any failure: back off and reconnect
                 self.connected.clear()
@@ -108,6 +124,8 @@ class EventConsumer:
     ) -> None:
         channel = connection.channel()
         self._delays_enabled = supports_confirms(connection)
+        # memory:// ignores basic_ack's "multiple" and acks the one message only.
+        self._ack_multiple = self._delays_enabled
         queues = declare_consumer(
             channel,
             self.names,
@@ -120,6 +138,7 @@ class EventConsumer:
         # for their confirm on the consuming connection would dispatch new
         # deliveries re-entrantly from inside a handler.
         side_connection.ensure_connection(max_retries=1)
+        buffer_reads(side_connection)
         self._side = make_publisher(side_connection, self.settings.bus_confirm_timeout)
         # Positional: py-amqp calls the third argument a_global, kombu's memory transport apply_global.
         channel.basic_qos(0, self.settings.bus_prefetch, False)
@@ -151,16 +170,11 @@ class EventConsumer:
                     except TimeoutError:
                         connection.heartbeat_check()
                         continue
-                # Take what the broker has already pushed (up to the prefetch),
-                # without waiting for more, and apply it in one transaction.
-                while len(self._buffer) < self.settings.bus_prefetch:
-                    try:
-                        connection.drain_events(timeout=0.0005)
-                    except TimeoutError:
-                        break
+                self._gather(connection)
                 self._flush()
         finally:
             self._buffer.clear()  # unacked: the broker redelivers them
+            self._applied.clear()
             for consumer in consumers:
                 try:
                     consumer.cancel()
@@ -170,6 +184,18 @@ class EventConsumer:
     def _callback(self, handler: Handler) -> Callable[[Message], None]:
         return lambda message: self._buffer.append((handler, message))
 
+    def _gather(self, connection: Connection) -> None:
+        """Take the deliveries that follow the first one closely, up to the prefetch."""
+        deadline = time.monotonic() + self.linger
+        while len(self._buffer) < self.settings.bus_prefetch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                connection.drain_events(timeout=min(self.gap, remaining))
+            except TimeoutError:
+                break
+
     def _flush(self) -> None:
         buffered, self._buffer = self._buffer, []
         groups: dict[str, tuple[Handler, list[Message]]] = {}
@@ -177,6 +203,27 @@ class EventConsumer:
             groups.setdefault(handler.name, (handler, []))[1].append(message)
         for handler, messages in groups.values():
             self.handle_batch(handler, messages)
+        self._ack_applied([message for _, message in buffered])
+
+    def _ack_applied(self, buffered: list[Message]) -> None:
+        """Ack every message whose effect committed: one ``basic.ack`` for all on RabbitMQ.
+
+        A multiple ack settles every delivery of the channel up to its tag; it is
+        used only when each other unsettled one of the buffer is among them
+        (failures were acked one by one after their retry or dead-letter copy
+        was confirmed, and nothing else is in flight while the buffer is applied).
+        """
+        applied, self._applied = self._applied, []
+        if not applied:
+            return
+        if self._ack_multiple and len(applied) > 1:
+            last = max(applied, key=lambda m: m.delivery_tag)
+            ours = {id(m) for m in applied}
+            if all(m.acknowledged or id(m) in ours for m in buffered if m.delivery_tag <= last.delivery_tag):
+                last.ack(multiple=True)
+                return
+        for message in applied:
+            message.ack()
 
     # -- messages ---------------------------------------------------------------
     def _decode(self, handler: Handler, message: Message) -> tuple[dict[str, Any], int] | None:
@@ -216,8 +263,7 @@ class EventConsumer:
                     self.metrics.handler_seconds.labels(*labels).observe(per_message)
                 self.metrics.consumed.labels(*labels).inc(fresh)
                 self.metrics.duplicates.labels(*labels).inc(len(decoded) - fresh)
-                for message, _, _ in decoded:
-                    message.ack()
+                self._applied.extend(message for message, _, _ in decoded)
                 return
         for message, envelope, attempt in decoded:
             self._handle_one(handler, message, envelope, attempt)
@@ -241,7 +287,7 @@ class EventConsumer:
         labels = (self.service, handler.name)
         self.metrics.handler_seconds.labels(*labels).observe(time.perf_counter() - started)
         (self.metrics.consumed if applied else self.metrics.duplicates).labels(*labels).inc()
-        message.ack()
+        self._applied.append(message)
 
     def apply(self, handler: Handler, envelope: dict[str, Any]) -> bool:
         """Apply once: ``False`` when the inbox already holds (handler, event id)."""
@@ -272,35 +318,34 @@ class EventConsumer:
         for envelope in envelopes:
             unique.setdefault(str(envelope["id"]), envelope)
         now = datetime.now(UTC)
-        inbox = self.platform.inbox
+        rows = [
+            {"handler": handler.name, "event_id": event_id, "event_type": e["type"], "processed_at": now}
+            for event_id, e in unique.items()
+        ]
         with self.session_factory() as session:
             with session.begin():
-                dialect = session.get_bind().dialect.name
-                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-                fresh = set(
-                    session.execute(
-                        insert(inbox)
-                        .values(
-                            [
-                                {
-                                    "handler": handler.name,
-                                    "event_id": event_id,
-                                    "event_type": e["type"],
-                                    "processed_at": now,
-                                }
-                                for event_id, e in unique.items()
-                            ]
-                        )
-                        .on_conflict_do_nothing(index_elements=["handler", "event_id"])
-                        .returning(inbox.c.event_id)
-                    ).scalars()
-                )
+                # One INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING for the batch.
+                fresh = set(session.execute(self._inbox_statement(session), rows).scalars())
                 for event_id, envelope in unique.items():
                     if event_id in fresh:
                         handler.func(session, envelope, self._outbox(session, envelope))
                 _crash_point("before_commit")
             _crash_point("after_commit")
         return len(fresh)
+
+    def _inbox_statement(self, session: Session) -> Any:
+        if self._inbox_insert is None:
+            inbox = self.platform.inbox
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            # Executed with a list of rows: SQLAlchemy's "insertmanyvalues" sends them as one
+            # statement, compiled once (a .values([...]) statement is compiled per batch size).
+            self._inbox_insert = (
+                insert(inbox)
+                .on_conflict_do_nothing(index_elements=["handler", "event_id"])
+                .returning(inbox.c.event_id)
+            )
+        return self._inbox_insert
 
     def _outbox(self, session: Session, envelope: dict[str, Any]) -> Outbox:
         return Outbox(

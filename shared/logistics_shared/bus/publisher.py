@@ -18,6 +18,8 @@ from kombu.connection import Connection
 from kombu.entity import Exchange
 from kombu.messaging import Producer
 
+from .connection import coalesced_writes
+
 
 class ConfirmTimeout(Exception):
     """Some confirms did not arrive in time; the connection must be replaced."""
@@ -80,20 +82,22 @@ class ConfirmingPublisher:
     def publish(self, batch: list[Outgoing]) -> BatchResult:
         self._result = BatchResult()
         self._by_message_id = {m.message_id: m.key for m in batch}
-        for item in batch:
-            message = amqp.Message(
-                item.body,
-                content_type="application/json",
-                content_encoding="utf-8",
-                delivery_mode=2,  # persistent
-                message_id=item.message_id,
-                application_headers=item.headers,
-            )
-            self.channel.basic_publish(
-                message, exchange=item.exchange, routing_key=item.routing_key, mandatory=item.mandatory
-            )
-            self._pending[self._next_tag] = item.key
-            self._next_tag += 1
+        # The whole batch leaves in one write: per message it is one system call less.
+        with coalesced_writes(self.connection):
+            for item in batch:
+                message = amqp.Message(
+                    item.body,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,  # persistent
+                    message_id=item.message_id,
+                    application_headers=item.headers,
+                )
+                self.channel.basic_publish(
+                    message, exchange=item.exchange, routing_key=item.routing_key, mandatory=item.mandatory
+                )
+                self._pending[self._next_tag] = item.key
+                self._next_tag += 1
         deadline = time.monotonic() + self.confirm_timeout
         while self._pending:
             remaining = deadline - time.monotonic()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kombu.connection import Connection
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,7 +26,7 @@ from ..metrics import BusMetrics
 from ..outbox import notify_channel
 from ..settings import Settings
 from .backoff import Backoff
-from .connection import broker_connection
+from .connection import broker_connection, buffer_reads
 from .names import Names
 from .publisher import ConfirmingPublisher, ConfirmTimeout, Outgoing, PlainPublisher, make_publisher
 from .topology import declare_producer, unrouted
@@ -57,21 +57,26 @@ class OutboxRelay:
         self.postgres = engine.dialect.name == "postgresql"
         self.engine = engine
         self._next_housekeeping = 0.0
+        self._claim = self._claim_statement()
 
     # -- one batch ------------------------------------------------------------
     def relay_once(self, publisher: ConfirmingPublisher | PlainPublisher) -> int:
-        """Publish up to one batch; returns how many rows were claimed."""
+        """Publish up to one batch; returns how many rows were claimed.
+
+        One statement claims the batch and marks it published, in a transaction
+        that commits only once the broker has confirmed every row: a nack puts
+        its rows back (attempts + 1) before the commit, a confirm timeout or any
+        failure rolls the whole claim back, so an unconfirmed row is never
+        marked sent. On PostgreSQL that commit does not wait for the disk
+        (``synchronous_commit`` off for this transaction alone): after a
+        database crash that lost it, the rows are published again, which the
+        consumers' inbox turns into no-ops, as after a relay crash between the
+        confirm and the commit. The producers' commits stay synchronous.
+        """
         outbox = self.outbox
+        now = datetime.now(UTC)
         with self.session_factory() as session, session.begin():
-            stmt = (
-                select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.payload)
-                .where(outbox.c.published_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self.settings.outbox_batch_size)
-            )
-            if self.postgres:
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = session.execute(stmt).all()
+            rows = sorted(session.execute(self._claim, {"now": now}).all(), key=lambda row: row.id)
             if not rows:
                 return 0
             exchange = self.names.exchange(self.service)
@@ -90,28 +95,48 @@ class OutboxRelay:
             except ConfirmTimeout:
                 self.metrics.publish_failures.labels(self.service, "confirm_timeout").inc(len(batch))
                 raise
-            now = datetime.now(UTC)
             if result.confirmed:
-                session.execute(
-                    update(outbox).where(outbox.c.id.in_(result.confirmed)).values(published_at=now)
-                )
                 self.metrics.published.labels(self.service).inc(len(result.confirmed))
             if result.returned:
                 # Parked, not retried: nobody can receive it until a binding exists.
                 session.execute(
                     update(outbox)
                     .where(outbox.c.id.in_(result.returned))
-                    .values(published_at=now, last_error="unroutable: returned by the broker")
+                    .values(last_error="unroutable: returned by the broker")
                 )
                 self.metrics.returned.labels(self.service).inc(len(result.returned))
             if result.nacked:
                 session.execute(
                     update(outbox)
                     .where(outbox.c.id.in_(result.nacked))
-                    .values(attempts=outbox.c.attempts + 1, last_error="nacked by the broker")
+                    .values(
+                        published_at=None, attempts=outbox.c.attempts + 1, last_error="nacked by the broker"
+                    )
                 )
                 self.metrics.publish_failures.labels(self.service, "nacked").inc(len(result.nacked))
         return len(rows)
+
+    def _claim_statement(self) -> Any:
+        """``UPDATE outbox SET published_at = :now WHERE id IN (the oldest unsent rows) RETURNING``."""
+        outbox = self.outbox
+        oldest = (
+            select(outbox.c.id)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(self.settings.outbox_batch_size)
+        )
+        columns: list[Any] = [outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.payload]
+        if self.postgres:
+            # Relay replicas skip each other's claimed rows instead of waiting for them.
+            oldest = oldest.with_for_update(skip_locked=True)
+            # Evaluated in the claiming statement, so it costs no round trip of its own.
+            columns.append(func.set_config("synchronous_commit", "off", True).label("async_commit"))
+        return (
+            update(outbox)
+            .where(outbox.c.id.in_(oldest.scalar_subquery()))
+            .values(published_at=bindparam("now"))
+            .returning(*columns)
+        )
 
     # -- the loop ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -122,6 +147,7 @@ class OutboxRelay:
                 try:
                     with broker_connection(self.connect) as connection:
                         connection.ensure_connection(max_retries=1)
+                        buffer_reads(connection)
                         declare_producer(connection.default_channel, self.names, self.service)
                         publisher = make_publisher(connection, self.settings.bus_confirm_timeout)
                         self.connected.set()
