@@ -53,7 +53,6 @@ sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname
 import argparse
 import http.client
 import math
-import signal
 import statistics
 import tempfile
 import threading
@@ -67,7 +66,7 @@ from datetime import datetime, timedelta
 
 from kit import core
 from kit.broker import broker_version, safely_delete_namespace
-from kit.core import BROKER_URL, INITIAL_STOCK, PG_URL, SKUS, WAREHOUSE, Server
+from kit.core import BROKER_URL, INITIAL_STOCK, PG_URL, SKUS, WAREHOUSE, Server, stoppable_main
 from kit.cpu import CpuMeter
 from kit.databases import migrated_databases, postgres_facts
 from kit.facts import libraries, machine, software
@@ -635,19 +634,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    # SIGTERM unwinds like Ctrl-C: subprocesses stopped, databases dropped, queues deleted.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    stop = threading.Event()
-    try:
-        report = run(args, stop)
-    except KeyboardInterrupt:
-        stop.set()
-        print("\ninterrupted: processes stopped, bench databases dropped, queues deleted", file=sys.stderr)
-        return 130
-    finally:
-        stop.set()
-    print(report)
-    return 0
+    return stoppable_main(lambda stop: (run(args, stop), False))
 
 
 if __name__ == "__main__":

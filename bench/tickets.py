@@ -56,7 +56,6 @@ sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname
 import argparse
 import json
 import random
-import signal
 import statistics
 import tempfile
 import threading
@@ -71,7 +70,7 @@ from typing import Any
 import psycopg
 from kit import core
 from kit.broker import broker_version, safely_delete_namespace
-from kit.core import BROKER_URL, PG_URL, Server
+from kit.core import BROKER_URL, PG_URL, Server, stoppable_main
 from kit.cpu import CpuMeter
 from kit.databases import databases, make_settings
 from kit.facts import lines as fact_lines
@@ -804,20 +803,8 @@ def parse_args() -> tuple[argparse.Namespace, WrkSettings]:
 
 def main() -> int:
     args, settings = parse_args()
-    # SIGTERM unwinds like Ctrl-C: subprocesses stopped, databases dropped, queues deleted.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    stop = threading.Event()
     exe = ensure_wrk()
-    try:
-        report, failed = run(args, settings, exe, stop)
-    except KeyboardInterrupt:
-        stop.set()
-        print("\ninterrupted: processes stopped, bench databases dropped, queues deleted", file=sys.stderr)
-        return 130
-    finally:
-        stop.set()
-    print(report)
-    return 1 if failed else 0
+    return stoppable_main(lambda stop: run(args, settings, exe, stop))
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -262,3 +264,24 @@ def print_logs(servers: list[Server]) -> None:
     """The tail of every server's log, to stderr (after a failed or suspect run)."""
     for server in servers:
         print(f"--- {server.name} log (tail) ---\n{server.output()}", file=sys.stderr)
+
+
+def stoppable_main(run: Callable[[threading.Event], tuple[str, bool]]) -> int:
+    """Run a bench whose threads watch ``stop``, print its report, return its exit status.
+
+    SIGTERM unwinds like Ctrl-C: the bench's context managers stop its subprocesses, drop
+    its databases and delete its queues on the way out. 1 when the run says it failed,
+    130 when interrupted.
+    """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stop = threading.Event()
+    try:
+        report, failed = run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+        print("\ninterrupted: processes stopped, bench databases dropped, queues deleted", file=sys.stderr)
+        return 130
+    finally:
+        stop.set()
+    print(report)
+    return 1 if failed else 0

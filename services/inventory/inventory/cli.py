@@ -6,9 +6,11 @@ this module turns options into a call and the result into a report.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,19 @@ import click
 from logistics_shared.events.inventory import REASONS
 
 EXIT_HELP = """\b
-Every row is applied in its own transaction: a bad row is reported and
-skipped, the good rows are kept. Importing the same file again right
-away is safe: rows already applied come out unchanged.
+A bad row is reported and skipped, the good rows are kept. On PostgreSQL
+rows are applied in chunks of --chunk-size rows, one transaction each;
+on SQLite each row is its own transaction. Importing the same file again
+right away is safe: rows already applied come out unchanged. A file may
+name each SKU once (stock: once per warehouse); a repeat is a bad row.
 The file is UTF-8 CSV (comma- or semicolon-separated) with a header row;
 column names are case-insensitive, in any order, and an `error` column
 (as written by --errors-csv) is ignored, so a fixed errors file can be
 imported as it is.
+
+\b
+Without a terminal, a progress line goes to stderr every
+--progress-interval seconds instead of the progress bar.
 
 \b
 Exit status: 0 every row applied; 1 some rows failed (the others were
@@ -76,6 +84,9 @@ Example:
 {EXIT_HELP}"""
 
 MAX_ERRORS_SHOWN = 50
+# The importer's bounds, repeated so that `--help` does not import SQLAlchemy (kept equal by a test).
+DEFAULT_CHUNK_SIZE = 1000
+MAX_CHUNK_SIZE = 10_000
 OUTCOME_LABELS = {("stock", "unchanged"): "no change"}
 
 
@@ -110,7 +121,22 @@ def _import_options(command: Callable[..., Any]) -> Callable[..., Any]:
         help="Who the ledger records as making the changes (default: import:<your user name>).",
     )
     @click.option(
-        "--no-progress", is_flag=True, help="No progress bar (it is off anyway without a terminal)."
+        "--chunk-size",
+        type=click.IntRange(1, MAX_CHUNK_SIZE),
+        default=DEFAULT_CHUNK_SIZE,
+        show_default=True,
+        help="Rows per transaction on PostgreSQL; smaller chunks hold row locks for less time.",
+    )
+    @click.option(
+        "--no-progress", is_flag=True, help="No progress bar on a terminal, no progress lines without one."
+    )
+    @click.option(
+        "--progress-interval",
+        type=click.FloatRange(min=0),
+        default=5.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Without a terminal: seconds between progress lines on stderr (0: after every chunk).",
     )
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
@@ -139,7 +165,14 @@ def _default_actor() -> str:
 
 
 def _run(
-    kind_name: str, file: Path, dry_run: bool, errors_csv: Path | None, actor: str | None, no_progress: bool
+    kind_name: str,
+    file: Path,
+    dry_run: bool,
+    errors_csv: Path | None,
+    actor: str | None,
+    chunk_size: int,
+    no_progress: bool,
+    progress_interval: float,
 ) -> None:
     from rich.console import Console
 
@@ -174,17 +207,19 @@ def _run(
     try:
         factory = session_factory(engine)
         importer.check_database(factory)
-        with _progress(progress_console, disabled=no_progress) as progress:
-            task = progress.add_task(
-                f"{'Checking' if dry_run else 'Importing'} {kind_name}", total=source.total_rows
-            )
+        description = f"{'Checking' if dry_run else 'Importing'} {kind_name}"
+        with _progress(
+            progress_console, description, file, source.total_rows, no_progress, progress_interval
+        ) as advance:
 
-            def advance(line: int, _outcome: str | None) -> None:
+            def on_row(line: int, outcome: str | None) -> None:
                 nonlocal last_line
                 last_line = line
-                progress.advance(task)
+                advance(outcome)
 
-            result = importer.run_import(source, factory, identity, dry_run=dry_run, on_row=advance)
+            result = importer.run_import(
+                source, factory, identity, dry_run=dry_run, on_row=on_row, chunk_size=chunk_size
+            )
     except importer.DatabaseUnavailable as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(3)
@@ -202,17 +237,70 @@ def _run(
     ctx.exit(_report(result, source, errors_csv))
 
 
-def _progress(console: Any, disabled: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+@contextlib.contextmanager
+def _progress(
+    console: Any, description: str, file: Path, total: int, disabled: bool, interval: float
+) -> Iterator[Callable[[str | None], None]]:
+    """``advance(outcome)`` after each row: a rich progress bar on a terminal, lines otherwise."""
+    if disabled:
+        yield lambda _outcome: None
+    elif console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=disabled or not console.is_terminal,
-    )
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda _outcome: bar.advance(task)
+    else:
+        lines = ProgressLines(description, total, interval)
+        click.echo(f"{description} from {file}: {total} row(s)", err=True)
+        yield lines.advance
+        lines.finish()
+
+
+class ProgressLines:
+    """Progress for a log rather than a terminal: a line on stderr every ``interval`` seconds.
+
+    A cron job or a CI step shows no progress bar, and a long import must not look hung.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        total: int,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.description, self.total, self.interval, self.clock = description, total, interval, clock
+        self.started = self.last = clock()
+        self.done = self.failed = 0
+
+    def advance(self, outcome: str | None) -> None:
+        self.done += 1
+        if outcome is None:
+            self.failed += 1
+        now = self.clock()
+        if now - self.last >= self.interval:
+            self.last = now
+            click.echo(self.line(now), err=True)
+
+    def finish(self) -> None:
+        click.echo(self.line(self.clock(), final=True), err=True)
+
+    def line(self, now: float, final: bool = False) -> str:
+        elapsed = now - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        percent = 100 * self.done // self.total if self.total else 100
+        text = f"{self.description}: {self.done}/{self.total} rows ({percent}%), {self.failed} failed"
+        if final:
+            return f"{text}, {rate:.0f} rows/s, done in {elapsed:.1f} s"
+        left = f", about {(self.total - self.done) / rate:.0f} s left" if rate > 0 else ""
+        return f"{text}, {rate:.0f} rows/s{left}"
 
 
 def _report(result: Any, source: Any, errors_csv: Path | None) -> int:

@@ -1,17 +1,21 @@
 """Bulk import of items and counted stock from CSV files (``logistics inventory import``).
 
 The rules live here and nowhere else, so the CLI stays a thin shell around
-them: a row is validated by the same marshmallow schema the REST API uses and
-applied through the same domain functions, each row in its own transaction,
-so one bad row never takes the good ones down with it. No click or rich here.
+them: a row is validated by the same marshmallow schema the REST API uses, so
+one bad row never takes the good ones down with it. The rows are applied in
+chunks: on PostgreSQL a chunk is one transaction of a few set-based statements
+(``domain.bulk``: COPY into a staging table, one merge per step); elsewhere
+(SQLite) each row is its own transaction through the domain functions the API
+uses. Both give the same ledger, events and bad-row report. No click or rich here.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 
 from . import models
-from .domain import catalog, stock
+from .domain import bulk, catalog, stock
 from .schemas.items import ItemCreateSchema
 from .schemas.stock import AdjustmentCreateSchema
 
@@ -36,6 +40,13 @@ _DELIMITERS = (",", ";", "\t")  # comma, or what a European spreadsheet exports
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 # Errors that say the database itself is unusable: stop, rather than blame every row.
 _UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+#: Rows per chunk (one transaction on PostgreSQL): big enough for set-based statements to pay,
+#: small enough that the locks a chunk holds are released well within a shipment's time to ready.
+DEFAULT_CHUNK_SIZE = 1000
+MAX_CHUNK_SIZE = 10_000
+# Deadlock and serialization failure: the chunk rolled back as a whole and may simply run again.
+_RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+_ATTEMPTS = 3
 
 
 # --- errors and results ---------------------------------------------------------
@@ -101,6 +112,11 @@ class ImportKind:
     body: Callable[[dict[str, Any]], dict[str, Any]]
     #: (session, outbox, actor, validated data, columns given) -> one of ``outcomes``.
     apply: Callable[[Session, Outbox, Identity, dict[str, Any], frozenset[str]], str]
+    #: The same for a chunk of rows with distinct keys, set-based (PostgreSQL): line -> outcome or Problem.
+    apply_chunk: Callable[[Session, Identity, Sequence[bulk.Row]], bulk.Outcomes]
+    #: Validated data -> what a file may name only once, and the error for the second time.
+    key: Callable[[dict[str, Any]], tuple[str, ...]]
+    repeated: Callable[[dict[str, Any], int], dict[str, str]]
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -123,6 +139,17 @@ def _apply_item(
     return catalog.upsert_item(session, data)
 
 
+def _item_key(data: dict[str, Any]) -> tuple[str, ...]:
+    return (data["sku"],)
+
+
+def _item_repeated(data: dict[str, Any], first_line: int) -> dict[str, str]:
+    return {
+        "pointer": "/sku",
+        "detail": f"SKU {data['sku']!r} is already on line {first_line}; a file may name each SKU once.",
+    }
+
+
 def _stock_body(cells: dict[str, Any]) -> dict[str, Any]:
     return {
         "warehouse": cells.get("warehouse"),
@@ -141,6 +168,20 @@ def _apply_count(
     return "adjusted" if stock.adjust(session, outbox, actor, data)["delta"] else "unchanged"
 
 
+def _stock_key(data: dict[str, Any]) -> tuple[str, ...]:
+    return (data["warehouse"], data["sku"])
+
+
+def _stock_repeated(data: dict[str, Any], first_line: int) -> dict[str, str]:
+    return {
+        "pointer": "/sku",
+        "detail": (
+            f"SKU {data['sku']!r} in warehouse {data['warehouse']!r} is already on line {first_line}; "
+            "a file may count each SKU once per warehouse."
+        ),
+    }
+
+
 ITEMS = ImportKind(
     name="items",
     required=("sku", "name", "unit_weight_g", "length_mm", "width_mm", "height_mm"),
@@ -151,6 +192,9 @@ ITEMS = ImportKind(
     schema=ItemCreateSchema,
     body=_item_body,
     apply=_apply_item,
+    apply_chunk=bulk.upsert_items,
+    key=_item_key,
+    repeated=_item_repeated,
 )
 
 STOCK = ImportKind(
@@ -163,6 +207,9 @@ STOCK = ImportKind(
     schema=AdjustmentCreateSchema,
     body=_stock_body,
     apply=_apply_count,
+    apply_chunk=bulk.apply_counts,
+    key=_stock_key,
+    repeated=_stock_repeated,
 )
 
 KINDS = {kind.name: kind for kind in (ITEMS, STOCK)}
@@ -324,10 +371,29 @@ def problem_message(exc: Problem) -> str:
 
 # --- applying ---------------------------------------------------------------------
 class _DryRun(Exception):
-    """Raised inside a row's transaction to roll it back after it succeeded."""
+    """Raised inside a transaction to roll it back after it succeeded."""
 
-    def __init__(self, outcome: str) -> None:
+    def __init__(self, outcome: Any) -> None:
         self.outcome = outcome
+
+
+class _Stopped(Exception):
+    """The database stopped answering; nothing from ``line`` on was applied."""
+
+    def __init__(self, line: int, cause: Exception) -> None:
+        super().__init__(_db_message(cause))
+        self.line = line
+
+
+@dataclass
+class _Row:
+    """A record of the file after validation: ``data`` to apply, or the ``error`` it failed with."""
+
+    line: int
+    cells: list[str]
+    data: dict[str, Any] = field(default_factory=dict)
+    given: frozenset[str] = frozenset()
+    error: str | None = None
 
 
 def check_database(factory: sessionmaker[Session]) -> None:
@@ -355,41 +421,98 @@ def run_import(
     *,
     dry_run: bool = False,
     on_row: Callable[[int, str | None], None] | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    set_based: bool | None = None,
 ) -> ImportResult:
-    """Apply every record of ``source``; each row commits (or, dry, rolls back) on its own.
+    """Apply every record of ``source``, ``chunk_size`` records at a time.
 
-    ``on_row(line, outcome)`` is called after each row (``outcome`` is None
-    when the row failed). A database that stops answering ends the import:
-    the rows before it stay applied and the rest are neither applied nor
-    reported as bad, so the same file can simply be imported again.
+    Set-based (the default on PostgreSQL) a chunk is one transaction that commits
+    (or, dry, rolls back) as a whole; otherwise each row is its own transaction.
+    Either way a bad row is reported and the others are applied. ``on_row(line,
+    outcome)`` is called for each row once it is committed (``outcome`` is None
+    when the row failed), in line order. A database that stops answering ends
+    the import: the rows before the chunk (or row) it stopped in stay applied,
+    the rest are neither applied nor reported as bad, so the same file can
+    simply be imported again.
     """
+    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"chunk_size must be from 1 to {MAX_CHUNK_SIZE}")
     kind = source.kind
     schema = kind.schema()
     result = ImportResult(kind=kind, dry_run=dry_run)
-    for line, cells in source.records():
-        outcome: str | None = None
-        try:
-            data, given = parse_row(kind, schema, source.columns, cells)
-            outcome = _apply(kind, factory, actor, data, given, dry_run)
-        except RowInvalid as exc:
-            _fail(result, source, line, cells, str(exc))
-        except Problem as exc:
-            _fail(result, source, line, cells, problem_message(exc))
-        except _UNREACHABLE as exc:
-            # This row was neither applied nor bad: it is not counted.
-            result.stopped = f"the database stopped answering: {_db_message(exc)}"
-            result.stopped_at_line = line
-            return result
-        except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
-            # The schemas should catch everything first; if the database still
-            # refuses a row, that row is bad and the next one may be fine.
-            _fail(result, source, line, cells, f"The database refused the row: {_db_message(exc)}")
+    if set_based is None:
+        with factory() as session:
+            set_based = bulk.is_supported(session)
+    apply = _apply_chunk if set_based else _apply_rows
+    first_lines: dict[tuple[str, ...], int] = {}
+
+    def report(row: _Row, outcome: str | None, error: str | None = None) -> None:
+        if outcome is None:
+            _fail(result, source, row.line, row.cells, error or "")
         else:
             result.counts[outcome] += 1
         result.rows_read += 1
         if on_row is not None:
-            on_row(line, outcome)
+            on_row(row.line, outcome)
+
+    records = source.records()
+    try:
+        while chunk := list(itertools.islice(records, chunk_size)):
+            rows = [_validate(kind, schema, source.columns, *record, first_lines) for record in chunk]
+            apply(kind, factory, actor, rows, dry_run, report)
+    except _Stopped as stop:
+        result.stopped = f"the database stopped answering: {stop}"
+        result.stopped_at_line = stop.line
     return result
+
+
+def _validate(
+    kind: ImportKind,
+    schema: Schema,
+    columns: list[str | None],
+    line: int,
+    cells: list[str],
+    first_lines: dict[tuple[str, ...], int],
+) -> _Row:
+    try:
+        data, given = parse_row(kind, schema, columns, cells)
+    except RowInvalid as exc:
+        return _Row(line, cells, error=str(exc))
+    first = first_lines.setdefault(kind.key(data), line)
+    if first != line:
+        # A second row for the same SKU would silently overwrite the first.
+        return _Row(line, cells, error=describe_errors([kind.repeated(data, first)]))
+    return _Row(line, cells, data, given)
+
+
+_Report = Callable[[_Row, str | None, str | None], None]
+
+
+def _apply_rows(
+    kind: ImportKind,
+    factory: sessionmaker[Session],
+    actor: Identity,
+    rows: list[_Row],
+    dry_run: bool,
+    report: _Report,
+) -> None:
+    """Row by row, each in its own transaction, through the domain functions the API uses."""
+    for row in rows:
+        if row.error is not None:
+            report(row, None, row.error)
+            continue
+        try:
+            outcome = _apply(kind, factory, actor, row.data, row.given, dry_run)
+        except Problem as exc:
+            report(row, None, problem_message(exc))
+        except _UNREACHABLE as exc:
+            raise _Stopped(row.line, exc) from None
+        except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
+            # The schemas should catch everything first; if the database still
+            # refuses a row, that row is bad and the next one may be fine.
+            report(row, None, f"The database refused the row: {_db_message(exc)}")
+        else:
+            report(row, outcome, None)
 
 
 def _apply(
@@ -407,8 +530,60 @@ def _apply(
             if dry_run:
                 raise _DryRun(outcome)
     except _DryRun as rolled_back:
-        return rolled_back.outcome
+        return str(rolled_back.outcome)
     return outcome
+
+
+def _apply_chunk(
+    kind: ImportKind,
+    factory: sessionmaker[Session],
+    actor: Identity,
+    rows: list[_Row],
+    dry_run: bool,
+    report: _Report,
+) -> None:
+    """The chunk's valid rows in one transaction, set-based; then every row is reported."""
+    valid = [(row.line, row.data, row.given) for row in rows if row.error is None]
+    try:
+        outcomes = _apply_set(kind, factory, actor, valid, dry_run) if valid else {}
+    except _UNREACHABLE as exc:
+        raise _Stopped(rows[0].line, exc) from None
+    except (sa_exc.IntegrityError, sa_exc.DataError):
+        # Something the schemas let through and the database refuses rolled the whole
+        # chunk back: apply it again row by row, so that only that row is reported.
+        _apply_rows(kind, factory, actor, rows, dry_run, report)
+        return
+    for row in rows:
+        if row.error is not None:
+            report(row, None, row.error)
+        elif isinstance(outcome := outcomes[row.line], Problem):
+            report(row, None, problem_message(outcome))
+        else:
+            report(row, outcome, None)
+
+
+def _apply_set(
+    kind: ImportKind,
+    factory: sessionmaker[Session],
+    actor: Identity,
+    rows: list[bulk.Row],
+    dry_run: bool,
+) -> bulk.Outcomes:
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with factory() as session, session.begin():
+                outcomes = kind.apply_chunk(session, actor, rows)
+                if dry_run:
+                    raise _DryRun(outcomes)
+            return outcomes
+        except _DryRun as rolled_back:
+            return dict(rolled_back.outcome)
+        except sa_exc.OperationalError as exc:
+            # Lock order makes a deadlock with the saga impossible, not with every writer
+            # there is; the chunk rolled back whole, so running it again is safe.
+            if attempt == _ATTEMPTS or getattr(exc.orig, "sqlstate", None) not in _RETRY_SQLSTATES:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _fail(result: ImportResult, source: CsvSource, line: int, cells: list[str], error: str) -> None:
