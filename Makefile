@@ -148,5 +148,15 @@ images:  ## Build the service images (IMAGE_SERVICES=inventory: one); podman + a
 	done; \
 	podman images --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' | grep '^$(IMAGE_PREFIX)' || true
 
+# The local cluster (README "Local cluster"): per service 2 web replicas x 2 gunicorn processes
+# and 2 workers under supervisord, nginx and HAProxy in front, on the machine's PostgreSQL,
+# RabbitMQ and Redis; LOGISTICS_CLUSTER_BASE_PORT (default 7000) moves every port.
+.PHONY: cluster cluster-down
+cluster: $(STAMP)  ## Start the local cluster (replicas behind nginx and HAProxy) and print its URLs
+	$(BIN)/python deploy/local/cluster.py up
+
+cluster-down:  ## Stop the local cluster
+	$(BIN)/python deploy/local/cluster.py down
+
 clean:  ## Remove the virtualenv and local data
 	rm -rf $(VENV) var
