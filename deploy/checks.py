@@ -10,11 +10,22 @@ problem it found and exits 1:
     python deploy/checks.py dockerfiles   services/*/Dockerfile against the conventions
     python deploy/checks.py compose       docker-compose.yml, nginx, haproxy, prometheus agree
     python deploy/checks.py k8s           the Kubernetes manifests agree with each other
+    python deploy/checks.py lb-env SHAPE BALANCER
+                                          the LOGISTICS_LB_* variables deploy/render.sh gets
+                                          for one deployment shape (host, compose, k8s) and
+                                          balancer (nginx, haproxy), one NAME=value a line
 
 These catch what the linters cannot: a COPY of a path .dockerignore drops,
 an nginx upstream naming a compose service that does not exist, a probe on
 the wrong port, an Ingress route missing from nginx, a Secret key that the
 example Secret does not define.
+
+The balancers' configurations are templates (deploy/nginx/nginx.conf.template,
+deploy/haproxy/haproxy.cfg.template) rendered by deploy/render.sh from LOGISTICS_LB_*
+variables; ``compose`` renders both with the variables compose gives them and checks the
+rendered text. ``lb-env`` takes each shape's variables from where that shape keeps them:
+``host`` from deploy/local/cluster.py (`make cluster`, its default layout), ``compose`` from
+the nginx/haproxy services of docker-compose.yml, ``k8s`` from the Services in deploy/k8s.
 
 Every check is a small function ``check_*(problems, ...)`` that appends what is wrong;
 each ``cmd_*`` loads the files once and runs its checks in order.
@@ -23,11 +34,15 @@ each ``cmd_*`` loads the files once and runs its checks in order.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
+import os
 import pathlib
 import re
 import shlex
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +57,15 @@ WORKER_PORT_OFFSET = 100
 UID = 10001  # the image's "logistics" user; k8s runAsUser must match
 NAMESPACE = "logistics"
 ROLES = ("migrate", "web", "worker")
+RENDER = DEPLOY / "render.sh"
+#: Each balancer's template, and the one deploy/render.sh turns into its configuration.
+TEMPLATES = {
+    "nginx": DEPLOY / "nginx" / "nginx.conf.template",
+    "haproxy": DEPLOY / "haproxy" / "haproxy.cfg.template",
+}
+#: Where the balancers run: a plain host (`make cluster`), docker compose, Kubernetes.
+SHAPES = ("host", "compose", "k8s")
+LB_PREFIX = "LOGISTICS_LB_"
 
 
 @functools.cache
@@ -340,6 +364,112 @@ def cmd_dockerfiles() -> int:
     return finish(problems, f"{len(services())} {summary}")
 
 
+# ----------------------------------------------------------------------- balancers
+
+
+def servers_var(svc: str) -> str:
+    """The variable that lists ``svc``'s web replicas for the balancers' templates."""
+    return f"{LB_PREFIX}{svc.upper()}_SERVERS"
+
+
+def environment_dict(env: Any) -> dict[str, str]:
+    """A compose ``environment:`` (mapping, or list of NAME=value) as a mapping of strings."""
+    if isinstance(env, list):
+        return dict(str(item).partition("=")[::2] for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in (env or {}).items()}
+
+
+def host_balancer_env() -> dict[str, str]:
+    """What `make cluster` gives both balancers: deploy/local/cluster.py's default layout
+    (127.0.0.1, two web replicas per service)."""
+    spec = importlib.util.spec_from_file_location("logistics_local_cluster", DEPLOY / "local" / "cluster.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    layout = module.Layout({})
+    # environment() may write a JWT secret into the cluster directory: give it a scratch one.
+    with tempfile.TemporaryDirectory() as scratch:
+        env: dict[str, str] = module.environment(layout, pathlib.Path(scratch))
+    return {k: v for k, v in env.items() if k.startswith(LB_PREFIX) and k != f"{LB_PREFIX}RUN_DIR"}
+
+
+def lb_variables(svc: dict[str, Any]) -> dict[str, str]:
+    """The LOGISTICS_LB_* variables of one compose service."""
+    env = environment_dict(svc.get("environment"))
+    return {k: v for k, v in env.items() if k.startswith(LB_PREFIX)}
+
+
+def compose_balancer_env(balancer: str) -> dict[str, str]:
+    """The LOGISTICS_LB_* variables of the compose service ``balancer``."""
+    return lb_variables(load(DEPLOY / "docker-compose.yml").get("services", {}).get(balancer, {}))
+
+
+def k8s_balancer_env() -> dict[str, str]:
+    """A balancer in the cluster: each service's ClusterIP Service by its DNS name and port
+    ``http``. A ClusterIP name resolves to one virtual address (kube-proxy spreads the
+    connections over the pods), so HAProxy needs one slot per name."""
+    env = {f"{LB_PREFIX}HAPROXY_SLOTS": "1"}
+    for _, doc in k8s_documents():
+        name = doc["metadata"]["name"]
+        if doc["kind"] != "Service" or name not in services():
+            continue
+        port = next(p["port"] for p in doc["spec"]["ports"] if p.get("name") == "http")
+        env[servers_var(name)] = f"{name}.{doc['metadata']['namespace']}.svc.cluster.local:{port}"
+    return env
+
+
+def balancer_env(shape: str, balancer: str) -> dict[str, str]:
+    """The LOGISTICS_LB_* variables ``balancer`` renders its template with in ``shape``
+    (LOGISTICS_LB_RUN_DIR left to the caller, or its default)."""
+    if balancer not in TEMPLATES:
+        raise ValueError(f"unknown balancer {balancer!r}: one of {', '.join(TEMPLATES)}")
+    if shape == "host":
+        return host_balancer_env()
+    if shape == "compose":
+        return compose_balancer_env(balancer)
+    if shape == "k8s":
+        return k8s_balancer_env()
+    raise ValueError(f"unknown deployment shape {shape!r}: one of {', '.join(SHAPES)}")
+
+
+def render(
+    template: pathlib.Path, output: pathlib.Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """deploy/render.sh TEMPLATE OUTPUT with only ``env`` (and PATH) in its environment."""
+    # The repository's own script, run by the sh on PATH as the containers do.
+    return subprocess.run(  # noqa: S603
+        ["sh", str(RENDER), str(template), str(output)],  # noqa: S607
+        env={"PATH": os.environ.get("PATH", os.defpath), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def rendered(balancer: str, env: dict[str, str]) -> tuple[str, str | None]:
+    """(configuration, None) of ``balancer``'s template rendered with ``env``, or ("", error)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        output = pathlib.Path(scratch) / TEMPLATES[balancer].stem
+        done = render(TEMPLATES[balancer], output, env)
+        if done.returncode != 0:
+            error = done.stderr.strip() or f"exit status {done.returncode}"
+            return "", f"render.sh {rel(TEMPLATES[balancer])} failed: {error}"
+        return output.read_text(), None
+
+
+def cmd_lb_env(shape: str, balancer: str) -> int:
+    try:
+        env = balancer_env(shape, balancer)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for name, value in sorted(env.items()):
+        print(f"{name}={value}")
+    return 0
+
+
 # ------------------------------------------------------------------------ compose
 
 
@@ -397,18 +527,30 @@ def k8s_documents() -> Iterator[tuple[str, dict[str, Any]]]:
 @dataclass(frozen=True)
 class Compose:
     services: dict[str, dict[str, Any]]
+    #: The balancers' templates rendered with the environment compose gives them (the raw
+    #: template where that failed: its routing and settings can still be checked).
     nginx: str
     haproxy: str
     prometheus: dict[str, Any]
+    #: Why a template did not render, by balancer.
+    render_errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def read(cls) -> Compose:
         compose = load(DEPLOY / "docker-compose.yml")
+        services = compose.get("services", {})
+        texts, errors = {}, {}
+        for balancer, template in TEMPLATES.items():
+            texts[balancer], error = rendered(balancer, lb_variables(services.get(balancer, {})))
+            if error:
+                errors[balancer] = f"compose {balancer}: {error}"
+                texts[balancer] = template.read_text()
         return cls(
-            services=compose.get("services", {}),
-            nginx=(DEPLOY / "nginx" / "nginx.conf").read_text(),
-            haproxy=(DEPLOY / "haproxy" / "haproxy.cfg").read_text(),
+            services=services,
+            nginx=texts["nginx"],
+            haproxy=texts["haproxy"],
             prometheus=load(DEPLOY / "prometheus" / "prometheus.yml"),
+            render_errors=errors,
         )
 
     def exposed(self, name: str) -> set[int]:
@@ -512,7 +654,9 @@ def upstream_targets(compose: Compose) -> list[tuple[str, str, int]]:
 
 def check_targets(problems: Problems, compose: Compose, targets: list[tuple[str, str, int]]) -> None:
     """The balancers and Prometheus must name services and ports that compose has."""
-    problems.check(len(targets) >= 9, f"only {len(targets)} upstream/scrape targets found")
+    problems.check(
+        len(targets) >= 9 or bool(compose.render_errors), f"only {len(targets)} upstream/scrape targets found"
+    )
     for who, host, p in targets:
         if not problems.check(host in compose.services, f"{who}: {host} is not a compose service"):
             continue
@@ -525,10 +669,101 @@ def check_balancer_settings(problems: Problems, compose: Compose) -> None:
     nginx, haproxy = compose.nginx, compose.haproxy
     problems.check("client_max_body_size 1m;" in nginx, "nginx: client_max_body_size is not 1m")
     problems.check("$request_id" in nginx and "X-Request-ID" in nginx, "nginx: no X-Request-ID handling")
+    problems.check(
+        "proxy_hide_header X-Request-ID;" in nginx,
+        "nginx: the upstream's X-Request-ID is not hidden (a response would carry two)",
+    )
     problems.check("X-Forwarded-For" in nginx, "nginx: no X-Forwarded-For")
+    next_upstream = re.findall(r"^\s*proxy_next_upstream (.*);", nginx, re.M)
+    problems.check(
+        bool(next_upstream) and not any("non_idempotent" in n for n in next_upstream),
+        "nginx: proxy_next_upstream is missing or retries non-idempotent requests",
+    )
     problems.check("gt 1048576" in haproxy, "haproxy: no 1 MiB body limit")
     problems.check("uri /readyz" in haproxy, "haproxy: health checks are not on /readyz")
     problems.check("option forwardfor" in haproxy, "haproxy: no X-Forwarded-For")
+    problems.check(
+        re.search(r"^\s*http-request disable-l7-retry unless ", haproxy, re.M) is not None,
+        "haproxy: L7 retries are not disabled for unsafe requests (disable-l7-retry)",
+    )
+
+
+def volume_target(svc: dict[str, Any], source: str) -> str | None:
+    """Where compose mounts the file ``source`` (relative to deploy/) read-only, if it does."""
+    for vol in svc.get("volumes", []):
+        parts = str(vol).split(":")
+        if len(parts) == 3 and parts[2] == "ro" and parts[0].removeprefix("./") == source:
+            return parts[1]
+    return None
+
+
+#: The file each balancer reads without -c (nginx) or -f (HAProxy has no default).
+DEFAULT_CONFIGURATION = {"nginx": "/etc/nginx/nginx.conf", "haproxy": None}
+
+
+def configuration_read(balancer: str, argv: list[str]) -> str | None:
+    """The configuration file the command line ``argv`` of ``balancer`` reads."""
+    option = "-c" if balancer == "nginx" else "-f"
+    if option in argv[:-1]:
+        return argv[argv.index(option) + 1]
+    return DEFAULT_CONFIGURATION[balancer]
+
+
+def check_balancer_container(problems: Problems, compose: Compose, balancer: str) -> None:
+    """The balancer's container mounts its template and render.sh, renders the one into the
+    configuration file its command reads, and gets every service's upstream list."""
+    name = f"compose {balancer}"
+    svc = compose.services.get(balancer)
+    if not problems.check(svc is not None, f"compose: service {balancer} is missing"):
+        return
+    assert svc is not None
+    template = volume_target(svc, str(TEMPLATES[balancer].relative_to(DEPLOY)))
+    script = volume_target(svc, RENDER.name)
+    problems.check(template is not None, f"{name}: {rel(TEMPLATES[balancer])} is not mounted read-only")
+    problems.check(script is not None, f"{name}: {rel(RENDER)} is not mounted read-only")
+    entrypoint = svc.get("entrypoint") or []
+    if not problems.check(
+        len(entrypoint) == 5 and entrypoint[:3] == ["sh", script, template] and entrypoint[4] == "--",
+        f"{name}: entrypoint {entrypoint} is not [sh, {script}, {template}, OUTPUT, --]",
+    ):
+        return
+    output, argv = entrypoint[3], svc.get("command") or []
+    problems.check(
+        bool(argv) and argv[0] == balancer and configuration_read(balancer, argv) == output,
+        f"{name}: command {argv} does not run {balancer} on the rendered {output}",
+    )
+    env = environment_dict(svc.get("environment"))
+    for web in services():
+        problems.check(servers_var(web) in env, f"{name}: {servers_var(web)} is not set")
+
+
+def upstream_blocks(text: str, keyword: str) -> dict[str, str]:
+    """Each nginx ``upstream NAME { ... }`` (keyword "upstream") or HAProxy ``backend NAME``
+    section (keyword "backend"), by name."""
+    if keyword == "upstream":
+        return {
+            m.group(1): m.group(2) for m in re.finditer(r"^\s*upstream (\w+) \{(.*?)\}", text, re.M | re.S)
+        }
+    sections = re.split(r"^(?=\S)", text, flags=re.M)
+    return {m.group(1): sec for sec in sections if (m := re.match(r"backend (\w+)", sec))}
+
+
+def check_upstreams_per_service(problems: Problems, compose: Compose) -> None:
+    """nginx's upstream and HAProxy's backend of a service balance over that service's web
+    replicas only (a swapped or mistyped LOGISTICS_LB_*_SERVERS would send traffic elsewhere)."""
+    for balancer, text, keyword, server in (
+        ("nginx", compose.nginx, "upstream", r"^\s*server ([\w.-]+):(\d+)"),
+        ("haproxy", compose.haproxy, "backend", r"^\s*server-template \S+ \d+ ([\w.-]+):(\d+)"),
+    ):
+        if balancer in compose.render_errors:
+            continue
+        blocks = upstream_blocks(text, keyword)
+        for svc, port in services().items():
+            found = {(h, int(p)) for h, p in re.findall(server, blocks.get(svc, ""), re.M)}
+            problems.check(
+                found == {(f"{svc}-web", port)},
+                f"{balancer}: {keyword} {svc} balances over {sorted(found)}, not {svc}-web:{port}",
+            )
 
 
 def check_routes_agree(problems: Problems, routes: dict[str, dict[str, set[str]]]) -> None:
@@ -558,13 +793,13 @@ def check_served_prefixes_routed(problems: Problems, nginx: dict[str, set[str]])
 
 
 def cmd_compose() -> int:
-    problems = Problems()
     compose = Compose.read()
-    for name, svc in compose.services.items():
-        check_compose_image(problems, name, svc)
-        check_compose_build(problems, name, svc)
-        check_compose_volumes(problems, name, svc)
-        check_compose_depends_on(problems, name, svc, compose.services)
+    problems = Problems(compose.render_errors.values())
+    for name, spec in compose.services.items():
+        check_compose_image(problems, name, spec)
+        check_compose_build(problems, name, spec)
+        check_compose_volumes(problems, name, spec)
+        check_compose_depends_on(problems, name, spec, compose.services)
     for svc in services():
         check_compose_databases(problems, compose, svc)
         check_compose_commands(problems, compose, svc)
@@ -573,6 +808,9 @@ def cmd_compose() -> int:
     targets = upstream_targets(compose)
     check_targets(problems, compose, targets)
     check_balancer_settings(problems, compose)
+    for balancer in TEMPLATES:
+        check_balancer_container(problems, compose, balancer)
+    check_upstreams_per_service(problems, compose)
     routes = {
         "nginx": nginx_routes(compose.nginx),
         "haproxy": haproxy_routes(compose.haproxy),
@@ -583,8 +821,9 @@ def cmd_compose() -> int:
     n_routes = sum(len(v) for v in routes["nginx"].values())
     return finish(
         problems,
-        f"{len(compose.services)} compose services; {len(targets)} nginx/haproxy/prometheus targets resolve "
-        f"to them; nginx, haproxy and ingress route the same {n_routes} prefixes",
+        f"{len(compose.services)} compose services; nginx and haproxy render from their templates; "
+        f"{len(targets)} nginx/haproxy/prometheus targets resolve to them; nginx, haproxy and ingress "
+        f"route the same {n_routes} prefixes",
     )
 
 
@@ -905,8 +1144,14 @@ def cmd_k8s() -> int:
 
 def main(argv: list[str]) -> int:
     commands = {"yaml": cmd_yaml, "dockerfiles": cmd_dockerfiles, "compose": cmd_compose, "k8s": cmd_k8s}
+    if len(argv) == 4 and argv[1] == "lb-env":
+        return cmd_lb_env(argv[2], argv[3])
     if len(argv) != 2 or argv[1] not in commands:
-        print(f"usage: {argv[0]} {{{'|'.join(commands)}}}", file=sys.stderr)
+        print(
+            f"usage: {argv[0]} {{{'|'.join(commands)}}}\n"
+            f"       {argv[0]} lb-env {{{'|'.join(SHAPES)}}} {{{'|'.join(TEMPLATES)}}}",
+            file=sys.stderr,
+        )
         return 2
     return commands[argv[1]]()
 

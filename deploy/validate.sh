@@ -8,18 +8,23 @@
 #   - every YAML file under deploy/ parses                       (python3 + PyYAML)
 #   - Dockerfiles: COPY sources exist and are not dockerignored,
 #     only shared/ + the service go in, ports/user/CMD agree     (deploy/checks.py)
-#   - compose, nginx, haproxy, prometheus name the same services
-#     and ports; nginx, haproxy and the Ingress route alike      (deploy/checks.py)
+#   - compose, the nginx/haproxy templates rendered with compose's
+#     variables and prometheus name the same services and ports;
+#     nginx, haproxy and the Ingress route alike                 (deploy/checks.py)
 #   - Kubernetes objects reference each other consistently       (deploy/checks.py)
 #     (these three read the services and ports from the service registry: they run
 #     with the project's .venv/bin/python, or a python3 with the services installed)
 #   - docker compose config                                      (docker compose v2, or docker-compose v1)
 #   - hadolint on the three Dockerfiles                          (hadolint)
 #   - kubernetes-validate --strict on deploy/k8s                 (kubernetes-validate)
-#   - nginx -t on deploy/nginx/nginx.conf                        (nginx)
-#   - haproxy -c on deploy/haproxy/haproxy.cfg                   (haproxy)
+#   - deploy/render.sh renders deploy/nginx/nginx.conf.template and
+#     deploy/haproxy/haproxy.cfg.template for each deployment shape
+#     (plain host as `make cluster`, compose, Kubernetes; the
+#     variables from deploy/checks.py lb-env), and nginx -t /
+#     haproxy -c accept every rendering                          (nginx, haproxy)
+#   - render.sh refuses a missing upstream list, naming it       (sh)
 #   - promtool check config / check rules / test rules           (promtool)
-#   - shellcheck on this script                                  (shellcheck)
+#   - shellcheck on this script and deploy/render.sh             (shellcheck)
 #
 # Tools are looked up on PATH, then in $DEPLOY_TOOLS_VENV (default
 # /tmp/logistics-deploy-tools), the venv that --install-tools creates with
@@ -158,24 +163,48 @@ else
     skip "kubernetes-validate: not installed"
 fi
 
-# ---- nginx -t ---------------------------------------------------------------------
-# nginx resolves upstream names while testing, and the compose service names
-# do not resolve here: test a copy with them pointed at 127.0.0.1.
-if have nginx; then
-    sed -E 's/\b(inventory|shipping|support)-web:/127.0.0.1:/' \
-        "$DEPLOY_DIR/nginx/nginx.conf" >"$WORK/nginx.conf"
-    check "nginx -t deploy/nginx/nginx.conf (upstream hosts -> 127.0.0.1)" \
-        nginx -q -t -e stderr -p "$WORK" -c "$WORK/nginx.conf"
-else
-    skip "nginx -t: nginx not installed"
-fi
+# ---- balancers: render.sh, then nginx -t / haproxy -c, per deployment shape ----------
+# Each shape's LOGISTICS_LB_* variables come from where that shape keeps them (checks.py
+# lb-env: deploy/local/cluster.py, docker-compose.yml, the Services in deploy/k8s); the
+# rendering sees nothing else of this environment. nginx -t runs in a prefix of its own
+# (LOGISTICS_LB_RUN_DIR: pid and temp paths).
+SHAPES=(host compose k8s)
 
-# ---- haproxy -c -------------------------------------------------------------------
-# The config tolerates unresolvable names (init-addr ...,none); any warning
-# other than "could not resolve address" counts as a failure.
-haproxy_check() {
-    local out
-    if ! out=$(haproxy -c -f "$DEPLOY_DIR/haproxy/haproxy.cfg" 2>&1); then
+# render_shape SHAPE BALANCER OUTPUT: render BALANCER's template as SHAPE deploys it.
+render_shape() {
+    local shape=$1 balancer=$2 output=$3 template
+    local -a vars
+    case $balancer in
+        nginx) template=$DEPLOY_DIR/nginx/nginx.conf.template ;;
+        haproxy) template=$DEPLOY_DIR/haproxy/haproxy.cfg.template ;;
+    esac
+    mapfile -t vars < <("$REGISTRY_PYTHON" "$DEPLOY_DIR/checks.py" lb-env "$shape" "$balancer")
+    if ((${#vars[@]} == 0)); then
+        echo "checks.py lb-env $shape $balancer printed no variables"
+        return 1
+    fi
+    mkdir -p "$WORK/run-$shape-$balancer"
+    env -i PATH="$PATH" "${vars[@]}" LOGISTICS_LB_RUN_DIR="$WORK/run-$shape-$balancer" \
+        sh "$DEPLOY_DIR/render.sh" "$template" "$output"
+}
+
+# nginx resolves upstream names while testing, and neither the compose service names nor
+# the Kubernetes Service names resolve here: test the rendering with them pointed at
+# 127.0.0.1 (IP addresses, the plain host's, stay as they are).
+nginx_shape_check() {
+    local shape=$1 conf=$WORK/nginx-$1.conf
+    render_shape "$shape" nginx "$conf.rendered" || return 1
+    sed -E 's/^([[:space:]]*server )[A-Za-z][A-Za-z0-9.-]*:([0-9]+)/\1127.0.0.1:\2/' \
+        "$conf.rendered" >"$conf"
+    nginx -q -t -e stderr -p "$WORK/run-$shape-nginx" -c "$conf"
+}
+
+# The configuration tolerates unresolvable names (init-addr ...,none); any warning other
+# than "could not resolve address" counts as a failure.
+haproxy_shape_check() {
+    local shape=$1 cfg=$WORK/haproxy-$1.cfg out
+    render_shape "$shape" haproxy "$cfg" || return 1
+    if ! out=$(haproxy -c -f "$cfg" 2>&1); then
         echo "$out"
         return 1
     fi
@@ -183,11 +212,54 @@ haproxy_check() {
         return 1
     fi
 }
-if have haproxy; then
-    check "haproxy -c deploy/haproxy/haproxy.cfg" haproxy_check
+
+# Without one of the upstream lists, render.sh exits non-zero, names the variable and
+# writes no output (a container then stops at once instead of serving a broken config).
+render_refuses_missing_list() {
+    local template missing out status
+    local -a lists=(LOGISTICS_LB_INVENTORY_SERVERS LOGISTICS_LB_SHIPPING_SERVERS LOGISTICS_LB_SUPPORT_SERVERS)
+    for template in "$DEPLOY_DIR/nginx/nginx.conf.template" "$DEPLOY_DIR/haproxy/haproxy.cfg.template"; do
+        for missing in "${lists[@]}"; do
+            local -a vars=()
+            local name
+            for name in "${lists[@]}"; do
+                [[ $name == "$missing" ]] || vars+=("$name=127.0.0.1:1")
+            done
+            rm -f "$WORK/refused.conf"
+            status=0
+            out=$(env -i PATH="$PATH" "${vars[@]}" sh "$DEPLOY_DIR/render.sh" "$template" \
+                "$WORK/refused.conf" 2>&1) || status=$?
+            if ((status == 0)) || [[ $out != *"$missing"* ]] || [[ -e $WORK/refused.conf ]]; then
+                echo "render.sh ${template#"$ROOT"/} without $missing: exit $status, output written:" \
+                    "$([[ -e $WORK/refused.conf ]] && echo yes || echo no)"
+                echo "$out"
+                return 1
+            fi
+        done
+    done
+}
+
+if have sh && have awk; then
+    check "render.sh refuses a missing LOGISTICS_LB_<SERVICE>_SERVERS, naming it" render_refuses_missing_list
 else
-    skip "haproxy -c: haproxy not installed"
+    skip "render.sh: no sh and awk"
 fi
+for shape in "${SHAPES[@]}"; do
+    if [[ -z $REGISTRY_PYTHON ]]; then
+        skip "nginx -t / haproxy -c ($shape): no python with PyYAML and the services installed (checks.py lb-env)"
+        continue
+    fi
+    if have nginx; then
+        check "nginx -t on nginx.conf.template rendered for $shape" nginx_shape_check "$shape"
+    else
+        skip "nginx -t ($shape): nginx not installed"
+    fi
+    if have haproxy; then
+        check "haproxy -c on haproxy.cfg.template rendered for $shape" haproxy_shape_check "$shape"
+    else
+        skip "haproxy -c ($shape): haproxy not installed"
+    fi
+done
 
 # ---- promtool -----------------------------------------------------------------------
 if have promtool; then
@@ -203,7 +275,8 @@ fi
 
 # ---- shellcheck ---------------------------------------------------------------------
 if have shellcheck; then
-    check "shellcheck deploy/validate.sh" shellcheck "$DEPLOY_DIR/validate.sh"
+    check "shellcheck deploy/validate.sh deploy/render.sh" \
+        shellcheck "$DEPLOY_DIR/validate.sh" "$DEPLOY_DIR/render.sh"
 else
     skip "shellcheck: not installed"
 fi
