@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -12,6 +13,43 @@ import orjson
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+#: ``scheme://user:password@`` in a URL; the password is replaced.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
+#: ``password=...`` in a libpq connection string.
+_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+#: Longest driver message kept in a log line.
+MAX_ERROR_CHARS = 500
+
+
+def redact(text: str) -> str:
+    """``text`` with the passwords of URLs and connection strings replaced by ``***``."""
+    text = _URL_PASSWORD.sub(r"\g<head>:***@", text)
+    return _KEYWORD_PASSWORD.sub(r"\g<head>***", text)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``ClassName: the driver's message``, on one line, passwords redacted: what a log
+    line about a database or broker failure must say (the class name alone says nothing).
+
+    A SQLAlchemy ``DBAPIError`` carries the driver's exception in ``orig``: its text is
+    PostgreSQL's own ("sorry, too many clients already"), without the SQL statement and
+    its parameters that ``str()`` of the wrapper adds. Other SQLAlchemy errors give their
+    message without the link to the error's documentation page.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    orig = getattr(exc, "orig", None)
+    source: BaseException = orig if isinstance(orig, BaseException) else exc
+    if source is exc and isinstance(exc, SQLAlchemyError) and exc.args and isinstance(exc.args[0], str):
+        text = exc.args[0]
+    else:
+        text = str(source)
+    message = redact(" ".join(text.split()))
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
+    return f"{exc.__class__.__name__}: {message}" if message else exc.__class__.__name__
 
 
 class RequestIdFilter(logging.Filter):

@@ -195,6 +195,11 @@ class Settings:
         1.0, "Relay poll interval when no notification arrives.", positive=True
     )
     outbox_retention_hours: float = setting(168.0, "Published outbox rows older than this are deleted.")
+    outbox_metrics_seconds: float = setting(
+        5.0,
+        "How often the worker reads the outbox backlog and oldest unsent age from the database.",
+        positive=True,
+    )
     worker_health_port: int = setting(0, "Worker health/metrics port (0: the web port + 100).")
     cache_local_seconds: float = setting(2.0, "In-process read cache lifetime (0 disables it).")
     cache_shared_seconds: int = setting(300, "Redis read cache lifetime (needs LOGISTICS_REDIS_URL).")

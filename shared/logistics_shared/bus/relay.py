@@ -21,7 +21,6 @@ from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..db import aware
 from ..metrics import BusMetrics
 from ..outbox import notify_channel
 from ..settings import Settings
@@ -186,18 +185,13 @@ class OutboxRelay:
         if now < self._next_housekeeping:
             return
         self._next_housekeeping = now + 5.0
+        # The backlog gauges are not set here: the worker measures them on a timer of its
+        # own (bus/backlog.py), so they stay current while this relay has no broker.
         outbox = self.outbox
         with self.session_factory() as session, session.begin():
-            count, oldest = session.execute(
-                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
-            ).one()
             cutoff = datetime.now(UTC) - timedelta(hours=self.settings.outbox_retention_hours)
             old = select(outbox.c.id).where(outbox.c.published_at < cutoff).limit(1000).scalar_subquery()
             session.execute(delete(outbox).where(outbox.c.id.in_(old)))
-        self.metrics.outbox_backlog.labels(self.service).set(count)
-        oldest = aware(oldest)
-        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
-        self.metrics.outbox_oldest_age.labels(self.service).set(age)
         if connection.transport.driver_type == "amqp":
             _, queue = unrouted(self.names, self.service)
             # Also the idle relay's liveness probe: a connection error here

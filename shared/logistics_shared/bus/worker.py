@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from ..service import ServiceSpec
 from ..settings import Settings
+from .backlog import OutboxGauges
 from .connection import connection_factory
 from .consumer import EventConsumer
 from .relay import OutboxRelay
@@ -66,8 +67,17 @@ class Worker:
             for _ in range(consumers if handlers else 0)
         ]
         self.periodic = spec.background if periodic else ()
+        # From the database, independent of any broker connection (and of --no-relay).
+        self.outbox_gauges = OutboxGauges(
+            service=spec.name,
+            engine=registry.get("dbengine_read") or registry["dbengine"],
+            outbox=platform.outbox,
+            metrics=metrics,
+            interval=settings.outbox_metrics_seconds,
+        )
 
     def start(self) -> None:
+        self._spawn(f"{self.spec.name}-outbox-metrics", self.outbox_gauges.run, self.stop)
         if self.relay is not None:
             self._spawn(f"{self.spec.name}-relay", self.relay.run, self.stop)
         for index, consumer in enumerate(self.consumers):
