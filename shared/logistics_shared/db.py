@@ -82,13 +82,17 @@ def make_engine(settings: Settings, pg_settings: tuple[str, ...] = (), **overrid
     )
 
 
-def make_read_engine(settings: Settings, engine: Engine, pg_settings: tuple[str, ...] = ()) -> Engine:
+def make_read_engine(
+    settings: Settings, engine: Engine, pg_settings: tuple[str, ...] = (), **overrides: Any
+) -> Engine:
     """An autocommit engine for read-only requests (PostgreSQL); SQLite shares the one engine."""
     if engine.dialect.name != "postgresql":
         return engine
     # psycopg sets autocommit client-side, so a checkout costs no round trip,
     # and there is nothing to roll back when the connection returns.
-    return make_engine(settings, pg_settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+    return make_engine(
+        settings, pg_settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **overrides
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -176,12 +180,21 @@ def _dbsession(request: Request) -> Session | Connection:
 
 
 def includeme(config: Configurator) -> None:
+    from .dbpool import pool_options
+
     settings: Settings = config.registry["logistics.settings"]
     pg_settings = config.registry["logistics.service"].pg_settings
-    engine = config.registry.get("dbengine") or make_engine(settings, pg_settings)
+    # Pool metrics (logistics_db_pool_*), per engine, when the app has a metrics registry.
+    metrics = getattr(config.registry.get("logistics.metrics"), "db_pool", None)
+    url = database_url(settings.database_url)
+    engine = config.registry.get("dbengine") or make_engine(
+        settings, pg_settings, **pool_options(url, metrics, "write")
+    )
     config.registry["dbengine"] = engine
     config.registry["dbsession_factory"] = session_factory(engine)
-    read_engine = config.registry.get("dbengine_read") or make_read_engine(settings, engine, pg_settings)
+    read_engine = config.registry.get("dbengine_read") or make_read_engine(
+        settings, engine, pg_settings, **pool_options(url, metrics, "read")
+    )
     config.registry["dbengine_read"] = read_engine
     config.registry["dbsession_factory_read"] = session_factory(read_engine)
     config.add_request_method(_dbsession, "dbsession", reify=True)

@@ -28,6 +28,7 @@ class ServiceMetrics:
         )
 
         self.bus = BusMetrics(service, self.registry)
+        self.db_pool = PoolMetrics(service, self.registry)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -109,5 +110,62 @@ class BusMetrics:
             "Time to apply one event, commit included.",
             labels,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+
+
+#: Pool checkouts that had to wait rarely wait long: up to the pool timeout (a few seconds).
+POOL_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class PoolMetrics:
+    """SQLAlchemy connection pools, per service and engine (``write``, ``read``): set by the
+    pool itself on every checkout and return (see :mod:`logistics_shared.dbpool`).
+
+    The gauges' ``multiprocess_mode`` is ``livesum``: under gunicorn, the connections
+    each live process holds add up to what the server holds from PostgreSQL (what
+    ``max_connections`` is spent on), and a process that exited closed its connections,
+    so its last value must drop out of the sum (``sum`` would keep it; ``all`` adds a
+    series per pid, which churns as workers are recycled). Outside multiprocess mode the
+    mode is ignored.
+    """
+
+    def __init__(self, service: str, registry: CollectorRegistry) -> None:
+        self.service = service
+        labels = ["service", "engine"]
+        self.checked_out = Gauge(
+            "logistics_db_pool_checked_out",
+            "Database connections checked out of the pool (in use by a request or task).",
+            labels,
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.connections = Gauge(
+            "logistics_db_pool_connections",
+            "Database connections the pool holds, idle or in use.",
+            labels,
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.overflow = Gauge(
+            "logistics_db_pool_overflow",
+            "Connections open beyond the pool size (LOGISTICS_DB_POOL_SIZE), up to LOGISTICS_DB_MAX_OVERFLOW "
+            "more.",
+            labels,
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.wait_seconds = Histogram(
+            "logistics_db_pool_wait_seconds",
+            "Checkouts that found the pool exhausted (no idle connection, no overflow left) "
+            "and how long they waited for a connection to come back.",
+            labels,
+            buckets=POOL_WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.timeouts = Counter(
+            "logistics_db_pool_timeouts_total",
+            "Checkouts that gave up after LOGISTICS_DB_CONNECT_TIMEOUT seconds on an exhausted pool.",
+            labels,
             registry=registry,
         )

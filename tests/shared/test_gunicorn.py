@@ -99,6 +99,11 @@ def test_metrics_of_every_worker_add_up(tmp_path):
         assert scrapes == [before + sent] * 8, scrapes
         files = list((tmp_path / "var" / "prometheus").rglob("counter_*.db"))
         assert len(files) >= 2, f"one metrics file per worker that counted: {files}"
+        # Pool gauges are livesum: one series per engine, summed over the live workers.
+        assert get(port, "/readyz")[0] == 200  # a checkout: its connection stays in the pool
+        pool = re.findall(r"^logistics_db_pool_connections\{([^}]*)\} (\S+)$", get(port, "/metrics")[1], re.M)
+        assert pool and all("pid=" not in labels for labels, _ in pool), pool
+        assert sum(float(value) for _, value in pool) >= 1, pool
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "waitress"])
