@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .process_metrics import WebProcessSampler, add_default_collectors
 
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -29,6 +32,12 @@ class ServiceMetrics:
 
         self.bus = BusMetrics(service, self.registry)
         self.db_pool = PoolMetrics(service, self.registry)
+        #: Under gunicorn (multiprocess mode) each process samples itself instead.
+        self.web_process: WebProcessSampler | None = None
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.web_process = WebProcessSampler(service, self.registry)
+        else:
+            add_default_collectors(self.registry)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

@@ -104,6 +104,10 @@ def test_metrics_of_every_worker_add_up(tmp_path):
         pool = re.findall(r"^logistics_db_pool_connections\{([^}]*)\} (\S+)$", get(port, "/metrics")[1], re.M)
         assert pool and all("pid=" not in labels for labels, _ in pool), pool
         assert sum(float(value) for _, value in pool) >= 1, pool
+        # No process collector in multiprocess mode: each worker samples itself.
+        text = get(port, "/metrics")[1]
+        assert re.search(r'^logistics_web_processes\{service="inventory"\} 2\.0$', text, re.M), text[-3000:]
+        assert re.search(r"^logistics_web_process_resident_memory_bytes\{[^}]*\} [1-9]", text, re.M)
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "waitress"])

@@ -10,7 +10,9 @@ Metrics: with several processes, each keeps its own counters, so prometheus-clie
 multiprocess mode is on: every process writes its samples to files in
 ``PROMETHEUS_MULTIPROC_DIR`` (one directory per server, emptied at start), and
 ``/metrics`` of any worker sums them all. A worker that exits is marked dead
-(``child_exit``): its live gauges drop out, its counters stay in the sums.
+(``child_exit``): its live gauges drop out, its counters stay in the sums. The process
+and GC collectors do not work in this mode; each worker samples itself instead
+(``logistics_web_process_*``, ``logistics_web_python_gc_*``: process_metrics.py).
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ def _post_fork(server: Any, worker: Any) -> None:
         engine = registry.get(key)
         if engine is not None:
             engine.dispose(close=False)
+    # Process and GC metrics: the collectors do not work in multiprocess mode.
+    sampler = getattr(registry.get("logistics.metrics"), "web_process", None)
+    if sampler is not None:
+        sampler.start()
 
 
 def _child_exit(server: Any, worker: Any) -> None:
