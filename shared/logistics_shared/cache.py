@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from cachetools import TTLCache
 
+from .logs import describe_error
+
 log = logging.getLogger(__name__)
 
 
@@ -97,4 +99,4 @@ class TwoLevelCache:
 
     def _error(self, what: str, exc: Exception) -> None:
         self.stats["errors"] += 1
-        log.warning("cache %s: redis %s failed (%s)", self.name, what, exc.__class__.__name__)
+        log.warning("cache %s: redis %s failed (%s)", self.name, what, describe_error(exc))

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..db import insert_unless_exists
 from ..events import REGISTRY, EventRegistry, UnknownEvent
+from ..logs import describe_error
 from ..metrics import BusMetrics
 from ..outbox import Outbox
 from ..platform_tables import PlatformTables
@@ -110,9 +111,8 @@ class EventConsumer:
                 self.connected.clear()
                 delay = backoff.next()
                 log.warning(
-                    "consumer interrupted (%s: %s); reconnecting in %.1fs",
-                    exc.__class__.__name__,
-                    exc,
+                    "consumer interrupted (%s); reconnecting in %.1fs",
+                    describe_error(exc),
                     delay,
                     extra={"service": self.service},
                 )

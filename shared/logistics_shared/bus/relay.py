@@ -21,6 +21,7 @@ from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..logs import describe_error
 from ..metrics import BusMetrics
 from ..outbox import notify_channel
 from ..settings import Settings
@@ -161,9 +162,8 @@ class OutboxRelay:
                     self.connected.clear()
                     delay = backoff.next()
                     log.warning(
-                        "outbox relay interrupted (%s: %s); retrying in %.1fs",
-                        exc.__class__.__name__,
-                        exc,
+                        "outbox relay interrupted (%s); retrying in %.1fs",
+                        describe_error(exc),
                         delay,
                         extra={"service": self.service},
                     )
@@ -219,8 +219,8 @@ class _Waiter:
                     url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5
                 )
                 self.conn.execute(f'LISTEN "{channel}"')
-            except Exception:
-                log.warning("LISTEN unavailable; polling the outbox", exc_info=True)
+            except Exception as exc:
+                log.warning("LISTEN unavailable (%s); polling the outbox", describe_error(exc), exc_info=True)
                 self.conn = None
 
     def wait(self, stop: threading.Event) -> None:
@@ -230,8 +230,8 @@ class _Waiter:
         try:
             for _ in self.conn.notifies(timeout=self.poll_seconds, stop_after=1):
                 pass
-        except Exception:
-            log.warning("LISTEN connection lost; polling the outbox", exc_info=True)
+        except Exception as exc:
+            log.warning("LISTEN connection lost (%s); polling the outbox", describe_error(exc), exc_info=True)
             self.close()
             stop.wait(self.poll_seconds)
 

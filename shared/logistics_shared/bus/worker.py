@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from ..logs import describe_error
 from ..service import ServiceSpec
 from ..settings import Settings
 from .backlog import OutboxGauges
@@ -114,7 +115,9 @@ class Worker:
                 conn.execute(text("SELECT 1"))
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            # The body names the class only; the log says what the driver said.
             checks["database"] = f"unreachable ({exc.__class__.__name__})"
+            log.warning("readiness: database unreachable: %s", describe_error(exc))
             ready = False
         if self.relay is not None:
             connected = self.relay.connected.is_set()

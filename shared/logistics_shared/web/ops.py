@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -11,8 +12,11 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
+from ..logs import describe_error
 from ..migrations import schema_state
 from .responses import json_response
+
+log = logging.getLogger(__name__)
 
 #: Every route served without a token: these, plus /openapi.json and the /docs page with
 #: its assets (web/openapi.py, web/docs.py).
@@ -30,6 +34,8 @@ def readyz(request: Request) -> Response:
     try:
         state = schema_state(request.registry["logistics.service"], request.registry["dbengine"])
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        # A public endpoint: the body names the class only; the log says what the driver said.
+        log.warning("readiness: database unreachable: %s", describe_error(exc))
         body: dict[str, object] = {
             "status": "unavailable",
             "database": "unreachable",

@@ -84,8 +84,10 @@ def _is_connectivity(exc: Exception) -> bool:
 def _driver_message(exc: Exception) -> str:
     # The driver's own words ("connection refused", "password authentication failed") are
     # what an operator needs; the class name alone says nothing. One line for the log.
+    from ..logs import redact
+
     orig = getattr(exc, "orig", None) or exc
-    return " ".join(str(orig).split()) or orig.__class__.__name__
+    return redact(" ".join(str(orig).split())) or orig.__class__.__name__
 
 
 def _schema_problem(exc: Exception, request: Request) -> Response | None:
