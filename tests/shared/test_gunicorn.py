@@ -4,6 +4,7 @@ and waitress alike, a SIGTERM that lets the request in flight finish before it e
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal
@@ -41,8 +42,10 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 @contextmanager
-def serving(tmp_path: Path, workers: int, server: str = "gunicorn") -> Iterator[tuple[subprocess.Popen, int]]:
-    env = _env(tmp_path)
+def serving(
+    tmp_path: Path, workers: int, server: str = "gunicorn", **extra_env: str
+) -> Iterator[tuple[subprocess.Popen, int]]:
+    env = {**_env(tmp_path), **extra_env}
     subprocess.run([LOGISTICS, "migrate", "inventory"], env=env, check=True, capture_output=True)
     port = _free_port()
     log = (tmp_path / "serve.log").open("wb")
@@ -140,3 +143,30 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_zero(tmp_path, server)
         started = time.monotonic()
         assert process.wait(30) == 0
         assert time.monotonic() - started < 20, "exited on SIGTERM, not after the graceful timeout"
+
+
+@pytest.mark.parametrize(
+    ("level", "access_log", "access_lines"),
+    [("INFO", "true", 5), ("INFO", "false", 0), ("WARNING", "true", 0), ("WARNING", "false", 0)],
+)
+def test_gunicorn_logs_each_line_once_in_json_at_the_configured_level(
+    tmp_path, level: str, access_log: str, access_lines: int
+) -> None:
+    """gunicorn's own logging (its plain-text error and access loggers) must not add lines: every
+    line is the suite's JSON, one access line per request (the app's), none below the level."""
+    with serving(tmp_path, 2, LOGISTICS_LOG_LEVEL=level, LOGISTICS_ACCESS_LOG=access_log) as (process, port):
+        for _ in range(5):
+            assert get(port, "/readyz")[0] == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    lines = [line for line in (tmp_path / "serve.log").read_text().splitlines() if line.strip()]
+    # The CLI's banner (click.echo, not a log line) comes first; everything else is JSON.
+    assert lines[0].startswith("inventory listening on http://"), lines[0]
+    assert [line for line in lines[1:] if not line.startswith("{")] == []
+    records = [json.loads(line) for line in lines[1:]]
+    # /readyz: the fixture's own start-up probes are /healthz.
+    readyz = [r for r in records if r.get("logger") == "logistics.access" and "/readyz" in json.dumps(r)]
+    assert len(readyz) == access_lines, readyz
+    assert [r for r in records if r.get("logger") == "gunicorn.access"] == []
+    if level == "WARNING":
+        assert [r for r in records if r["level"] in {"DEBUG", "INFO"}] == []

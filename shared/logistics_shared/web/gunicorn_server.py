@@ -117,8 +117,22 @@ def options(settings: Settings, bind: str, workers: int | None, threads: int | N
         "control_socket_disable": True,
         "post_fork": _post_fork,
         "child_exit": _child_exit,
-        # gunicorn's own logging config must not replace the suite's JSON handler.
-        "logconfig_dict": {"version": 1, "disable_existing_loggers": False, "root": {}},
+        # gunicorn merges this into its CONFIG_DEFAULTS, whose loggers carry plain-text handlers
+        # of their own and propagate to the root too (every line twice, INFO whatever the
+        # level). Its loggers get no handlers here: gunicorn.error propagates to the suite's
+        # JSON root handler at the configured level; gunicorn.access is silenced, since the
+        # app writes the access log itself (with the request id). `root` is left falsy, so
+        # dictConfig keeps the suite's handler on it.
+        "logconfig_dict": {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "root": {},
+            "handlers": {},
+            "loggers": {
+                "gunicorn.error": {"level": settings.log_level.upper(), "handlers": [], "propagate": True},
+                "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+            },
+        },
     }
 
 
