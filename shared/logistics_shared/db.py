@@ -7,6 +7,9 @@ finishes, so views never commit or roll back by hand.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
@@ -17,6 +20,7 @@ from pyramid.request import Request
 from sqlalchemy import MetaData, Table, and_, create_engine, event, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .settings import Settings
@@ -64,7 +68,7 @@ def make_engine(settings: Settings, pg_settings: tuple[str, ...] = (), **overrid
     options = " ".join(
         f"-c {setting}" for setting in (f"statement_timeout={settings.db_statement_timeout_ms}", *pg_settings)
     )
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -80,6 +84,9 @@ def make_engine(settings: Settings, pg_settings: tuple[str, ...] = (), **overrid
         },
         **overrides,
     )
+    if overrides.get("isolation_level") != "AUTOCOMMIT":
+        send_begin_with_first_statement(engine)
+    return engine
 
 
 def make_read_engine(
@@ -93,6 +100,122 @@ def make_read_engine(
     return make_engine(
         settings, pg_settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **overrides
     )
+
+
+#: psycopg connections whose BEGIN goes out with their first statement.
+_PIPELINED: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Those of them in a transaction SQLAlchemy began and whose BEGIN is not sent yet.
+_BEGIN_PENDING: weakref.WeakSet[Any] = weakref.WeakSet()
+#: ``Session.info``: writes nobody reads the result of, sent with the COMMIT.
+_AT_COMMIT = "logistics.at_commit"
+
+
+def send_begin_with_first_statement(engine: Engine) -> None:
+    """Send a transaction's BEGIN in the network round trip of its first statement.
+
+    psycopg sends BEGIN on its own and waits for the answer (in a pipeline too: it
+    syncs after its BEGIN), which is a round trip per transaction. So the driver runs
+    in autocommit and SQLAlchemy's transaction begins here, the way SQLite's
+    ``BEGIN IMMEDIATE`` does above: the BEGIN waits, unsent, for the first statement
+    and goes with it in one psycopg pipeline. COMMIT and ROLLBACK stay the driver's
+    (psycopg sends them whenever the server reports a transaction open); a transaction
+    that ran nothing has nothing to end. Code that takes the DBAPI connection itself
+    calls :func:`begin_now` first.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _autocommit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.autocommit = True
+        _PIPELINED.add(dbapi_connection)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        dbapi_connection = conn.connection.driver_connection
+        if dbapi_connection in _PIPELINED:
+            _BEGIN_PENDING.add(dbapi_connection)
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _end(conn: Connection) -> None:
+        _BEGIN_PENDING.discard(conn.connection.driver_connection)
+
+    @event.listens_for(engine, "do_execute")
+    def _execute(cursor: Any, statement: str, parameters: Any, _context: Any) -> bool:
+        return _with_begin(cursor, lambda: cursor.execute(statement, parameters))
+
+    @event.listens_for(engine, "do_execute_no_params")
+    def _execute_no_params(cursor: Any, statement: str, _context: Any) -> bool:
+        return _with_begin(cursor, lambda: cursor.execute(statement))
+
+    @event.listens_for(engine, "do_executemany")
+    def _executemany(cursor: Any, statement: str, parameters: Any, _context: Any) -> bool:
+        return _with_begin(cursor, lambda: cursor.executemany(statement, parameters))
+
+
+def _with_begin(cursor: Any, run: Callable[[], Any]) -> bool:
+    dbapi_connection = cursor.connection
+    if dbapi_connection not in _BEGIN_PENDING:
+        return False  # SQLAlchemy executes it as usual
+    _BEGIN_PENDING.discard(dbapi_connection)
+    with dbapi_connection.pipeline():
+        dbapi_connection.execute(b"BEGIN")
+        run()
+    return True
+
+
+def begin_now(connection: Connection) -> None:
+    """Send a pending BEGIN now, before using ``connection``'s DBAPI connection directly."""
+    dbapi_connection = connection.connection.driver_connection
+    if dbapi_connection in _BEGIN_PENDING:
+        _BEGIN_PENDING.discard(dbapi_connection)
+        dbapi_connection.execute(b"BEGIN")  # type: ignore[union-attr]
+
+
+def execute_at_commit(session: Session, statement: Any, parameters: Any = None) -> None:
+    """Execute a write whose result nobody reads when ``session`` commits, in its
+    transaction: on PostgreSQL in the COMMIT's own round trip (see :func:`commit_round_trip`)."""
+    session.connection()  # the session's transaction (and the request's) begins now, as before
+    session.info.setdefault(_AT_COMMIT, []).append((statement, parameters))
+
+
+def run_at_commit(session: Session) -> None:
+    statements = session.info.pop(_AT_COMMIT, None)
+    for statement, parameters in statements or ():
+        session.execute(statement, parameters)
+
+
+@contextmanager
+def commit_round_trip(session: Session) -> Iterator[bool]:
+    """Around the writes a root commit still makes: on PostgreSQL, queue them in one
+    pipeline with the COMMIT, so the writes and the COMMIT cost one round trip together.
+    Yields whether they are pipelined (their results cannot be read then).
+
+    Only for a session on an engine of its own, not one joined to an outer
+    connection's transaction (as tests do): only there is this commit the real one.
+    Errors surface as SQLAlchemy's, as they would from ``execute``.
+    """
+    bind = session.get_bind()
+    connection = session.connection() if isinstance(bind, Engine) else None
+    dbapi_connection: Any = connection.connection.driver_connection if connection is not None else None
+    if connection is None or dbapi_connection not in _PIPELINED or connection.in_nested_transaction():
+        yield False
+        return
+    session.flush()  # ORM changes first: nothing may be written after the COMMIT
+    try:
+        with dbapi_connection.pipeline():
+            if dbapi_connection in _BEGIN_PENDING:
+                _BEGIN_PENDING.discard(dbapi_connection)
+                dbapi_connection.execute(b"BEGIN")
+            yield True
+            dbapi_connection.execute(b"COMMIT")
+    except bind.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            "COMMIT", None, exc, bind.dialect.loaded_dbapi.Error, dialect=bind.dialect
+        ) from exc
+
+
+def has_writes_at_commit(session: Session) -> bool:
+    return bool(session.info.get(_AT_COMMIT))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import Table, event, insert
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import Insert
 
+from .db import commit_round_trip, has_writes_at_commit, run_at_commit
 from .events import REGISTRY, Envelope, EventRegistry, new_envelope
 
 log = logging.getLogger(__name__)
@@ -159,15 +160,21 @@ _statements: dict[tuple[Table, bool], Insert] = {}
 def _statement(table: Table, returning: bool) -> Insert:
     found = _statements.get((table, returning))
     if found is None:
-        stmt = insert(table)
+        # inline(): no implicit RETURNING of a single row's id, which nobody reads (and a
+        # pipelined INSERT has no result to read until the COMMIT's round trip).
+        stmt = insert(table).inline()
         # With RETURNING, SQLAlchemy sends a list of rows as one INSERT ... VALUES (...), (...)
         # ("insertmanyvalues"); without it psycopg would run one INSERT per row.
         found = _statements[(table, returning)] = stmt.returning(table.c.id) if returning else stmt
     return found
 
 
-def write_pending(session: Session) -> int:
-    """Write the session's buffered rows, one multi-row INSERT per table; returns how many."""
+def write_pending(session: Session, *, pipelined: bool = False) -> int:
+    """Write the session's buffered rows, one multi-row INSERT per table; returns how many.
+
+    ``pipelined``: the INSERTs are queued in a pipeline with the COMMIT, where reading
+    a RETURNING would cost a round trip of its own (psycopg sends a list of rows
+    without it in the same pipeline, so there is no row-per-round-trip to avoid)."""
     pending: _Pending | None = session.info.get(PENDING_KEY)
     if not pending or not pending.rows:
         return 0
@@ -178,7 +185,7 @@ def write_pending(session: Session) -> int:
     by_table: dict[Table, list[dict[str, Any]]] = {}
     for row in rows:
         by_table.setdefault(row.table, []).append(row.values)
-    many = session.get_bind().dialect.insert_executemany_returning
+    many = session.get_bind().dialect.insert_executemany_returning and not pipelined
     for table, values in by_table.items():
         session.execute(_statement(table, many and len(values) > 1), values)
     return len(rows)
@@ -193,8 +200,11 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Any) -> Non
 def _before_commit(session: Session) -> None:
     # The root transaction is committing (a savepoint's release keeps its rows
     # buffered, so a batch with savepoints still writes them in one INSERT).
-    if session.get_nested_transaction() is None:
-        write_pending(session)
+    if session.get_nested_transaction() is None and (pending_count(session) or has_writes_at_commit(session)):
+        # What is left to write goes with the COMMIT, in one round trip on PostgreSQL.
+        with commit_round_trip(session) as pipelined:
+            run_at_commit(session)
+            write_pending(session, pipelined=pipelined)
 
 
 @event.listens_for(Session, "after_commit")

@@ -17,10 +17,10 @@ import orjson
 from pyramid.request import Request
 from pyramid.response import Response
 from sqlalchemy import and_, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import errors
-from ..db import aware
+from ..db import aware, execute_at_commit
 from ..identity import Identity, recording_scope
 from .responses import ApiResponse
 
@@ -66,23 +66,20 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
     where = and_(table.c.caller == caller, table.c.route == route, table.c.key == key)
 
     now = datetime.now(UTC)
-    row_id = None
-    try:
-        with engine.begin() as conn:
-            row_id = conn.execute(
-                table.insert()
-                .values(
-                    caller=caller,
-                    route=route,
-                    key=key,
-                    fingerprint=fingerprint,
-                    state="running",
-                    locked_until=now + LEASE,
-                    created_at=now,
-                )
-                .returning(table.c.id)
-            ).scalar_one()
-    except IntegrityError:
+    row_id = _claim(
+        request.registry,
+        table,
+        {
+            "caller": caller,
+            "route": route,
+            "key": key,
+            "fingerprint": fingerprint,
+            "state": "running",
+            "locked_until": now + LEASE,
+            "created_at": now,
+        },
+    )
+    if row_id is None:
         row_id = _existing(engine, table, where, fingerprint, now, request.identity)
         if row_id is None:
             # The stored response was made for warehouses this token no longer covers:
@@ -92,18 +89,29 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
         if isinstance(row_id, Response):
             return row_id
 
+    committed: list[bool] = []
+    request.tm.get().addAfterCommitHook(committed.append)
+    stored = False
+
     def release(_request: Request) -> None:
         # Runs after the request's transaction ended: if the response was not
-        # stored (an error, or the commit failed) free the key for a retry.
+        # stored (an error, or the commit failed) free the key for a retry. A
+        # committed transaction stored it (a 2xx) or wrote nothing, since an error
+        # response aborts: then there is nothing to free, and no round trip to pay.
+        if committed == [True] and stored:
+            return
         with engine.begin() as conn:
             conn.execute(delete(table).where(table.c.id == row_id, table.c.state == "running"))
 
     request.add_finished_callback(release)
     with recording_scope() as scope:
         response = produce()
-    if response.status_code < 400:
+    stored = response.status_code < 400
+    if stored:
         headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
-        request.dbsession.execute(
+        # Nobody reads this UPDATE's result: it goes with the COMMIT (one round trip).
+        execute_at_commit(
+            request.dbsession,
             update(table)
             .where(table.c.id == row_id)
             .values(
@@ -112,9 +120,33 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
                 response_headers=orjson.dumps(headers).decode(),
                 response_body=response.body,
                 scope=orjson.dumps(sorted(scope)).decode(),
-            )
+            ),
         )
     return response
+
+
+def _claim(registry: Any, table: Any, values: dict[str, Any]) -> int | None:
+    """Claim the key: the new row's id, or ``None`` when (caller, route, key) exists.
+
+    On PostgreSQL in autocommit on the read engine, one round trip: the claim is
+    visible to a concurrent retry at once. ``ON CONFLICT DO NOTHING``, not an error
+    caught, so it can run without a transaction of its own."""
+    engine, read_engine = registry["dbengine"], registry["dbengine_read"]
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["caller", "route", "key"])
+        .returning(table.c.id)
+    )
+    row_id: int | None
+    if read_engine is not engine:  # autocommit
+        with read_engine.connect() as conn:
+            row_id = conn.execute(stmt).scalar_one_or_none()
+    else:
+        with engine.begin() as conn:
+            row_id = conn.execute(stmt).scalar_one_or_none()
+    return row_id
 
 
 def _existing(

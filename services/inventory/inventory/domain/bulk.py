@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from logistics_shared.db import begin_now
 from logistics_shared.errors import Conflict, InvalidField, Problem
 from logistics_shared.events.envelope import Envelope
 from logistics_shared.identity import Identity
@@ -49,6 +50,7 @@ def is_supported(session: Session) -> bool:
 # --- writing with COPY ------------------------------------------------------------------
 def _copy(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """``COPY table (columns) FROM STDIN`` on the session's connection, in its transaction."""
+    begin_now(session.connection())  # a pending BEGIN goes first: COPY bypasses SQLAlchemy
     connection = session.connection().connection.driver_connection
     assert connection is not None
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"

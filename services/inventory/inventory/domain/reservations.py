@@ -7,13 +7,16 @@ calls cannot deadlock each other.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import DateTime, Integer, String, func, or_, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import bindparam
 
 from logistics_shared.db import aware, created_keyset
 from logistics_shared.errors import Conflict, InvalidField, NotFound
@@ -22,7 +25,7 @@ from logistics_shared.outbox import Outbox
 from logistics_shared.schemas import page_of
 
 from ..models import items, movements, reservation_lines, reservations, stock_levels, warehouses
-from .common import item_for_body, utcnow, warehouse_for_body
+from .common import item_for_body, resolve, utcnow, warehouse_for_body
 from .stock import emit_if_low, record_movement
 
 #: A hold longer than this is a mistake (or belongs in an adjustment).
@@ -36,8 +39,26 @@ def _shortage_detail(shortages: list[dict[str, Any]]) -> str:
 
 def reserve(session: Session, outbox: Outbox, actor: Identity, data: dict[str, Any]) -> dict[str, Any]:
     now = utcnow()
-    warehouse = warehouse_for_body(session, actor, data["warehouse"], "/warehouse")
+    code = data["warehouse"]
+    if not actor.can_access_warehouse(code):
+        raise InvalidField("/warehouse", f"Unknown warehouse {code!r}.")  # as warehouse_for_body
     expires_at = data.get("expires_at")
+    # The warehouse is checked before the expiry, as always; where the warehouse is
+    # known, the statement that finds it is the one that finds the items.
+    on_postgres = session.get_bind().dialect.name == "postgresql"
+    found = None
+    if on_postgres:
+        found = resolve(
+            session,
+            actor,
+            (code, "/warehouse"),
+            [(line["sku"], f"/lines/{index}/sku") for index, line in enumerate(data["lines"])],
+            expired_before=now,
+            check_items=False,
+        )
+        warehouse = found.warehouse
+    else:
+        warehouse = warehouse_for_body(session, actor, code, "/warehouse")
     if expires_at is not None and expires_at <= now:
         raise InvalidField("/expires_at", "Must be in the future.")
     if expires_at is not None and expires_at > now + MAX_HOLD:
@@ -45,11 +66,17 @@ def reserve(session: Session, outbox: Outbox, actor: Identity, data: dict[str, A
     wanted: dict[int, int] = {}
     skus: dict[int, Any] = {}
     for index, line in enumerate(data["lines"]):
-        item = item_for_body(session, line["sku"], f"/lines/{index}/sku")
+        if found is None:
+            item = item_for_body(session, line["sku"], f"/lines/{index}/sku")
+        elif (item := found.items.get(line["sku"])) is None:
+            raise InvalidField(f"/lines/{index}/sku", f"Unknown SKU {line['sku']!r}.")  # as item_for_body
         if item.id in wanted:
             raise InvalidField(f"/lines/{index}/sku", f"SKU {item.sku!r} appears twice; merge the lines.")
         wanted[item.id] = line["quantity"]
         skus[item.id] = item
+
+    if found is not None and not found.expired_due:
+        return _reserve_in_one_statement(session, outbox, actor, data, now, warehouse, wanted, skus)
 
     # Expired reservations on these rows give their stock back first, in the
     # same pass and the same lock order as the new reservation.
@@ -97,6 +124,20 @@ def reserve(session: Session, outbox: Outbox, actor: Identity, data: dict[str, A
         reservation_lines.insert(),
         [{"reservation_id": reservation_id, "item_id": i, "quantity": q} for i, q in wanted.items()],
     )
+    _emit_reserved(outbox, data, reservation_id, warehouse, wanted, skus, applied)
+    return get_reservation(session, actor, reservation_id)
+
+
+def _emit_reserved(
+    outbox: Outbox,
+    data: dict[str, Any],
+    reservation_id: str,
+    warehouse: Any,
+    wanted: dict[int, int],
+    skus: dict[int, Any],
+    applied: dict[int, Any],
+) -> None:
+    expires_at = data.get("expires_at")
     lines = [{"sku": skus[i].sku, "quantity": q} for i, q in wanted.items()]
     outbox.emit(
         "stock.reserved",
@@ -119,7 +160,132 @@ def reserve(session: Session, outbox: Outbox, actor: Identity, data: dict[str, A
                 reserved=row.reserved,
                 before_available=row.on_hand - (row.reserved + give_back - take),
             )
-    return get_reservation(session, actor, reservation_id)
+
+
+def _reserve_in_one_statement(
+    session: Session,
+    outbox: Outbox,
+    actor: Identity,
+    data: dict[str, Any],
+    now: datetime,
+    warehouse: Any,
+    wanted: dict[int, int],
+    skus: dict[int, Any],
+) -> dict[str, Any]:
+    """PostgreSQL, no expired reservation to give back: every line's conditional
+    ``UPDATE`` and the reservation with its lines in one statement (see
+    :func:`_reservation_statement`). A short line leaves the reservation unwritten and
+    is a 409, as step by step; the request's rollback undoes the lines that were held."""
+    reservation_id = str(uuid.uuid4())
+    ordered = sorted(wanted)
+    rows = session.execute(
+        _reservation_statement(),
+        {
+            "p_item_ids": ordered,
+            "p_quantities": [wanted[i] for i in ordered],
+            "p_lines": len(ordered),
+            "p_warehouse_id": warehouse.id,
+            "p_id": reservation_id,
+            "p_status": "active",
+            "p_reference": data["reference"],
+            "p_expires_at": data.get("expires_at"),
+            "p_created_by": actor.actor,
+            "p_created_at": now,
+        },
+    ).all()
+    applied = {row.item_id: (row, 0, wanted[row.item_id]) for row in rows}
+    if len(applied) < len(wanted):
+        shortages = _shortages(session, warehouse.id, wanted, skus, applied)
+        raise Conflict(_shortage_detail(shortages), shortages=shortages)
+    _emit_reserved(outbox, data, reservation_id, warehouse, wanted, skus, applied)
+    first = rows[0]
+    return {
+        "id": reservation_id,
+        "_warehouse_id": warehouse.id,
+        "warehouse": warehouse.code,
+        "reference": data["reference"],
+        "status": "active",
+        "expires_at": aware(first.expires_at),
+        "created_by": actor.actor,
+        "created_at": first.created_at,
+        "closed_at": None,
+        "lines": [{"sku": skus[i].sku, "quantity": wanted[i]} for i in ordered],
+    }
+
+
+@functools.cache
+def _reservation_statement() -> Any:
+    """Hold every line (each only if available: ``on_hand - reserved >= quantity``) and,
+    only if all were held, write the reservation and its lines; the rows returned are
+    the lines held, with their new levels and the stored reservation's timestamps.
+
+    The level rows are locked first, by item id (``locked``), the order every path
+    locks them in; the UPDATE then re-checks availability on the locked, latest row,
+    so concurrent reservations of the last unit still give one success."""
+    wanted = select(
+        func.unnest(bindparam("p_item_ids", type_=ARRAY(Integer))).label("item_id"),
+        func.unnest(bindparam("p_quantities", type_=ARRAY(Integer))).label("quantity"),
+    ).cte("wanted")
+    locked = (
+        select(stock_levels.c.id)
+        .where(
+            stock_levels.c.warehouse_id == bindparam("p_warehouse_id"),
+            stock_levels.c.item_id.in_(select(wanted.c.item_id)),
+        )
+        .order_by(stock_levels.c.item_id)
+        .with_for_update()
+        .cte("locked")
+    )
+    held = (
+        update(stock_levels)
+        .where(
+            stock_levels.c.id == locked.c.id,
+            stock_levels.c.item_id == wanted.c.item_id,
+            stock_levels.c.on_hand - stock_levels.c.reserved >= wanted.c.quantity,
+        )
+        .values(reserved=stock_levels.c.reserved + wanted.c.quantity)
+        .returning(stock_levels.c.item_id, stock_levels.c.on_hand, stock_levels.c.reserved)
+        .cte("held")
+    )
+    every_line_held = select(func.count()).select_from(held).scalar_subquery() == bindparam("p_lines")
+    reservation = (
+        reservations.insert()
+        .from_select(
+            ["id", "warehouse_id", "reference", "status", "expires_at", "created_by", "created_at"],
+            select(
+                bindparam("p_id", type_=String),
+                bindparam("p_warehouse_id"),
+                bindparam("p_reference", type_=String),
+                bindparam("p_status", type_=String),
+                bindparam("p_expires_at", type_=DateTime(timezone=True)),
+                bindparam("p_created_by", type_=String),
+                bindparam("p_created_at", type_=DateTime(timezone=True)),
+            ).where(every_line_held),
+        )
+        .returning(reservations.c.id, reservations.c.expires_at, reservations.c.created_at)
+        .cte("reservation")
+    )
+    lines = (
+        reservation_lines.insert()
+        .from_select(
+            ["reservation_id", "item_id", "quantity"],
+            select(reservation.c.id, wanted.c.item_id, wanted.c.quantity),
+        )
+        .returning(reservation_lines.c.item_id)
+        .cte("lines")
+    )
+    return (
+        select(
+            held.c.item_id,
+            held.c.on_hand,
+            held.c.reserved,
+            reservation.c.expires_at,
+            reservation.c.created_at,
+            select(func.count()).select_from(lines).scalar_subquery().label("lines_written"),
+        )
+        .select_from(held.outerjoin(reservation, true()))
+        .order_by(held.c.item_id)
+    )
 
 
 def _shortages(

@@ -11,7 +11,8 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import DateTime, Integer, String, and_, bindparam, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from logistics_shared.errors import Conflict, InvalidField
@@ -26,6 +27,7 @@ from .common import (
     item_for_body,
     level_body,
     location_for_body,
+    resolve,
     utcnow,
     warehouse_for_body,
 )
@@ -101,30 +103,35 @@ def emit_if_low(
 
 
 def receive(session: Session, outbox: Outbox, actor: Identity, data: dict[str, Any]) -> dict[str, Any]:
-    warehouse = warehouse_for_body(session, actor, data["warehouse"], "/warehouse")
-    item = item_for_body(session, data["sku"], "/sku")
-    location = location_for_body(session, warehouse, data.get("location"), "/location")
+    found = resolve(
+        session,
+        actor,
+        (data["warehouse"], "/warehouse"),
+        [(data["sku"], "/sku")],
+        (data.get("location"), "/location"),
+    )
+    warehouse, item, location = found.warehouse, found.items[data["sku"]], found.location
     quantity = data["quantity"]
-    ensure_stock_level(session, item.id, warehouse.id)
-    level = session.execute(
-        update(stock_levels)
-        .where(_level_where(item.id, warehouse.id), stock_levels.c.on_hand + quantity <= MAX_ON_HAND)
-        .values(on_hand=stock_levels.c.on_hand + quantity)
-        .returning(stock_levels.c.on_hand, stock_levels.c.reserved)
-    ).first()
+    values = {
+        "p_item_id": item.id,
+        "p_warehouse_id": warehouse.id,
+        "p_location_id": location.id if location else None,
+        "p_quantity": quantity,
+        "p_reference": data.get("reference"),
+        "p_actor": actor.actor,
+        "p_created_at": utcnow(),
+        "p_max_on_hand": MAX_ON_HAND,
+        "p_kind": "receipt",
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        # The level, its ledger row and what the response needs: one statement.
+        row = session.execute(_receipt_statement(), values).first()
+        level, movement_id = row, (row.movement_id if row is not None else None)
+    else:
+        level, movement_id = _receive_step_by_step(session, actor, values)
     if level is None:
         current = session.execute(select(stock_levels.c.on_hand).where(_level_where(item.id, warehouse.id)))
         raise _too_much(item.sku, warehouse.code, current.scalar_one(), quantity)
-    movement_id = record_movement(
-        session,
-        actor,
-        item_id=item.id,
-        warehouse_id=warehouse.id,
-        kind="receipt",
-        quantity=quantity,
-        location_id=location.id if location else None,
-        reference=data.get("reference"),
-    )
     stock = level_body(item.sku, warehouse.code, level.on_hand, level.reserved)
     outbox.emit(
         "stock.received",
@@ -137,6 +144,85 @@ def receive(session: Session, outbox: Outbox, actor: Identity, data: dict[str, A
         },
     )
     return {"movement_id": movement_id, "stock": stock}
+
+
+@functools.cache
+def _receipt_statement() -> Any:
+    """PostgreSQL: create or raise the level (never past the maximum) and write the
+    receipt's ledger row only if it rose, in one statement; no row when it would
+    exceed the maximum. The same conditional update as step by step: the row lock
+    ON CONFLICT takes re-checks the bound on the latest committed level."""
+    new = pg_insert(stock_levels).values(
+        item_id=bindparam("p_item_id"),
+        warehouse_id=bindparam("p_warehouse_id"),
+        on_hand=bindparam("p_quantity"),
+        reserved=0,
+    )
+    level = (
+        new.on_conflict_do_update(
+            index_elements=[stock_levels.c.item_id, stock_levels.c.warehouse_id],
+            set_={"on_hand": stock_levels.c.on_hand + new.excluded.on_hand},
+            where=stock_levels.c.on_hand + new.excluded.on_hand <= bindparam("p_max_on_hand"),
+        )
+        .returning(stock_levels.c.on_hand, stock_levels.c.reserved)
+        .cte("level")
+    )
+    ledger = (
+        movements.insert()
+        .from_select(
+            [
+                "item_id",
+                "warehouse_id",
+                "location_id",
+                "kind",
+                "quantity",
+                "reference",
+                "actor",
+                "created_at",
+            ],
+            select(
+                bindparam("p_item_id"),
+                bindparam("p_warehouse_id"),
+                bindparam("p_location_id", type_=Integer),
+                bindparam("p_kind", type_=String),
+                bindparam("p_quantity"),
+                bindparam("p_reference", type_=String),
+                bindparam("p_actor"),
+                bindparam("p_created_at", type_=DateTime(timezone=True)),
+            ).select_from(level),
+        )
+        .returning(movements.c.id)
+        .cte("ledger")
+    )
+    return select(level.c.on_hand, level.c.reserved, ledger.c.id.label("movement_id")).select_from(
+        level.join(ledger, true())
+    )
+
+
+def _receive_step_by_step(
+    session: Session, actor: Identity, values: dict[str, Any]
+) -> tuple[Any, int | None]:
+    item_id, warehouse_id, quantity = values["p_item_id"], values["p_warehouse_id"], values["p_quantity"]
+    ensure_stock_level(session, item_id, warehouse_id)
+    level = session.execute(
+        update(stock_levels)
+        .where(_level_where(item_id, warehouse_id), stock_levels.c.on_hand + quantity <= MAX_ON_HAND)
+        .values(on_hand=stock_levels.c.on_hand + quantity)
+        .returning(stock_levels.c.on_hand, stock_levels.c.reserved)
+    ).first()
+    if level is None:
+        return None, None
+    movement_id = record_movement(
+        session,
+        actor,
+        item_id=item_id,
+        warehouse_id=warehouse_id,
+        kind="receipt",
+        quantity=quantity,
+        location_id=values["p_location_id"],
+        reference=values["p_reference"],
+    )
+    return level, movement_id
 
 
 def adjust(session: Session, outbox: Outbox, actor: Identity, data: dict[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from logistics_shared.db import aware, created_keyset
+from logistics_shared.db import aware, created_keyset, execute_at_commit
 from logistics_shared.errors import InvalidField, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
@@ -63,35 +64,67 @@ def create(
         "created_at": now,
         "updated_at": now,
     }
-    session.execute(
-        shipments.insert().values(**{**shipment, "ship_to": orjson.dumps(data["ship_to"]).decode()})
+    # Nothing below reads what these write, and no body can make them fail (the
+    # schema and the checks above hold every constraint): they go with the COMMIT,
+    # in its round trip on PostgreSQL, and the response is built from what they wrote.
+    execute_at_commit(
+        session,
+        shipments.insert().inline().values(**{**shipment, "ship_to": orjson.dumps(data["ship_to"]).decode()}),
     )
-    session.execute(
-        shipment_lines.insert(),
+    execute_at_commit(
+        session,
+        shipment_lines.insert().inline(),
         [
             {"shipment_id": shipment["id"], "sku": line["sku"], "quantity": line["quantity"]}
             for line in data["lines"]
         ],
     )
     if data.get("parcels"):
-        session.execute(
-            parcels.insert(),
+        execute_at_commit(
+            session,
+            parcels.insert().inline(),
             [
                 {"shipment_id": shipment["id"], "seq": i, **parcel}
                 for i, parcel in enumerate(data["parcels"], 1)
             ],
         )
-    session.execute(
-        shipment_history.insert().values(
-            shipment_id=shipment["id"],
-            from_status=None,
-            to_status="awaiting_stock",
-            cause=actor.actor,
-            at=now,
-        )
+    history = {
+        "from_status": None,
+        "to_status": "awaiting_stock",
+        "cause": actor.actor,
+        "detail": None,
+        "at": now,
+    }
+    execute_at_commit(
+        session, shipment_history.insert().inline().values(shipment_id=shipment["id"], **history)
     )
     _requested(outbox, shipment, data["lines"], hold_for)
-    return get(session, actor, shipment["id"])
+    # As get() would read it back: ship_to as stored (JSON), lines by SKU, parcels in order.
+    return {
+        **shipment,
+        "ship_to": orjson.loads(orjson.dumps(data["ship_to"])),
+        "lines": sorted(({"sku": l["sku"], "quantity": l["quantity"]} for l in data["lines"]), key=_by_sku),
+        "parcels": [
+            {key: parcel[key] for key in ("weight_g", "length_mm", "width_mm", "height_mm")}
+            for parcel in data.get("parcels") or ()
+        ],
+        "history": [history],
+        "tracking": [],
+        "label": None,
+    }
+
+
+def _by_sku(line: dict[str, Any]) -> str:
+    return str(line["sku"])
+
+
+def _sku_order(session: Session | Connection) -> Any:
+    """Lines by SKU in code-point order whatever the database's collation, the order
+    :func:`create` answers in (SQLite compares bytes; PostgreSQL's "C" collation too)."""
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    if dialect.name == "postgresql":
+        return shipment_lines.c.sku.collate("C")
+    return shipment_lines.c.sku
 
 
 def _load(
@@ -122,7 +155,7 @@ def get(session: Session, actor: Identity, shipment_id: str) -> dict[str, Any]:
         for r in session.execute(
             select(shipment_lines.c.sku, shipment_lines.c.quantity)
             .where(shipment_lines.c.shipment_id == shipment_id)
-            .order_by(shipment_lines.c.sku)
+            .order_by(_sku_order(session))
         )
     ]
     shipment["parcels"] = [

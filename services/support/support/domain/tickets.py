@@ -70,8 +70,10 @@ def create(
     values.update(sla.due_times(session, values["priority"], now))
     if values["shipment_id"] is not None:
         values["shipment_id"] = str(values["shipment_id"])
-    number = session.execute(tickets.insert().values(**values).returning(tickets.c.number)).scalar_one()
-    ticket = load(session, values["id"])
+    # The stored row comes back from the INSERT itself (the number, the defaults):
+    # no SELECT of it afterwards.
+    ticket = _row(session.execute(tickets.insert().values(**values).returning(*tickets.c)).one())
+    number = ticket["number"]
     outbox.emit(
         "ticket.created",
         {
