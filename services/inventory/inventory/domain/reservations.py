@@ -269,7 +269,10 @@ def _reservation_statement() -> Any:
         reservation_lines.insert()
         .from_select(
             ["reservation_id", "item_id", "quantity"],
-            select(reservation.c.id, wanted.c.item_id, wanted.c.quantity),
+            # Every wanted line for the reservation (no row when it was not written).
+            select(reservation.c.id, wanted.c.item_id, wanted.c.quantity).select_from(
+                reservation.join(wanted, true())
+            ),
         )
         .returning(reservation_lines.c.item_id)
         .cte("lines")
