@@ -29,6 +29,15 @@ class ServiceMetrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        # livesum: under gunicorn the scrape adds up the requests each live worker is
+        # handling; a worker that died handles none, so its last value must drop out.
+        self.in_flight = Gauge(
+            "logistics_http_requests_in_flight",
+            "HTTP requests being handled right now (summed over live gunicorn workers).",
+            ["service"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        ).labels(service)
 
         self.bus = BusMetrics(service, self.registry)
         self.db_pool = PoolMetrics(service, self.registry)

@@ -39,6 +39,8 @@ def observability_tween_factory(
         rid = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
         token = request_id.set(rid)
         started = time.perf_counter()
+        in_flight = metrics.in_flight
+        in_flight.inc()
         try:
             if _CONTROL.search(request.environ.get("PATH_INFO", "")):
                 response = render_problem(request, errors.NotFound("No resource at this path."))
@@ -59,6 +61,7 @@ def observability_tween_factory(
                 )
             return response
         finally:
+            in_flight.dec()
             request_id.reset(token)
 
     return tween
