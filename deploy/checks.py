@@ -1063,6 +1063,7 @@ def check_objects_exist(problems: Problems, cluster: Cluster) -> None:
             ("Service", svc),
             ("HorizontalPodAutoscaler", f"{svc}-web"),
             ("PodDisruptionBudget", f"{svc}-web"),
+            ("PodDisruptionBudget", f"{svc}-worker"),
         ):
             problems.check(
                 any(d["metadata"]["name"] == name for _, d in cluster.of_kind(kind)),
@@ -1110,6 +1111,12 @@ def check_disruption_budgets(problems: Problems, cluster: Cluster) -> None:
         problems.check(
             any(labels_match(sel, pod_labels(d)) for d in cluster.deployments.values()),
             f"{path}: PDB {p['metadata']['name']} selects no Deployment",
+        )
+        # minAvailable: 1 lets a drain evict all but one replica at once; one at a
+        # time keeps capacity while the autoscaler's replicas move between nodes.
+        problems.check(
+            p["spec"].get("maxUnavailable") == 1 and "minAvailable" not in p["spec"],
+            f"{path}: PDB {p['metadata']['name']} must set maxUnavailable: 1 (and no minAvailable)",
         )
 
 
