@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from cachetools import TTLCache
 
 from .logs import describe_error
+
+if TYPE_CHECKING:
+    from .metrics import CacheMetrics
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ class TwoLevelCache:
         local_ttl: float = 2.0,
         shared_ttl: int = 300,
         size: int = 10_000,
+        metrics: CacheMetrics | None = None,
     ) -> None:
         self.name = name
         self.shared_ttl = shared_ttl
@@ -44,6 +48,19 @@ class TwoLevelCache:
             # Short timeouts: a slow Redis must cost less than the query it saves.
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
         self.stats = {"local": 0, "shared": 0, "miss": 0, "errors": 0}
+        # The children are built once: labels() costs a lookup on every call.
+        self._count: dict[str, Any] = {}
+        self._errors: Any = None
+        if metrics is not None:
+            service = metrics.service
+            for level, result in (("local", "hit"), ("local", "miss"), ("redis", "hit"), ("redis", "miss")):
+                self._count[f"{level}_{result}"] = metrics.requests.labels(service, name, level, result)
+            self._errors = metrics.errors.labels(service, name)
+
+    def _counted(self, what: str) -> None:
+        child = self._count.get(what)
+        if child is not None:
+            child.inc()
 
     def reset_local(self) -> None:
         """Forget this process's copies and counters (Redis keeps its own)."""
@@ -58,13 +75,17 @@ class TwoLevelCache:
         with self._lock:
             if self.local_enabled and key in self._local:
                 self.stats["local"] += 1
+                self._counted("local_hit")
                 return self._local[key]
+        if self.local_enabled:
+            self._counted("local_miss")
         if self._redis is not None:
             try:
                 raw = self._redis.get(self._key(key))
             except Exception as exc:  # noqa: BLE001 - Redis is an optimisation, never a dependency
                 self._error("read", exc)
                 raw = None
+            self._counted("redis_miss" if raw is None else "redis_hit")
             if raw is not None:
                 value = orjson.loads(raw)
                 with self._lock:
@@ -99,4 +120,6 @@ class TwoLevelCache:
 
     def _error(self, what: str, exc: Exception) -> None:
         self.stats["errors"] += 1
+        if self._errors is not None:
+            self._errors.inc()
         log.warning("cache %s: redis %s failed (%s)", self.name, what, describe_error(exc))

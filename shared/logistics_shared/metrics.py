@@ -40,6 +40,7 @@ class ServiceMetrics:
         ).labels(service)
 
         self.bus = BusMetrics(service, self.registry)
+        self.cache = CacheMetrics(service, self.registry)
         self.db_pool = PoolMetrics(service, self.registry)
         #: Under gunicorn (multiprocess mode) each process samples itself instead.
         self.web_process: WebProcessSampler | None = None
@@ -128,6 +129,31 @@ class BusMetrics:
             "Time to apply one event, commit included.",
             labels,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+
+
+class CacheMetrics:
+    """:class:`~logistics_shared.cache.TwoLevelCache` lookups per cache and level.
+
+    A read that misses the local level and is found in Redis counts a ``local`` miss and
+    a ``redis`` hit, so each level's hit ratio reads straight from its own two series; a
+    level that is switched off (no local TTL, no Redis URL) counts nothing. A Redis read
+    that fails counts as a ``redis`` miss (the loader ran) and as an error.
+    """
+
+    def __init__(self, service: str, registry: CollectorRegistry) -> None:
+        self.service = service
+        self.requests = Counter(
+            "logistics_cache_requests_total",
+            "Cache lookups by cache, level (local, redis) and result (hit, miss).",
+            ["service", "cache", "level", "result"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "logistics_cache_errors_total",
+            "Redis reads, writes or deletes of a cache that failed (the request went on without it).",
+            ["service", "cache"],
             registry=registry,
         )
 

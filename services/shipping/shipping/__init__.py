@@ -24,6 +24,7 @@ def configure(settings: Settings) -> Configurator:
         redis_url=settings.redis_url if settings.cache_shared_seconds > 0 else "",
         local_ttl=settings.cache_local_seconds,
         shared_ttl=max(settings.cache_shared_seconds, 1),
+        metrics=config.registry["logistics.metrics"].cache,
     )
     invalidate_after_commit(config.registry["dbsession_factory"], cache)
     config.include("shipping.routes")
