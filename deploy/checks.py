@@ -1061,7 +1061,7 @@ def check_objects_exist(problems: Problems, cluster: Cluster) -> None:
             ("Deployment", f"{svc}-worker"),
             ("Job", f"{svc}-migrate"),
             ("Service", svc),
-            ("HorizontalPodAutoscaler", f"{svc}-web"),
+            ("ScaledObject", f"{svc}-web"),
             ("PodDisruptionBudget", f"{svc}-web"),
             ("PodDisruptionBudget", f"{svc}-worker"),
         ):
@@ -1093,16 +1093,23 @@ def check_service_targets(problems: Problems, cluster: Cluster) -> None:
 
 
 def check_autoscalers(problems: Problems, cluster: Cluster) -> None:
-    for path, h in cluster.of_kind("HorizontalPodAutoscaler"):
-        ref = h["spec"]["scaleTargetRef"]["name"]
-        problems.check(ref in cluster.deployments, f"{path}: HPA targets unknown Deployment {ref}")
+    """HPAs and KEDA ScaledObjects (which create an HPA) own their target's replicas."""
+    scalers = [
+        (path, h["spec"]["scaleTargetRef"]["name"], h["spec"].get("minReplicas", 1))
+        for path, h in cluster.of_kind("HorizontalPodAutoscaler")
+    ] + [
+        (path, so["spec"]["scaleTargetRef"]["name"], so["spec"].get("minReplicaCount", 0))
+        for path, so in cluster.of_kind("ScaledObject")
+    ]
+    for path, ref, minimum in scalers:
+        problems.check(ref in cluster.deployments, f"{path}: autoscaler targets unknown Deployment {ref}")
         problems.check(
             "replicas" not in cluster.deployments.get(ref, {}).get("spec", {}),
-            f"{path}: {ref} sets replicas although an HPA owns them",
+            f"{path}: {ref} sets replicas although an autoscaler owns them",
         )
-        problems.check(
-            h["spec"].get("minReplicas", 1) >= 2, f"{path}: minReplicas < 2 (the PDB would block drains)"
-        )
+        # Workers may run one pod (a relay must always run); web needs two for drains.
+        floor = 2 if ref.endswith("-web") else 1
+        problems.check(minimum >= floor, f"{path}: {ref} min replicas < {floor}")
 
 
 def check_disruption_budgets(problems: Problems, cluster: Cluster) -> None:
