@@ -1062,6 +1062,8 @@ def check_objects_exist(problems: Problems, cluster: Cluster) -> None:
             ("Job", f"{svc}-migrate"),
             ("Service", svc),
             ("ScaledObject", f"{svc}-web"),
+            ("ScaledObject", f"{svc}-worker"),
+            ("TriggerAuthentication", f"{svc}-worker-broker"),
             ("PodDisruptionBudget", f"{svc}-web"),
             ("PodDisruptionBudget", f"{svc}-worker"),
         ):
