@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the lock
 
 from ..services import services_required
 
@@ -35,7 +35,8 @@ def need_tool(name: str) -> str:
     LOGISTICS_REQUIRE_SERVICES=1 (as need_balancer() in tests/deploy does)."""
     found = shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/bin"]))
     if found is None:
-        message = f"checking the alerting configuration needs {name} (apt-get install prometheus prometheus-alertmanager)"
+        packages = "prometheus prometheus-alertmanager"
+        message = f"checking the alerting configuration needs {name} (apt-get install {packages})"
         if services_required():
             pytest.fail(f"{message}; LOGISTICS_REQUIRE_SERVICES=1 forbids skipping", pytrace=False)
         pytest.skip(message)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the lock
 
 DEPLOY = Path(__file__).resolve().parents[2]
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
