@@ -43,6 +43,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -1129,6 +1130,84 @@ def check_disruption_budgets(problems: Problems, cluster: Cluster) -> None:
         )
 
 
+#: PostgreSQL's max_connections on the Kubernetes database server(s), and the
+#: connections kept back for superusers (superuser_reserved_connections = 3),
+#: psql sessions, backups and the exporter. Raise both with the server's setting.
+POSTGRES_MAX_CONNECTIONS = 500
+POSTGRES_RESERVE = 20
+#: Settings defaults (shared/logistics_shared/settings.py) when the ConfigMap sets none.
+DEFAULT_POOL_SIZE = 10
+DEFAULT_MAX_OVERFLOW = 10
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """One workload's worst case on one database server."""
+
+    server: str
+    workload: str
+    replicas: int
+    processes: int
+    per_process: int
+
+    @property
+    def connections(self) -> int:
+        return self.replicas * self.processes * self.per_process
+
+
+def budget_overruns(rows: list[BudgetRow], limit: int, reserve: int) -> dict[str, int]:
+    """The servers whose summed worst case exceeds limit - reserve, with that sum."""
+    totals: dict[str, int] = {}
+    for r in rows:
+        totals[r.server] = totals.get(r.server, 0) + r.connections
+    return {server: total for server, total in totals.items() if total > limit - reserve}
+
+
+def budget_rows(cluster: Cluster) -> list[BudgetRow]:
+    data: dict[str, str] = {}
+    for _, c in cluster.of_kind("ConfigMap"):
+        data |= c.get("data", {})
+    per_process = int(data.get("LOGISTICS_DB_POOL_SIZE", DEFAULT_POOL_SIZE)) + int(
+        data.get("LOGISTICS_DB_MAX_OVERFLOW", DEFAULT_MAX_OVERFLOW)
+    )
+    # Web runs one waitress process per pod; gunicorn would multiply by its workers.
+    processes = int(data.get("LOGISTICS_WEB_WORKERS", "1"))
+    urls: dict[str, str] = {}
+    for _, sec in cluster.of_kind("Secret"):
+        urls |= sec.get("stringData", {})
+    maxima = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
+        for _, h in cluster.of_kind("HorizontalPodAutoscaler")
+    }
+    maxima |= {
+        so["spec"]["scaleTargetRef"]["name"]: so["spec"]["maxReplicaCount"]
+        for _, so in cluster.of_kind("ScaledObject")
+    }
+    rows = []
+    for svc in services():
+        url = urllib.parse.urlsplit(urls.get(f"LOGISTICS_{svc.upper()}_DATABASE_URL", ""))
+        server = f"{url.hostname}:{url.port or 5432}"
+        for kind, procs in (("web", processes), ("worker", 1)):
+            name = f"{svc}-{kind}"
+            replicas = maxima.get(name, cluster.deployments.get(name, {}).get("spec", {}).get("replicas", 1))
+            rows.append(BudgetRow(server, name, replicas, procs, per_process))
+        # The migrate Job holds one connection while it runs (alembic).
+        rows.append(BudgetRow(server, f"{svc}-migrate", 1, 1, 1))
+    return rows
+
+
+def check_connection_budget(problems: Problems, cluster: Cluster) -> None:
+    """Max replicas x processes x (pool + overflow) must fit each server's max_connections."""
+    rows = budget_rows(cluster)
+    for server, total in budget_overruns(rows, POSTGRES_MAX_CONNECTIONS, POSTGRES_RESERVE).items():
+        detail = ", ".join(f"{r.workload} {r.connections}" for r in rows if r.server == server)
+        problems.check(
+            False,
+            f"k8s: {server} needs up to {total} connections at max scale ({detail}), more than"
+            f" max_connections {POSTGRES_MAX_CONNECTIONS} - reserve {POSTGRES_RESERVE}",
+        )
+
+
 def check_ingress_backends(problems: Problems, cluster: Cluster) -> None:
     for path, ing in cluster.of_kind("Ingress"):
         for rule in ing["spec"]["rules"]:
@@ -1154,6 +1233,7 @@ def cmd_k8s() -> int:
     check_service_targets(problems, cluster)
     check_autoscalers(problems, cluster)
     check_disruption_budgets(problems, cluster)
+    check_connection_budget(problems, cluster)
     check_ingress_backends(problems, cluster)
     return finish(problems, f"{len(cluster.docs)} Kubernetes objects reference each other consistently")
 

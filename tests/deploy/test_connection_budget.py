@@ -1,0 +1,45 @@
+"""The connection budget of deploy/checks.py: worst case per database server."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+_PATH = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "checks.py"
+_spec = importlib.util.spec_from_file_location("deploy_checks", _PATH)
+assert _spec and _spec.loader
+checks = importlib.util.module_from_spec(_spec)
+sys.modules["deploy_checks"] = checks  # dataclasses resolve annotations through sys.modules
+_spec.loader.exec_module(checks)
+
+
+def row(server: str, replicas: int, processes: int = 1, per_process: int = 10) -> object:
+    return checks.BudgetRow(server, f"w{replicas}", replicas, processes, per_process)
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        pytest.param([row("a", 3), row("a", 4)], {}, id="fits"),
+        pytest.param([row("a", 8)], {}, id="exactly-at-limit-minus-reserve"),
+        pytest.param([row("a", 8), row("a", 1, per_process=1)], {"a": 81}, id="one-over"),
+        pytest.param([row("a", 5), row("b", 5)], {}, id="two-servers-each-fits"),
+        pytest.param([row("a", 5, processes=2)], {"a": 100}, id="processes-multiply"),
+        pytest.param([], {}, id="empty"),
+    ],
+)
+def test_budget_overruns(rows: list[object], expected: dict[str, int]) -> None:
+    assert checks.budget_overruns(rows, limit=100, reserve=20) == expected
+
+
+def test_shipped_manifests_fit() -> None:
+    cluster = checks.Cluster(list(checks.k8s_documents()))
+    assert (
+        checks.budget_overruns(
+            checks.budget_rows(cluster), checks.POSTGRES_MAX_CONNECTIONS, checks.POSTGRES_RESERVE
+        )
+        == {}
+    )
