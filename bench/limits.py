@@ -1,6 +1,10 @@
 """Limit (b) of the hot reads: a bare Pyramid app doing each endpoint's SQL through a
 ``psycopg_pool`` pool and returning the same JSON.
 
+The statements are the ones our endpoints send (seen with an SQLAlchemy cursor hook), one
+per round trip as ours: a shipment is its row and five child lists, a tracking lookup the
+label joined to its shipment and then its events, the tickets' first page one ordered scan.
+
 No security policy, tweens, schemas or ORM: the floor every one of our endpoints stands
 on (the same router, the same database round trip, the same JSON). ``bench/instructions.py``
 and ``bench/http.py`` divide our endpoints by these.
@@ -16,6 +20,7 @@ import sys
 sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname(os.path.abspath(__file__)))
 
 import argparse
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -35,6 +40,66 @@ ITEM_SQL = (
     "SELECT sku, name, unit_weight_g, length_mm, width_mm, height_mm, reorder_point, version,"
     " created_at, updated_at FROM items WHERE sku = %(sku)s"
 )
+
+
+SHIPMENT_SQL = (
+    "SELECT id, reference, warehouse, ship_to, status, hold_reason, reservation_id, version,"
+    " created_by, created_at, updated_at FROM shipments WHERE id = %(id)s"
+)
+TRACKING_EVENTS_SQL = (
+    "SELECT status, description, location, occurred_at, source FROM tracking_events"
+    " WHERE shipment_id = %(id)s ORDER BY occurred_at, id"
+)
+SHIPMENT_CHILDREN = {
+    "lines": 'SELECT sku, quantity FROM shipment_lines WHERE shipment_id = %(id)s ORDER BY sku COLLATE "C"',
+    "parcels": (
+        "SELECT weight_g, length_mm, width_mm, height_mm FROM parcels WHERE shipment_id = %(id)s ORDER BY seq"
+    ),
+    "history": (
+        "SELECT from_status, to_status, cause, detail, at FROM shipment_history"
+        " WHERE shipment_id = %(id)s ORDER BY id"
+    ),
+    "tracking": TRACKING_EVENTS_SQL,
+    "label": "SELECT carrier, service, tracking_number, format FROM labels WHERE shipment_id = %(id)s",
+}
+TRACKING_SQL = (
+    "SELECT labels.tracking_number, labels.carrier, labels.service, shipments.id AS shipment_id,"
+    " shipments.reference, shipments.warehouse, shipments.status FROM labels"
+    " JOIN shipments ON shipments.id = labels.shipment_id WHERE labels.tracking_number = %(number)s"
+)
+TICKET_COLUMNS = (
+    "number, id, subject, description, type, priority, status, queue, tags, assignee, shipment_id,"
+    " order_reference, tracking_number, version, created_by, created_at, updated_at, first_response_due,"
+    " resolution_due, first_responded_at, sla_paused_at, sla_paused_seconds,"
+    " sla_first_response_breached_at, sla_resolution_breached_at"
+)
+TICKETS_SQL = f"SELECT {TICKET_COLUMNS} FROM tickets ORDER BY created_at, id LIMIT %(limit)s"
+#: support's "breaching soon" window (support/domain/sla.py ``SOON``).
+SOON = timedelta(hours=1)
+INTERNAL = (
+    "sla_paused_at",
+    "sla_paused_seconds",
+    "sla_first_response_breached_at",
+    "sla_resolution_breached_at",
+)
+
+
+def _dicts(cursor: Any) -> list[dict[str, Any]]:
+    names = [column.name for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _sla_state(ticket: dict[str, Any], now: datetime) -> str:
+    if ticket["sla_first_response_breached_at"] or ticket["sla_resolution_breached_at"]:
+        return "breached"
+    if ticket["status"] in ("solved", "closed"):
+        return "met"
+    if ticket["status"] == "pending":
+        return "paused"
+    dues = [ticket["resolution_due"]]
+    if ticket["first_responded_at"] is None:
+        dues.append(ticket["first_response_due"])
+    return "breaching_soon" if any(due is not None and due <= now + SOON for due in dues) else "ok"
 
 
 def _json(body: Any) -> Response:
@@ -59,7 +124,47 @@ def make_app(pool: ConnectionPool) -> Router:
         body = dict(zip((*names, "version", "created_at", "updated_at"), row, strict=True))
         return _json(body)
 
+    def shipment(request: Request) -> Response:
+        params = {"id": request.matchdict["id"]}
+        with pool.connection() as conn:
+            cursor = conn.execute(SHIPMENT_SQL, params)
+            found = _dicts(cursor)
+            if not found:
+                return Response(status=404)
+            body = found[0]
+            children = {name: _dicts(conn.execute(sql, params)) for name, sql in SHIPMENT_CHILDREN.items()}
+        label = children.pop("label")
+        body.update(children, label=label[0] if label else None)
+        return _json(body)
+
+    def tracking(request: Request) -> Response:
+        with pool.connection() as conn:
+            found = _dicts(conn.execute(TRACKING_SQL, {"number": request.matchdict["number"]}))
+            if not found:
+                return Response(status=404)
+            body = found[0]
+            body["events"] = _dicts(conn.execute(TRACKING_EVENTS_SQL, {"id": body["shipment_id"]}))
+        return _json(body)
+
+    def tickets(request: Request) -> Response:
+        with pool.connection() as conn:
+            rows = _dicts(conn.execute(TICKETS_SQL, {"limit": 51}))
+        now = datetime.now(UTC)
+        items = []
+        for row in rows[:50]:
+            state = _sla_state(row, now)
+            items.append({k: v for k, v in row.items() if k not in INTERNAL} | {"sla_state": state})
+        return _json({"items": items, "next_cursor": None})
+
     with Configurator() as config:
+        config.add_route("ping", "/ping")  # readiness, for the benches that start this server
+        config.add_view(lambda _request: Response("ok"), route_name="ping")
+        config.add_route("shipment", "/v1/shipments/{id}")
+        config.add_view(shipment, route_name="shipment", request_method="GET")
+        config.add_route("tracking", "/v1/tracking/{number}")
+        config.add_view(tracking, route_name="tracking", request_method="GET")
+        config.add_route("tickets", "/v1/tickets")
+        config.add_view(tickets, route_name="tickets", request_method="GET")
         config.add_route("stock", "/v1/stock")
         config.add_view(stock, route_name="stock", request_method="GET")
         config.add_route("item", "/v1/items/{sku}")
