@@ -102,6 +102,20 @@ class BusMetrics:
             ["service"],
             registry=registry,
         )
+        queue_labels = ["service", "queue", "kind"]
+        self.queue_messages = Gauge(
+            "logistics_bus_queue_messages",
+            "Messages ready in a queue the worker owns (kind: consume, retry, dead, unrouted), "
+            "from a passive declare; unacknowledged deliveries are not included.",
+            queue_labels,
+            registry=registry,
+        )
+        self.queue_consumers = Gauge(
+            "logistics_bus_queue_consumers",
+            "Consumers attached to a queue the worker owns, from a passive declare.",
+            queue_labels,
+            registry=registry,
+        )
         labels = ["service", "handler"]
         self.consumed = Counter(
             "logistics_bus_consumed_total", "Events applied by a handler.", labels, registry=registry

@@ -200,6 +200,11 @@ class Settings:
         "How often the worker reads the outbox backlog and oldest unsent age from the database.",
         positive=True,
     )
+    queue_metrics_seconds: float = setting(
+        15.0,
+        "How often the worker reads its queues' depth and consumers from the broker (passive declare).",
+        positive=True,
+    )
     worker_health_port: int = setting(0, "Worker health/metrics port (0: the web port + 100).")
     cache_local_seconds: float = setting(2.0, "In-process read cache lifetime (0 disables it).")
     cache_shared_seconds: int = setting(300, "Redis read cache lifetime (needs LOGISTICS_REDIS_URL).")

@@ -18,6 +18,8 @@ from ..settings import Settings
 from .backlog import OutboxGauges
 from .connection import connection_factory
 from .consumer import EventConsumer
+from .names import Names
+from .queue_gauges import QueueGauges, owned_queues
 from .relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -76,9 +78,23 @@ class Worker:
             metrics=metrics,
             interval=settings.outbox_metrics_seconds,
         )
+        # Only a real broker answers a passive declare (memory:// has no queues to count).
+        self.queue_gauges: QueueGauges | None = None
+        if settings.broker_url.startswith(("amqp", "pyamqp")):
+            self.queue_gauges = QueueGauges(
+                service=spec.name,
+                queues=owned_queues(
+                    Names(settings.bus_namespace), spec.name, handlers, settings.retry_delays
+                ),
+                metrics=metrics,
+                connect=connection_factory(settings, heartbeat=False),
+                interval=settings.queue_metrics_seconds,
+            )
 
     def start(self) -> None:
         self._spawn(f"{self.spec.name}-outbox-metrics", self.outbox_gauges.run, self.stop)
+        if self.queue_gauges is not None:
+            self._spawn(f"{self.spec.name}-queue-metrics", self.queue_gauges.run, self.stop)
         if self.relay is not None:
             self._spawn(f"{self.spec.name}-relay", self.relay.run, self.stop)
         for index, consumer in enumerate(self.consumers):
