@@ -1170,8 +1170,9 @@ def budget_rows(cluster: Cluster) -> list[BudgetRow]:
     per_process = int(data.get("LOGISTICS_DB_POOL_SIZE", DEFAULT_POOL_SIZE)) + int(
         data.get("LOGISTICS_DB_MAX_OVERFLOW", DEFAULT_MAX_OVERFLOW)
     )
-    # Web runs one waitress process per pod; gunicorn would multiply by its workers.
-    processes = int(data.get("LOGISTICS_WEB_WORKERS", "1"))
+    # `logistics serve` runs gunicorn with LOGISTICS_WEB_WORKERS processes; 0 (the
+    # default) means one per core of the node, which no budget can bound.
+    processes = int(data.get("LOGISTICS_WEB_WORKERS", "0"))
     urls: dict[str, str] = {}
     for _, sec in cluster.of_kind("Secret"):
         urls |= sec.get("stringData", {})
@@ -1199,6 +1200,10 @@ def budget_rows(cluster: Cluster) -> list[BudgetRow]:
 def check_connection_budget(problems: Problems, cluster: Cluster) -> None:
     """Max replicas x processes x (pool + overflow) must fit each server's max_connections."""
     rows = budget_rows(cluster)
+    problems.check(
+        all(r.processes > 0 for r in rows),
+        "k8s: the ConfigMap must set LOGISTICS_WEB_WORKERS > 0 (0 forks one gunicorn process per node core)",
+    )
     for server, total in budget_overruns(rows, POSTGRES_MAX_CONNECTIONS, POSTGRES_RESERVE).items():
         detail = ", ".join(f"{r.workload} {r.connections}" for r in rows if r.server == server)
         problems.check(
