@@ -1,0 +1,212 @@
+"""Writes the Grafana dashboards (deploy/grafana/dashboards/*.json) from code.
+
+Deterministic (no timestamps, sorted keys) so that a test can check the committed
+JSON is this script's output: ``python deploy/grafana/generate.py``. Every query
+uses only metrics the suite exports (and ``up``); a panel that needs cAdvisor or
+kube-state-metrics says so with a description starting ``[kubernetes-only]``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+#: The uid the provisioned datasource declares (provisioning/datasources/prometheus.yml).
+DATASOURCE = {"type": "prometheus", "uid": "logistics-prometheus"}
+SERVICES = ("inventory", "shipping", "support")
+K8S = "[kubernetes-only] "
+
+
+class Board:
+    def __init__(self, uid: str, title: str) -> None:
+        self.uid, self.title = uid, title
+        self.panels: list[dict[str, Any]] = []
+        self._y = 0
+        self._x = 0
+
+    def row(self, title: str) -> None:
+        self._newline()
+        self.panels.append(
+            {
+                "type": "row",
+                "title": title,
+                "id": len(self.panels) + 1,
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": self._y},
+                "panels": [],
+            }
+        )
+        self._y += 1
+
+    def _newline(self) -> None:
+        if self._x:
+            self._x, self._y = 0, self._y + 8
+
+    def panel(self, title: str, exprs: dict[str, str], *, unit: str = "short", description: str = "") -> None:
+        if self._x + 8 > 24:
+            self._newline()
+        self.panels.append(
+            {
+                "type": "timeseries",
+                "title": title,
+                "id": len(self.panels) + 1,
+                "datasource": DATASOURCE,
+                "description": description,
+                "gridPos": {"h": 8, "w": 8, "x": self._x, "y": self._y},
+                "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+                "targets": [
+                    {
+                        "refId": chr(ord("A") + i),
+                        "expr": expr,
+                        "legendFormat": legend,
+                        "datasource": DATASOURCE,
+                    }
+                    for i, (legend, expr) in enumerate(exprs.items())
+                ],
+            }
+        )
+        self._x += 8
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "title": self.title,
+            "tags": ["logistics"],
+            "timezone": "utc",
+            "schemaVersion": 39,
+            "version": 1,
+            "refresh": "30s",
+            "time": {"from": "now-1h", "to": "now"},
+            "editable": False,
+            "panels": self.panels,
+            "templating": {"list": []},
+            "annotations": {"list": []},
+        }
+
+
+def service_board(service: str) -> Board:
+    s = f'service="{service}"'
+    board = Board(f"logistics-{service}", f"Logistics / {service}")
+    board.row("RED by route")
+    board.panel(
+        "Request rate by route",
+        {"{{route}} {{method}}": f"sum by (route, method) (rate(logistics_http_requests_total{{{s}}}[5m]))"},
+        unit="reqps",
+    )
+    board.panel(
+        "5xx ratio by route",
+        {
+            "{{route}}": f'sum by (route) (rate(logistics_http_requests_total{{{s},status=~"5.."}}[5m]))'
+            f" / sum by (route) (rate(logistics_http_requests_total{{{s}}}[5m]))"
+        },
+        unit="percentunit",
+    )
+    board.panel(
+        "Latency p50 / p95 / p99 by route",
+        {
+            f"p{q} {{{{route}}}}": f"histogram_quantile(0.{q}, sum by (route, le) "
+            f"(rate(logistics_http_request_duration_seconds_bucket{{{s}}}[5m])))"
+            for q in ("50", "95", "99")
+        },
+        unit="s",
+    )
+    board.row("Saturation")
+    board.panel(
+        "CPU against limit",
+        {
+            "{{pod}}": f'sum by (pod) (rate(container_cpu_usage_seconds_total{{pod=~"{service}-.*"}}[5m]))'
+            f' / sum by (pod) (kube_pod_container_resource_limits{{resource="cpu",pod=~"{service}-.*"}})'
+        },
+        unit="percentunit",
+        description=K8S + "cAdvisor and kube-state-metrics: CPU used over the container's CPU limit.",
+    )
+    board.panel(
+        "Requests in flight",
+        {"in flight": f"sum(logistics_http_requests_in_flight{{{s}}})"},
+        description="Summed over web replicas and gunicorn workers.",
+    )
+    board.panel(
+        "DB pool",
+        {
+            "checked out {{engine}}": f"sum by (engine) (logistics_db_pool_checked_out{{{s}}})",
+            "held {{engine}}": f"sum by (engine) (logistics_db_pool_connections{{{s}}})",
+            "overflow {{engine}}": f"sum by (engine) (logistics_db_pool_overflow{{{s}}})",
+        },
+    )
+    board.row("Replicas")
+    board.panel(
+        "Targets up",
+        {"{{instance}}": f"sum by (instance) (up{{{s}}})"},
+        description="One series per scraped web or worker process of the service.",
+    )
+    return board
+
+
+def bus_board() -> Board:
+    board = Board("logistics-bus", "Logistics / bus")
+    board.row("Outbox")
+    board.panel("Outbox backlog", {"{{service}}": "max by (service) (logistics_outbox_backlog)"})
+    board.panel(
+        "Oldest unsent age",
+        {"{{service}}": "max by (service) (logistics_outbox_oldest_unsent_age_seconds)"},
+        unit="s",
+    )
+    board.row("Rates")
+    board.panel(
+        "Publish / consume / retry / dead-letter",
+        {
+            "published {{service}}": "sum by (service) (rate(logistics_bus_published_total[5m]))",
+            "consumed {{service}}": "sum by (service) (rate(logistics_bus_consumed_total[5m]))",
+            "retried {{service}}": "sum by (service) (rate(logistics_bus_retried_total[5m]))",
+            "dead-lettered {{service}}": "sum by (service) (rate(logistics_bus_dead_lettered_total[5m]))",
+        },
+        unit="ops",
+    )
+    board.panel(
+        "Unrouted",
+        {
+            "returned {{service}}": "sum by (service) (rate(logistics_bus_returned_total[5m]))",
+            "parked {{service}}": "max by (service) (logistics_bus_unrouted_messages)",
+        },
+    )
+    board.row("Queues")
+    board.panel(
+        "Consumer lag (ready messages)",
+        {"{{queue}}": 'max by (queue) (logistics_bus_queue_messages{kind="consume"})'},
+    )
+    board.panel(
+        "Retry, DLQ and unrouted depth",
+        {"{{kind}} {{queue}}": 'max by (queue, kind) (logistics_bus_queue_messages{kind!="consume"})'},
+    )
+    board.panel(
+        "Handler latency p95",
+        {
+            "{{handler}}": "histogram_quantile(0.95, sum by (handler, le) "
+            "(rate(logistics_bus_handler_duration_seconds_bucket[5m])))"
+        },
+        unit="s",
+    )
+    return board
+
+
+def boards() -> dict[str, Board]:
+    found = {service: service_board(service) for service in SERVICES}
+    found["bus"] = bus_board()
+    return found
+
+
+def render(board: Board) -> str:
+    return json.dumps(board.json(), indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    out = HERE / "dashboards"
+    out.mkdir(exist_ok=True)
+    for name, board in boards().items():
+        (out / f"{name}.json").write_text(render(board))
+
+
+if __name__ == "__main__":
+    main()
