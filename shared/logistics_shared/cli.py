@@ -234,6 +234,31 @@ def migrate(service: str, revision: str) -> None:
     click.echo(f"{spec.name}: migrated to {revision}")
 
 
+@main.command("wait-for-schema")
+@click.argument("service")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait at most.")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between checks.")
+def wait_for_schema(service: str, timeout: float, interval: float) -> None:
+    """Exit 0 once the service's database is at (or past) this code's migration head.
+
+    For an initContainer: a pod waits for the migrate Job rather than starting on
+    an older schema; exits 1 naming the current and expected revisions on timeout.
+    """
+    from .migrations import wait_for_schema as wait
+
+    spec = _spec(service)
+    migrated, state, error = wait(spec, _settings(spec), timeout, interval)
+    if migrated and state is not None:
+        click.echo(f"{spec.name}: schema at {state.current} (head {state.head})", err=True)
+        return
+    current = state.current if state else "unknown"
+    head = state.head if state else "unknown"
+    reason = f"; last error: {error}" if error else ""
+    raise click.ClickException(
+        f"{spec.name}: database at revision {current}, this code expects {head} (waited {timeout:g}s){reason}"
+    )
+
+
 def _upgrade(spec: ServiceSpec, settings: Settings, revision: str = "head") -> None:
     from sqlalchemy.exc import DBAPIError
 

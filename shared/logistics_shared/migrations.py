@@ -131,3 +131,38 @@ def is_undefined_schema(exc: BaseException) -> bool:
     if getattr(orig, "sqlstate", None) in _UNDEFINED_SQLSTATES:
         return True
     return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(_SQLITE_UNDEFINED)
+
+
+def wait_for_schema(
+    spec: ServiceSpec, settings: Settings, timeout: float, interval: float = 2.0
+) -> tuple[bool, SchemaState | None, str]:
+    """Poll until the database is at (or past) this code's head, for at most ``timeout`` seconds.
+
+    For a pod's initContainer: the rollout waits for the migrate Job instead of
+    serving on an old schema. An unreachable database is retried too (the
+    database may start after the pod). Returns (migrated, last state, last error).
+    """
+    import time
+
+    from sqlalchemy.exc import DBAPIError
+
+    from .db import make_engine
+
+    deadline = time.monotonic() + timeout
+    state: SchemaState | None = None
+    error = ""
+    engine = make_engine(settings, poolclass=pool.NullPool)
+    try:
+        while True:
+            try:
+                state = schema_state(spec, engine)
+                error = ""
+                if state.migrated:
+                    return True, state, error
+            except DBAPIError as exc:  # unreachable or refusing while the database comes up
+                error = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            if time.monotonic() + interval > deadline:
+                return False, state, error
+            time.sleep(interval)
+    finally:
+        engine.dispose()
