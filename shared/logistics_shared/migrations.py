@@ -151,7 +151,7 @@ def wait_for_schema(
     deadline = time.monotonic() + timeout
     state: SchemaState | None = None
     error = ""
-    engine = make_engine(settings, poolclass=pool.NullPool)
+    engine = make_engine(settings)  # one connection at a time, disposed on return
     try:
         while True:
             try:
