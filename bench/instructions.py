@@ -7,7 +7,11 @@ same setup and warm-up, so (I(N2) - I(N1)) / (N2 - N1) is the cost of one reques
 start-up, imports and the warm-up cancel out. The limit is bench/limits.py: the same
 SQL through psycopg_pool in a bare Pyramid view, the same JSON.
 
-    .venv/bin/python bench/instructions.py [--endpoints stock,item] [--n1 30] [--n2 130]
+    .venv/bin/python bench/instructions.py [--endpoints stock,item,shipment,tickets,tracking]
+                                           [--n1 30] [--n2 130]
+
+The data is the demo's (bench/kit/demo_data.py: ``logistics demo`` on three fresh PostgreSQL
+databases); the tracking lookup runs uncached (local cache off, no Redis).
 
 Counts include PostgreSQL's client side (psycopg) but not the server, which runs in its
 own process: the figure is what one replica's CPU spends per request.
@@ -29,18 +33,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kit import databases, facts
-from kit.core import SKUS, WAREHOUSE
+from kit import facts, results
+from kit.demo_data import HOT_READS, demo_databases, hot_reads
 
 SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
-PATHS = {
-    "stock": f"/v1/stock?sku={SKUS[0]}&warehouse={WAREHOUSE}",
-    "item": f"/v1/items/{SKUS[0]}",
-}
 WARM_UP = 20
 
 
-def _settings(database_url: str, var_dir: str) -> Any:
+def _settings(service: str, database_url: str, var_dir: str) -> Any:
     from logistics_shared.settings import load_settings
 
     ini = {
@@ -49,21 +49,24 @@ def _settings(database_url: str, var_dir: str) -> Any:
         "var_dir": var_dir,
         "access_log": "false",
         "log_level": "WARNING",
+        # Uncached: the tracking lookup reads the database on every request.
+        "cache_local_seconds": "0",
     }
-    return load_settings("inventory", ini, environ={})
+    return load_settings(service, ini, environ={})
 
 
-def _ours(database_url: str, var_dir: str) -> Any:
+def _ours(service: str, database_url: str, var_dir: str) -> Any:
     from webtest import TestApp
 
-    from inventory.service import SERVICE
     from logistics_shared.identity import Role
     from logistics_shared.security import load_keyring, mint_token
+    from logistics_shared.service import discover
 
-    settings = _settings(database_url, var_dir)
+    settings = _settings(service, database_url, var_dir)
     token = mint_token(load_keyring(settings), role=Role.ADMIN, subject="bench", warehouses=())
     return TestApp(
-        SERVICE.configure(settings).make_wsgi_app(), extra_environ={"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        discover()[service].configure(settings).make_wsgi_app(),
+        extra_environ={"HTTP_AUTHORIZATION": f"Bearer {token}"},
     )
 
 
@@ -74,17 +77,18 @@ def _limit(database_url: str) -> Any:
     return TestApp(make_app(make_pool(database_url, 1)))
 
 
-def inner(target: str, endpoint: str, requests: int, database_url: str, var_dir: str) -> None:
+def inner(target: str, service: str, path: str, requests: int, database_url: str, var_dir: str) -> None:
     """The measured process: build the app, warm up, then ``requests`` requests."""
-    app = _ours(database_url, var_dir) if target == "ours" else _limit(database_url)
-    path = PATHS[endpoint]
+    app = _ours(service, database_url, var_dir) if target == "ours" else _limit(database_url)
     for _ in range(WARM_UP):
         app.get(path, status=200)
     for _ in range(requests):
         app.get(path, status=200)
 
 
-def _count(target: str, endpoint: str, requests: int, database_url: str, var_dir: str, out: Path) -> int:
+def _count(
+    target: str, service: str, path: str, requests: int, database_url: str, var_dir: str, out: Path
+) -> int:
     command = [
         "valgrind",
         "--tool=callgrind",
@@ -93,8 +97,10 @@ def _count(target: str, endpoint: str, requests: int, database_url: str, var_dir
         __file__,
         "--inner",
         target,
-        "--endpoint",
-        endpoint,
+        "--service",
+        service,
+        "--path",
+        path,
         "--requests",
         str(requests),
         "--database-url",
@@ -109,58 +115,63 @@ def _count(target: str, endpoint: str, requests: int, database_url: str, var_dir
     return int(match.group(1))
 
 
-def seed(database_url: str, var_dir: str) -> None:
-    from kit.core import seed as seed_over_http
-
-    from inventory.service import SERVICE
-    from logistics_shared.migrations import upgrade
-
-    upgrade(SERVICE, _settings(database_url, var_dir))
-    app = _ours(database_url, var_dir)
-    seed_over_http(lambda path, body: app.post_json(path, body, status=201))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--endpoints", default=",".join(PATHS), help="comma list of: " + ", ".join(PATHS))
+    parser.add_argument(
+        "--endpoints", default=",".join(HOT_READS), help="comma list of: " + ", ".join(HOT_READS)
+    )
     parser.add_argument("--n1", type=int, default=30, help="requests in the first run")
     parser.add_argument("--n2", type=int, default=130, help="requests in the second run")
     parser.add_argument("--inner", choices=("ours", "limit"), help=argparse.SUPPRESS)
-    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--service", help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--requests", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--var-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
-        inner(args.inner, args.endpoint, args.requests, args.database_url, args.var_dir)
+        inner(args.inner, args.service, args.path, args.requests, args.database_url, args.var_dir)
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     for name, value in facts.machine():
         print(f"{name}: {value}")
     endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
-    with (
-        tempfile.TemporaryDirectory() as var_dir,
-        databases.database("postgres", "bench_instructions") as url,
-    ):
-        seed(url, var_dir)
-        print(f"{'endpoint':<8} {'ours Ir/req':>13} {'limit Ir/req':>13} {'limit/ours':>11}")
+    if not endpoints or set(endpoints) - set(HOT_READS):
+        parser.error(f"--endpoints: a comma list of {', '.join(HOT_READS)}")
+    with tempfile.TemporaryDirectory() as var_dir, demo_databases(var_dir) as data:
+        table = hot_reads(data)
+        print(f"{'endpoint':<32} {'ours Ir/req':>13} {'limit Ir/req':>13} {'limit/ours':>11}")
         for endpoint in endpoints:
+            read = table[endpoint]
+            url = data.urls[read.service]
             per_request = {}
             for target in ("ours", "limit"):
                 started = time.monotonic()
-                low = _count(target, endpoint, args.n1, url, var_dir, Path(var_dir) / f"{target}-1.out")
-                high = _count(target, endpoint, args.n2, url, var_dir, Path(var_dir) / f"{target}-2.out")
-                per_request[target] = (high - low) / (args.n2 - args.n1)
+                runs = [
+                    _count(
+                        target, read.service, read.path, n, url, var_dir, Path(var_dir) / f"{target}-{n}.out"
+                    )
+                    for n in (args.n1, args.n2)
+                ]
+                per_request[target] = (runs[1] - runs[0]) / (args.n2 - args.n1)
                 print(
                     f"  ({target} {endpoint}: {time.monotonic() - started:.0f} s under callgrind)",
                     file=sys.stderr,
                 )
             ratio = per_request["limit"] / per_request["ours"]
             print(
-                f"{endpoint:<8} {per_request['ours']:>13,.0f} {per_request['limit']:>13,.0f} {ratio:>11.2f}"
+                f"{read.name:<32} {per_request['ours']:>13,.0f} {per_request['limit']:>13,.0f} {ratio:>11.2f}"
             )
-    print(f"load average after: {facts.load_average()}")
+            results.emit(
+                "instructions",
+                read.name,
+                ratio,
+                "limit (b) / ours, instructions per request",
+                ours=per_request["ours"],
+                limit=per_request["limit"],
+                goal=0.5,
+            )
 
 
 if __name__ == "__main__":

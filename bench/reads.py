@@ -29,7 +29,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from kit import core, results
-from kit.demo_data import DemoData, demo_databases
+from kit.demo_data import HOT_READS, DemoData, HotRead, demo_databases, hot_reads
 from kit.facts import lines as fact_lines
 from kit.facts import load_average
 from kit.wrk import Wrk, WrkResult, WrkSettings, ensure_wrk, failures, machine_facts
@@ -38,30 +38,9 @@ from kit.wrk import Wrk, WrkResult, WrkSettings, ensure_wrk, failures, machine_f
 GOAL = 0.8
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    service: str
-    path: str
-
-
-def endpoints(data: DemoData) -> dict[str, Endpoint]:
-    return {
-        "stock": Endpoint(
-            "GET /v1/stock?sku&warehouse", "inventory", f"/v1/stock?sku={data.sku}&warehouse={data.warehouse}"
-        ),
-        "item": Endpoint("GET /v1/items/{sku}", "inventory", f"/v1/items/{data.sku}"),
-        "shipment": Endpoint("GET /v1/shipments/{id}", "shipping", f"/v1/shipments/{data.shipment_id}"),
-        "tickets": Endpoint("GET /v1/tickets (first page)", "support", "/v1/tickets"),
-        "tracking": Endpoint(
-            "GET /v1/tracking/{n} (uncached)", "shipping", f"/v1/tracking/{data.tracking_number}"
-        ),
-    }
-
-
 @dataclass
 class Pair:
-    endpoint: Endpoint
+    endpoint: HotRead
     ours: list[WrkResult] = field(default_factory=list)
     limit: list[WrkResult] = field(default_factory=list)
 
@@ -132,7 +111,7 @@ def run(settings: WrkSettings, rounds: int, chosen: list[str]) -> tuple[str, boo
         demo_databases(var_dir, settings.pg_url, settings.threads) as data,
         ExitStack() as stack,
     ):
-        table = endpoints(data)
+        table = hot_reads(data)
         pairs = [Pair(table[name]) for name in chosen]
         bases = _servers(stack, data, settings.threads, {pair.endpoint.service for pair in pairs})
         auth = (f"Authorization: Bearer {data.token}",)
@@ -203,13 +182,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1, help="seconds of discarded warm-up per run")
     parser.add_argument("--threads", type=int, default=4, help="waitress threads (both servers)")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--endpoints", default="stock,item,shipment,tickets,tracking")
+    parser.add_argument("--endpoints", default=",".join(HOT_READS))
     parser.add_argument("--pg-url", default=core.PG_URL)
     args = parser.parse_args()
     chosen = [name.strip() for name in args.endpoints.split(",") if name.strip()]
-    known = {"stock", "item", "shipment", "tickets", "tracking"}
-    if not chosen or set(chosen) - known:
-        parser.error(f"--endpoints: a comma list of {', '.join(sorted(known))}")
+    if not chosen or set(chosen) - set(HOT_READS):
+        parser.error(f"--endpoints: a comma list of {', '.join(HOT_READS)}")
     settings = WrkSettings(
         args.threads, args.connections, args.duration, args.warmup, "postgres", args.pg_url
     )

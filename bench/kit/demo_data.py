@@ -104,3 +104,28 @@ def demo_databases(var_dir: str, pg_url: str = core.PG_URL, threads: int = 4) ->
             if up.returncode not in (0, -signal.SIGTERM):
                 print(err.decode(errors="replace")[-3000:], file=sys.stderr)
         yield DemoData(urls, env, token, sku, warehouse, shipment_id, number)
+
+
+@dataclass(frozen=True)
+class HotRead:
+    name: str
+    service: str
+    path: str
+
+
+def hot_reads(data: DemoData) -> dict[str, HotRead]:
+    """The five hot reads of issue 12, on the demo data: key -> (label, service, path)."""
+    return {
+        "stock": HotRead(
+            "GET /v1/stock?sku&warehouse", "inventory", f"/v1/stock?sku={data.sku}&warehouse={data.warehouse}"
+        ),
+        "item": HotRead("GET /v1/items/{sku}", "inventory", f"/v1/items/{data.sku}"),
+        "shipment": HotRead("GET /v1/shipments/{id}", "shipping", f"/v1/shipments/{data.shipment_id}"),
+        "tickets": HotRead("GET /v1/tickets (first page)", "support", "/v1/tickets"),
+        "tracking": HotRead(
+            "GET /v1/tracking/{n} (uncached)", "shipping", f"/v1/tracking/{data.tracking_number}"
+        ),
+    }
+
+
+HOT_READS = ("stock", "item", "shipment", "tickets", "tracking")
