@@ -29,7 +29,7 @@ UV_COMPILE   = $(UV_VENV)/bin/uv pip compile --quiet --python-version 3.11 --pyt
 
 .DEFAULT_GOAL := help
 
-.PHONY: help up demo test lint format lock images clean
+.PHONY: help up demo test lint format lock images clean bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -53,6 +53,12 @@ demo: $(STAMP)  ## Like up, and load demo data over the API (see README "Walk-th
 
 test: $(STAMP)  ## Run the test suite (PostgreSQL/RabbitMQ/Redis tests skip if unreachable)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The benchmarks (bench/README.md): minutes, on a quiet machine; never part of `make test`.
+# BENCH_ARGS=--quick checks the machinery in short runs; --only=reads,bus picks benches.
+BENCH_ARGS ?=
+bench: $(STAMP)  ## Run the benchmarks; report (Markdown + PNG plots) under var/bench/latest/
+	$(BIN)/python bench/report.py $(BENCH_ARGS)
 
 lint: $(STAMP)  ## ruff check, ruff format --check and mypy (settings in pyproject.toml)
 	$(BIN)/ruff check .

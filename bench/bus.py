@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from kit import results
 from kit.broker import broker, broker_version, delete_namespace
 from kit.core import BROKER_URL, PG_URL
 from kit.cpu import SelfCpuMeter
@@ -609,6 +610,12 @@ def render(a: Row, b: Row, pipeline: Pipeline, facts: list[tuple[str, str]]) -> 
     ]
     lines += [f"  {d}" for d in pipeline.diagnostics]
     lines.append("")
+    for row in rows:
+        results.emit("bus", row.label, row.rate, "msg/s", count=row.count)
+    results.emit("bus", "pipeline / raw kombu with confirms", c.rate / a.rate, "ratio", goal=3.0)
+    if lat is not None:
+        results.emit("bus", f"latency p50 at {lat.target_rate:g}/s", lat.p50_ms, "ms", goal=10.0)
+        results.emit("bus", f"latency p99 at {lat.target_rate:g}/s", lat.p99_ms, "ms", goal=50.0)
     return "\n".join(lines)
 
 

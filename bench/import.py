@@ -71,7 +71,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from kit import core
+from kit import core, results
 from kit.broker import broker_version, safely_delete_namespace
 from kit.core import ADDRESS, BROKER_URL, PG_URL, SKUS, WAREHOUSE, stoppable_main
 from kit.cpu import CpuMeter
@@ -375,11 +375,29 @@ def render_throughput(timings: list[Timing], args: argparse.Namespace) -> list[s
             f"{phase:<20} {cell(row):>20} {cell(bulk):>22} {cell(limit):>22} {cell(cli):>22}"
             f" {ratio:>7.1f}x {floor:>9.2f}"
         )
+        for path, values in (("row by row", row), ("set-based", bulk), ("limit (raw COPY)", limit)):
+            if values:
+                results.emit(
+                    "import",
+                    f"{phase}, {path}",
+                    statistics.median(values),
+                    "rows/s",
+                    low=min(values),
+                    high=max(values),
+                    goal=2000.0 if path == "set-based" else None,
+                )
     cli = [t for t in timings if t.path == "CLI"]
     if cli:
         lines.append("")
         for phase in PHASES:
             seconds = [t.seconds for t in cli if t.phase == phase]
+            results.emit(
+                "import",
+                f"CLI {phase}",
+                statistics.median(seconds),
+                "s",
+                goal=10.0 if args.rows >= 20_000 else None,
+            )
             lines.append(
                 f"  CLI, {args.rows:,} rows, {phase}: {statistics.median(seconds):.2f} s median "
                 f"({min(seconds):.2f}-{max(seconds):.2f}), start-up included"

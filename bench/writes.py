@@ -32,6 +32,7 @@ from kit import core, databases
 from kit.core import BENCH, SKUS, WAREHOUSE
 from kit.facts import lines as fact_lines
 from kit.facts import load_average
+from kit.results import emit
 from kit.wrk import Wrk, WrkResult, WrkSettings, ensure_wrk, failures, machine_facts
 from psycopg_pool import ConnectionPool
 from pyramid.config import Configurator
@@ -169,6 +170,18 @@ def run(settings: WrkSettings, rounds: int) -> tuple[str, bool]:
     out.append(
         f"{'ours / limit':<{width}} {statistics.median(ratios):>9.3f} "
         f"({min(ratios):.3f}-{max(ratios):.3f}) per-round ratios"
+    )
+    emit(
+        "writes",
+        "POST /v1/receipts",
+        statistics.median(ratios),
+        "ratio to the bare write",
+        low=min(ratios),
+        high=max(ratios),
+        goal=0.6,
+        p50_ms=statistics.median(r.p50_ms for r in ours),
+        p99_ms=statistics.median(r.p99_ms for r in ours),
+        rounds=rounds,
     )
     failed = [r for r in (*ours, *limit) if r.failed]
     out += failures(failed, width + 44)
