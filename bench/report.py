@@ -10,7 +10,7 @@ its printed report is kept beside them. Then ``var/bench/<UTC stamp>/`` holds:
   against its goal, the plots, and each bench's own report in full;
 - ``reads.png`` (hot reads as a ratio to limit (b), with ranges), ``latency.png`` (p50/p99 of
   the hot reads and of the bus), ``bus.png`` (pipeline rates against raw kombu), ``import.png``
-  (rows/s per phase), ``instructions.png`` (limit (b) / ours in instructions per request);
+  (rows/s per phase); bus.py's pipeline divided by celery_baseline.py's rate is one more figure, ``instructions.png`` (limit (b) / ours in instructions per request);
 - ``<bench>.txt`` and ``results.jsonl``: what the plots were drawn from.
 
 A bench that fails is reported as failed (its exit status and the tail of its output) and the
@@ -45,7 +45,30 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "writes": (["--rounds=3", "--duration=5"], ["--rounds=2", "--duration=2"]),
     "bus": ([], ["--messages=1000", "--latency-seconds=3"]),
     "import": ([], ["--rows=2000", "--rounds=1", "--skip-saga"]),
+    "celery_baseline": ([], ["--messages=1000", "--rounds=1"]),
 }
+PIPELINE = "(c) PIPELINE: outbox insert -> handler commit"
+
+
+def derived(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Figures across benches of the same report: our bus pipeline / Celery end to end."""
+    pipeline = [r for r in records if r["bench"] == "bus" and r["figure"] == PIPELINE]
+    celery = [r for r in records if r["bench"] == "celery"]
+    if not pipeline or not celery:
+        return []
+    ratio = pipeline[0]["value"] / celery[0]["value"]
+    return [
+        {
+            **celery[0],
+            "bench": "bus",
+            "figure": "pipeline / Celery end to end",
+            "value": ratio,
+            "unit": "ratio",
+            "goal": 5.0,
+            "load": max(pipeline[0]["load"], celery[0]["load"]),
+        }
+        | {"low": ratio, "high": ratio}
+    ]
 
 
 @dataclass
@@ -239,6 +262,7 @@ def main() -> int:
     before = facts.load_average()
     ran = [run_bench(name, BENCHES[name][1 if args.quick else 0], out_dir, results_file) for name in chosen]
     records = load_results(results_file)
+    records += derived(records)
     images = plots(records, out_dir)
     (out_dir / "report.md").write_text(markdown(ran, records, images, before, facts.load_average()))
     latest = parent / "latest"
