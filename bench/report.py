@@ -10,7 +10,8 @@ its printed report is kept beside them. Then ``var/bench/<UTC stamp>/`` holds:
   against its goal, the plots, and each bench's own report in full;
 - ``reads.png`` (hot reads as a ratio to limit (b), with ranges), ``latency.png`` (p50/p99 of
   the hot reads and of the bus), ``bus.png`` (pipeline rates against raw kombu), ``import.png``
-  (rows/s per phase); bus.py's pipeline divided by celery_baseline.py's rate is one more figure, ``instructions.png`` (limit (b) / ours in instructions per request);
+  (rows/s per phase), ``instructions.png`` (limit (b) / ours in instructions per request);
+  bus.py's pipeline divided by celery_baseline.py's rate is one more figure of the table;
 - ``<bench>.txt`` and ``results.jsonl``: what the plots were drawn from.
 
 A bench that fails is reported as failed (its exit status and the tail of its output) and the
