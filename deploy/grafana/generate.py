@@ -138,7 +138,8 @@ def service_board(service: str) -> Board:
     board.row("Replicas")
     board.panel(
         "Targets up",
-        {"{{instance}}": f"sum by (instance) (up{{{s}}})"},
+        # `up` carries the target labels (app, component), not the service's own `service` label.
+        {"{{component}} {{instance}}": f'sum by (component, instance) (up{{app="{service}"}})'},
         description="One series per scraped web or worker process of the service.",
     )
     return board
