@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 from hypothesis import settings as hypothesis_settings
+from kombu import Connection
 from webtest import TestApp
 
 from logistics_shared.identity import Role
@@ -27,8 +29,9 @@ from logistics_shared.security import load_keyring, mint_token
 from logistics_shared.service import ServiceSpec, discover
 from logistics_shared.settings import Settings, load_settings
 
+from .helpers.proxy import TcpProxy
 from .helpers.transactional import in_transaction
-from .services import PG_URL, need_postgres
+from .services import AMQP_URL, PG_URL, need_postgres, need_service
 
 hypothesis_settings.register_profile("ci", max_examples=25, stateful_step_count=20, deadline=None)
 hypothesis_settings.register_profile("dev", max_examples=60, stateful_step_count=30, deadline=None)
@@ -248,6 +251,62 @@ def service_client(
         yield make
     for engine in engines:
         engine.dispose()
+
+
+# --- the bus: the machine's RabbitMQ, a namespace of the test's own, a proxy to cut -------------
+# Every test gets its own bus namespace (exchange and queue prefix), so tests never see
+# each other's messages, and deletes what it declared afterwards.
+
+
+@pytest.fixture
+def rabbit() -> str:
+    need_service("RabbitMQ", "127.0.0.1", 5672)
+    return AMQP_URL
+
+
+@pytest.fixture
+def namespace(rabbit: str) -> Iterator[str]:
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    yield ns
+    _delete_namespace(rabbit, ns)
+
+
+def _delete_namespace(url: str, ns: str) -> None:
+    """Delete every queue and exchange named with the test's prefix."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "name"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout.split()
+        exchanges = subprocess.run(
+            ["rabbitmqctl", "-q", "list_exchanges", "name"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    with Connection(url) as conn:
+        channel = conn.channel()
+        for name in out:
+            if name.startswith(ns + "."):
+                channel.queue_delete(name)
+        for name in exchanges:
+            if name.startswith(ns + "."):
+                channel.exchange_delete(name)
+
+
+@pytest.fixture
+def proxy(rabbit: str) -> Iterator[TcpProxy]:
+    p = TcpProxy("127.0.0.1", 5672)
+    yield p
+    p.close()
 
 
 #: Fixtures that put a test on a database through the app (an API test).
