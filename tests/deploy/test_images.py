@@ -30,7 +30,7 @@ from logistics_shared.identity import Role
 from logistics_shared.security import load_keyring, mint_token
 from logistics_shared.settings import load_settings
 
-from ..bus.conftest import _delete_namespace
+from ..conftest import _delete_namespace
 from ..embedded import eventually
 from ..services import AMQP_URL, PG_URL, need_podman, need_postgres, need_service
 

@@ -1,2 +1,1 @@
-# The bus fixtures (a RabbitMQ namespace per test) are shared with the saga tests.
-from ..bus.conftest import namespace, rabbit  # noqa: F401
+# The bus fixtures (a RabbitMQ namespace per test: rabbit, namespace, proxy) come from tests/conftest.py.

@@ -1,4 +1,4 @@
-"""Fixtures of the support tests (the bus fixtures come from tests/bus/conftest.py)."""
+"""Fixtures of the support tests (the bus fixtures come from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 
 from logistics_shared.bus.worker import Worker
 
-from ..bus.conftest import namespace, rabbit  # noqa: F401
 from ..helpers.bus import wait_until
 from ..helpers.support import FAST
 from ..inventory.conftest import seed
@@ -14,7 +13,7 @@ from ..inventory.conftest import seed
 
 # All three services on the machine's PostgreSQL and RabbitMQ, with their workers running.
 @pytest.fixture
-def everything(service_client, specs, rabbit, namespace):  # noqa: F811 - fixtures, imported above
+def everything(service_client, specs, rabbit, namespace):
     clients = {
         name: service_client(name, "postgres", broker_url=rabbit, bus_namespace=namespace, **FAST)
         for name in ("inventory", "shipping", "support")
