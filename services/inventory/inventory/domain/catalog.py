@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import insert_unless_exists
@@ -33,8 +33,12 @@ def create_item(session: Session, data: dict[str, Any]) -> dict[str, Any]:
     return _item(row)
 
 
+#: Built once: building a select costs a hot read more than executing it (see stock.py).
+_ITEM_BY_SKU = select(items).where(items.c.sku == bindparam("sku"))
+
+
 def get_item(session: Session, sku: str) -> dict[str, Any]:
-    row = session.execute(select(items).where(items.c.sku == sku)).first()
+    row = session.execute(_ITEM_BY_SKU, {"sku": sku}).first()
     if row is None:
         raise NotFound(f"No item with SKU {sku!r}.")
     return _item(row)

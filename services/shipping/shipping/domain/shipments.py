@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import aware, created_keyset, execute_at_commit
@@ -118,13 +118,8 @@ def _by_sku(line: dict[str, Any]) -> str:
     return str(line["sku"])
 
 
-def _sku_order(session: Session | Connection) -> Any:
-    """Lines by SKU in code-point order whatever the database's collation, the order
-    :func:`create` answers in (SQLite compares bytes; PostgreSQL's "C" collation too)."""
-    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
-    if dialect.name == "postgresql":
-        return shipment_lines.c.sku.collate("C")
-    return shipment_lines.c.sku
+_BY_ID = select(shipments).where(shipments.c.id == bindparam("id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 
 
 def _load(
@@ -134,8 +129,7 @@ def _load(
         uuid.UUID(shipment_id)
     except ValueError:
         raise NotFound(f"No shipment {shipment_id!r}.") from None
-    stmt = select(shipments).where(shipments.c.id == shipment_id)
-    row = session.execute(stmt.with_for_update() if lock else stmt).first()
+    row = session.execute(_BY_ID_FOR_UPDATE if lock else _BY_ID, {"id": shipment_id}).first()
     if row is None or (actor is not None and not actor.can_access_warehouse(row.warehouse)):
         raise NotFound(f"No shipment {shipment_id!r}.")
     data = dict(row._mapping)
@@ -148,44 +142,46 @@ def load_for_update(session: Session, shipment_id: str, actor: Identity | None) 
     return _load(session, shipment_id, actor, lock=True)
 
 
+@functools.cache
+def _children(dialect: str) -> dict[str, Any]:
+    """A shipment's child lists, each statement built once per dialect: building a select
+    costs a hot read more than executing it. Lines come by SKU in code-point order whatever
+    the database's collation, the order :func:`create` answers in (SQLite compares bytes;
+    PostgreSQL's "C" collation too)."""
+    by: Any = bindparam("shipment_id")
+    sku = shipment_lines.c.sku.collate("C") if dialect == "postgresql" else shipment_lines.c.sku
+    return {
+        "lines": select(shipment_lines.c.sku, shipment_lines.c.quantity)
+        .where(shipment_lines.c.shipment_id == by)
+        .order_by(sku),
+        "parcels": select(parcels.c.weight_g, parcels.c.length_mm, parcels.c.width_mm, parcels.c.height_mm)
+        .where(parcels.c.shipment_id == by)
+        .order_by(parcels.c.seq),
+        "history": select(
+            shipment_history.c.from_status,
+            shipment_history.c.to_status,
+            shipment_history.c.cause,
+            shipment_history.c.detail,
+            shipment_history.c.at,
+        )
+        .where(shipment_history.c.shipment_id == by)
+        .order_by(shipment_history.c.id),
+    }
+
+
+_LABEL = select(labels.c.carrier, labels.c.service, labels.c.tracking_number, labels.c.format).where(
+    labels.c.shipment_id == bindparam("shipment_id")
+)
+
+
 def get(session: Session, actor: Identity, shipment_id: str) -> dict[str, Any]:
     shipment = _load(session, shipment_id, actor)
-    shipment["lines"] = [
-        dict(r._mapping)
-        for r in session.execute(
-            select(shipment_lines.c.sku, shipment_lines.c.quantity)
-            .where(shipment_lines.c.shipment_id == shipment_id)
-            .order_by(_sku_order(session))
-        )
-    ]
-    shipment["parcels"] = [
-        dict(r._mapping)
-        for r in session.execute(
-            select(parcels.c.weight_g, parcels.c.length_mm, parcels.c.width_mm, parcels.c.height_mm)
-            .where(parcels.c.shipment_id == shipment_id)
-            .order_by(parcels.c.seq)
-        )
-    ]
-    shipment["history"] = [
-        dict(r._mapping)
-        for r in session.execute(
-            select(
-                shipment_history.c.from_status,
-                shipment_history.c.to_status,
-                shipment_history.c.cause,
-                shipment_history.c.detail,
-                shipment_history.c.at,
-            )
-            .where(shipment_history.c.shipment_id == shipment_id)
-            .order_by(shipment_history.c.id)
-        )
-    ]
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    params = {"shipment_id": shipment_id}
+    for name, stmt in _children(dialect.name).items():
+        shipment[name] = [dict(r._mapping) for r in session.execute(stmt, params)]
     shipment["tracking"] = tracking.history(session, shipment_id)
-    label = session.execute(
-        select(labels.c.carrier, labels.c.service, labels.c.tracking_number, labels.c.format).where(
-            labels.c.shipment_id == shipment_id
-        )
-    ).first()
+    label = session.execute(_LABEL, params).first()
     shipment["label"] = dict(label._mapping) if label else None
     return shipment
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import aware, insert_unless_exists
@@ -150,18 +150,19 @@ def latest_event_at(session: Session, shipment_id: str) -> datetime | None:
     )
 
 
+#: Built once: building a select costs a hot read more than executing it.
+_HISTORY = (
+    select(
+        tracking_events.c.status,
+        tracking_events.c.description,
+        tracking_events.c.location,
+        tracking_events.c.occurred_at,
+        tracking_events.c.source,
+    )
+    .where(tracking_events.c.shipment_id == bindparam("shipment_id"))
+    .order_by(tracking_events.c.occurred_at, tracking_events.c.id)
+)
+
+
 def history(session: Session, shipment_id: str) -> list[dict[str, Any]]:
-    return [
-        dict(r._mapping)
-        for r in session.execute(
-            select(
-                tracking_events.c.status,
-                tracking_events.c.description,
-                tracking_events.c.location,
-                tracking_events.c.occurred_at,
-                tracking_events.c.source,
-            )
-            .where(tracking_events.c.shipment_id == shipment_id)
-            .order_by(tracking_events.c.occurred_at, tracking_events.c.id)
-        )
-    ]
+    return [dict(r._mapping) for r in session.execute(_HISTORY, {"shipment_id": shipment_id})]
