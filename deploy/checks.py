@@ -9,7 +9,8 @@ problem it found and exits 1:
     python deploy/checks.py yaml          every YAML file under deploy/ parses
     python deploy/checks.py dockerfiles   services/*/Dockerfile against the conventions
     python deploy/checks.py compose       docker-compose.yml, nginx, haproxy, prometheus agree
-    python deploy/checks.py k8s           the Kubernetes manifests agree with each other
+    python deploy/checks.py k8s           the Kubernetes manifests agree with each other,
+                                          and deploy/k8s/kustomization.yaml lists them all
     python deploy/checks.py lb-env SHAPE BALANCER
                                           the LOGISTICS_LB_* variables deploy/render.sh gets
                                           for one deployment shape (host, compose, k8s) and
@@ -517,9 +518,22 @@ def ingress_routes(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
     return routes
 
 
+K8S = DEPLOY / "k8s"
+#: `kubectl apply -k deploy/k8s`: lists every manifest and pins the images.
+KUSTOMIZATION = K8S / "kustomization.yaml"
+#: Manifests the kustomization must not list: placeholders that would overwrite real values.
+NOT_APPLIED = frozenset({"secret.example.yaml"})
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def k8s_manifests() -> list[pathlib.Path]:
+    """Every YAML file of Kubernetes objects under deploy/k8s (not the kustomization)."""
+    return sorted(p for p in K8S.rglob("*.yaml") if p != KUSTOMIZATION)
+
+
 def k8s_documents() -> Iterator[tuple[str, dict[str, Any]]]:
     """(path, object) of every non-empty document under deploy/k8s, in path order."""
-    for path in sorted((DEPLOY / "k8s").rglob("*.yaml")):
+    for path in k8s_manifests():
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
                 yield rel(path), doc
@@ -857,11 +871,16 @@ class Cluster:
         return self.by_kind.get(kind, [])
 
     @functools.cached_property
+    def secrets(self) -> dict[str, set[str]]:
+        """The keys of each Secret (secret.example.yaml), by Secret name."""
+        return {
+            s["metadata"]["name"]: set(s.get("stringData", {})) | set(s.get("data", {}))
+            for _, s in self.of_kind("Secret")
+        }
+
+    @functools.cached_property
     def secret_keys(self) -> set[str]:
-        keys: set[str] = set()
-        for _, s in self.of_kind("Secret"):
-            keys |= set(s.get("stringData", {})) | set(s.get("data", {}))
-        return keys
+        return set().union(*self.secrets.values())
 
     @functools.cached_property
     def configmaps(self) -> set[str]:
@@ -886,10 +905,26 @@ class Container:
     spec: dict[str, Any]
     pod: dict[str, Any]
     annotations: dict[str, str]
+    #: An initContainer (wait-for-schema): it runs no component, and needs only its database.
+    init: bool = False
 
     @property
     def env(self) -> dict[str, dict[str, Any]]:
         return {e["name"]: e for e in self.spec.get("env", [])}
+
+    @property
+    def secret_refs(self) -> list[tuple[str, str | None]]:
+        """(Secret, key) of every env secretKeyRef, and (Secret, None) of every envFrom secretRef."""
+        refs: list[tuple[str, str | None]] = []
+        for e in self.spec.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                refs.append((ref.get("name", ""), ref.get("key", "")))
+        for ef in self.spec.get("envFrom", []):
+            ref = ef.get("secretRef")
+            if ref:
+                refs.append((ref.get("name", ""), None))
+        return refs
 
     @property
     def args(self) -> list[str] | None:
@@ -951,13 +986,37 @@ def check_config_refs(problems: Problems, ctr: Container, cluster: Cluster) -> N
 
 
 def check_secret_refs(problems: Problems, ctr: Container, cluster: Cluster) -> None:
-    for e in ctr.env.values():
-        ref = e.get("valueFrom", {}).get("secretKeyRef")
-        if ref:
+    """Every Secret (and key) a container references is defined in secret.example.yaml."""
+    for name, key in ctr.secret_refs:
+        if not problems.check(
+            name in cluster.secrets, f"{ctr.name}: Secret {name} is not defined in secret.example.yaml"
+        ):
+            continue
+        problems.check(
+            key is None or key in cluster.secrets[name],
+            f"{ctr.name}: Secret {name} has no key {key} in secret.example.yaml",
+        )
+
+
+def database_secret(svc: str) -> str:
+    """The Secret holding only ``svc``'s database URL."""
+    return f"{svc}-database"
+
+
+def check_database_secrets(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
+    """A container reads its database URL from its own service's Secret, never another's."""
+    names = {name for name, _ in ctr.secret_refs}
+    for other in services():
+        if other != ctr.svc:
             problems.check(
-                ref["key"] in cluster.secret_keys,
-                f"{ctr.name}: Secret key {ref['key']} not in the example Secret",
+                database_secret(other) not in names,
+                f"{ctr.name}: references {other}'s database Secret {database_secret(other)}",
             )
+    ref = ctr.env.get(database_var(ctr.svc), {}).get("valueFrom", {}).get("secretKeyRef", {})
+    problems.check(
+        ref.get("name") == database_secret(ctr.svc),
+        f"{ctr.name}: {database_var(ctr.svc)} does not come from Secret {database_secret(ctr.svc)}",
+    )
 
 
 def check_container_databases(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
@@ -1015,14 +1074,25 @@ def check_component(problems: Problems, ctr: Container, _cluster: Cluster) -> No
     check_scrape_annotations(problems, ctr, port)
 
 
+def check_database_only(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
+    """Migrations and the wait-for-schema gate read their database URL and no other Secret."""
+    if ctr.init or ctr.component == "migrate":
+        extra = sorted({name for name, _ in ctr.secret_refs} - {database_secret(ctr.svc)})
+        problems.check(not extra, f"{ctr.name}: needs only {database_secret(ctr.svc)}, also gets {extra}")
+
+
 CONTAINER_CHECKS: tuple[Callable[[Problems, Container, Cluster], None], ...] = (
     check_container_security,
     check_resources,
     check_config_refs,
     check_secret_refs,
+    check_database_secrets,
+    check_database_only,
     check_container_databases,
     check_component,
 )
+#: An initContainer runs no component: no command, port or probe of its own to check.
+INIT_CONTAINER_CHECKS = tuple(c for c in CONTAINER_CHECKS if c is not check_component)
 
 
 def check_workload(problems: Problems, cluster: Cluster, path: str, doc: dict[str, Any]) -> None:
@@ -1036,17 +1106,19 @@ def check_workload(problems: Problems, cluster: Cluster, path: str, doc: dict[st
     pod = template["spec"]
     check_selector(problems, name, doc)
     check_pod_security(problems, name, pod)
-    for c in pod["containers"]:
+    inits = [(c, True) for c in pod.get("initContainers", [])]
+    for c, init in inits + [(c, False) for c in pod["containers"]]:
         ctr = Container(
-            name=f"{name} container {c['name']}",
+            name=f"{name} {'initContainer' if init else 'container'} {c['name']}",
             svc=svc,
             component=labels.get("app.kubernetes.io/component"),
             spec=c,
             pod=pod,
             annotations=template["metadata"].get("annotations", {}),
+            init=init,
         )
         cluster.images.setdefault(svc, set()).add(c["image"])
-        for check in CONTAINER_CHECKS:
+        for check in INIT_CONTAINER_CHECKS if init else CONTAINER_CHECKS:
             check(problems, ctr, cluster)
 
 
@@ -1213,6 +1285,81 @@ def check_connection_budget(problems: Problems, cluster: Cluster) -> None:
         )
 
 
+def check_trigger_auth_secrets(problems: Problems, cluster: Cluster) -> None:
+    """KEDA TriggerAuthentications read Secrets and keys that secret.example.yaml defines."""
+    for path, ta in cluster.of_kind("TriggerAuthentication"):
+        for ref in ta["spec"].get("secretTargetRef", []):
+            problems.check(
+                ref.get("key") in cluster.secrets.get(ref.get("name"), set()),
+                f"{path}: TriggerAuthentication {ta['metadata']['name']} reads Secret"
+                f" {ref.get('name')} key {ref.get('key')}, not in secret.example.yaml",
+            )
+
+
+def check_kustomization_kind(problems: Problems, kustomization: dict[str, Any]) -> None:
+    problems.check(
+        kustomization.get("kind") == "Kustomization"
+        and str(kustomization.get("apiVersion", "")).startswith("kustomize.config.k8s.io/"),
+        f"{rel(KUSTOMIZATION)}: not a kustomize.config.k8s.io Kustomization",
+    )
+
+
+def check_kustomization_resources(
+    problems: Problems, kustomization: dict[str, Any], base: pathlib.Path, manifests: list[str]
+) -> None:
+    """Every listed file exists; every manifest (but the example Secret) is listed, once."""
+    listed = [str(r) for r in kustomization.get("resources") or []]
+    for r in listed:
+        problems.check((base / r).is_file(), f"{rel(KUSTOMIZATION)}: resource {r} does not exist")
+        problems.check(listed.count(r) == 1, f"{rel(KUSTOMIZATION)}: resource {r} listed twice")
+        problems.check(r not in NOT_APPLIED, f"{rel(KUSTOMIZATION)}: lists {r}, which must not be applied")
+    for m in manifests:
+        if m not in NOT_APPLIED:
+            problems.check(m in listed, f"{rel(KUSTOMIZATION)}: manifest {m} is not listed in resources")
+
+
+def image_name(image: str) -> str:
+    """An image reference without its tag or digest."""
+    name = image.split("@", 1)[0]
+    head, _, tail = name.rpartition(":")
+    return head if head and "/" not in tail else name
+
+
+def check_kustomization_images(problems: Problems, kustomization: dict[str, Any], cluster: Cluster) -> None:
+    """One images: entry per service image (newName and newTag or digest); digests are sha256."""
+    entries = {str(i.get("name")): i for i in kustomization.get("images") or []}
+    for svc, imgs in sorted(cluster.images.items()):
+        for name in sorted({image_name(i) for i in imgs}):
+            entry = entries.get(name)
+            if not problems.check(
+                entry is not None, f"{rel(KUSTOMIZATION)}: no images: entry for {name} ({svc})"
+            ):
+                continue
+            assert entry is not None
+            problems.check(
+                bool(entry.get("newName")) and bool(entry.get("newTag") or entry.get("digest")),
+                f"{rel(KUSTOMIZATION)}: image {name} needs newName and newTag or digest",
+            )
+    for name, entry in entries.items():
+        digest = entry.get("digest")
+        problems.check(
+            digest is None or DIGEST.fullmatch(str(digest)) is not None,
+            f"{rel(KUSTOMIZATION)}: image {name} digest {digest} is not sha256:<64 hex digits>",
+        )
+
+
+def check_kustomization(problems: Problems, cluster: Cluster) -> None:
+    if not problems.check(KUSTOMIZATION.is_file(), f"{rel(KUSTOMIZATION)} does not exist"):
+        return
+    kustomization = load(KUSTOMIZATION)
+    if not problems.check(isinstance(kustomization, dict), f"{rel(KUSTOMIZATION)}: not a mapping"):
+        return
+    check_kustomization_kind(problems, kustomization)
+    manifests = [str(p.relative_to(K8S)) for p in k8s_manifests()]
+    check_kustomization_resources(problems, kustomization, K8S, manifests)
+    check_kustomization_images(problems, kustomization, cluster)
+
+
 def check_ingress_backends(problems: Problems, cluster: Cluster) -> None:
     for path, ing in cluster.of_kind("Ingress"):
         for rule in ing["spec"]["rules"]:
@@ -1240,7 +1387,13 @@ def cmd_k8s() -> int:
     check_disruption_budgets(problems, cluster)
     check_connection_budget(problems, cluster)
     check_ingress_backends(problems, cluster)
-    return finish(problems, f"{len(cluster.docs)} Kubernetes objects reference each other consistently")
+    check_trigger_auth_secrets(problems, cluster)
+    check_kustomization(problems, cluster)
+    return finish(
+        problems,
+        f"{len(cluster.docs)} Kubernetes objects reference each other consistently; "
+        "kustomization.yaml lists every manifest and image",
+    )
 
 
 def main(argv: list[str]) -> int:

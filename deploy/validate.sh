@@ -24,7 +24,7 @@
 #     haproxy -c accept every rendering                          (nginx, haproxy)
 #   - render.sh refuses a missing upstream list, naming it       (sh)
 #   - promtool check config / check rules / test rules           (promtool)
-#   - shellcheck on this script and deploy/render.sh             (shellcheck)
+#   - shellcheck on this script, deploy/render.sh, pin-images.sh (shellcheck)
 #
 # Tools are looked up on PATH, then in $DEPLOY_TOOLS_VENV (default
 # /tmp/logistics-deploy-tools), the venv that --install-tools creates with
@@ -156,7 +156,8 @@ fi
 
 # ---- kubernetes-validate ------------------------------------------------------
 if have kubernetes-validate; then
-    mapfile -t k8s_files < <(find "$DEPLOY_DIR/k8s" -name '*.yaml' | sort)
+    # Not kustomization.yaml: kustomize's own file, no Kubernetes object (checks.py k8s reads it).
+    mapfile -t k8s_files < <(find "$DEPLOY_DIR/k8s" -name '*.yaml' ! -name kustomization.yaml | sort)
     check "kubernetes-validate --strict deploy/k8s (${#k8s_files[@]} files)" \
         kubernetes-validate --strict --quiet "${k8s_files[@]}"
 else
@@ -275,8 +276,8 @@ fi
 
 # ---- shellcheck ---------------------------------------------------------------------
 if have shellcheck; then
-    check "shellcheck deploy/validate.sh deploy/render.sh" \
-        shellcheck "$DEPLOY_DIR/validate.sh" "$DEPLOY_DIR/render.sh"
+    check "shellcheck deploy/validate.sh deploy/render.sh deploy/pin-images.sh" \
+        shellcheck "$DEPLOY_DIR/validate.sh" "$DEPLOY_DIR/render.sh" "$DEPLOY_DIR/pin-images.sh"
 else
     skip "shellcheck: not installed"
 fi

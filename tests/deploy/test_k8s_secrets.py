@@ -1,0 +1,276 @@
+"""deploy/checks.py k8s: Secret references per container, and the kustomization."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+_PATH = _ROOT / "deploy" / "checks.py"
+_spec = importlib.util.spec_from_file_location("deploy_checks", _PATH)
+assert _spec and _spec.loader
+checks = importlib.util.module_from_spec(_spec)
+sys.modules["deploy_checks"] = checks  # dataclasses resolve annotations through sys.modules
+_spec.loader.exec_module(checks)
+
+DB = "LOGISTICS_INVENTORY_DATABASE_URL"
+SHIP_DB = "LOGISTICS_SHIPPING_DATABASE_URL"
+
+
+def secret(name: str, *keys: str) -> tuple[str, dict[str, Any]]:
+    return "secret.example.yaml", {
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "logistics"},
+        "stringData": dict.fromkeys(keys, "x"),
+    }
+
+
+CLUSTER = checks.Cluster(
+    [
+        secret("inventory-database", DB),
+        secret("shipping-database", SHIP_DB),
+        secret("logistics-broker", "LOGISTICS_BROKER_URL"),
+        secret("logistics-jwt", "LOGISTICS_JWT_SECRET"),
+    ]
+)
+
+
+def ref(var: str, name: str, key: str | None = None) -> dict[str, Any]:
+    return {"name": var, "valueFrom": {"secretKeyRef": {"name": name, "key": key or var}}}
+
+
+def container(
+    env: list[dict[str, Any]], component: str = "web", init: bool = False, env_from: list[Any] | None = None
+) -> object:
+    return checks.Container(
+        name="c",
+        svc="inventory",
+        component=component,
+        spec={"env": env, "envFrom": env_from or []},
+        pod={},
+        annotations={},
+        init=init,
+    )
+
+
+OWN = ref(DB, "inventory-database")
+JWT = ref("LOGISTICS_JWT_SECRET", "logistics-jwt")
+BROKER = ref("LOGISTICS_BROKER_URL", "logistics-broker")
+
+
+@pytest.mark.parametrize(
+    ("ctr", "expected"),
+    [
+        pytest.param(container([OWN, JWT]), [], id="defined"),
+        pytest.param(
+            container([OWN, ref("LOGISTICS_REDIS_URL", "logistics-redis")]),
+            ["Secret logistics-redis is not defined"],
+            id="unknown-secret",
+        ),
+        pytest.param(
+            container([OWN, ref("LOGISTICS_JWT_SECRET", "logistics-jwt", "JWT")]),
+            ["has no key JWT"],
+            id="unknown-key",
+        ),
+        pytest.param(
+            container([OWN, ref("X", "logistics-broker", "LOGISTICS_JWT_SECRET")]),
+            ["has no key LOGISTICS_JWT_SECRET"],
+            id="key-of-another-secret",
+        ),
+        pytest.param(
+            container([OWN], env_from=[{"secretRef": {"name": "logistics-jwt"}}]), [], id="envfrom-defined"
+        ),
+        pytest.param(
+            container([OWN], env_from=[{"secretRef": {"name": "nope"}}]),
+            ["Secret nope is not defined"],
+            id="envfrom-unknown",
+        ),
+    ],
+)
+def test_secret_refs(ctr: object, expected: list[str]) -> None:
+    problems = checks.Problems()
+    checks.check_secret_refs(problems, ctr, CLUSTER)
+    assert len(problems) == len(expected)
+    for p, e in zip(problems, expected, strict=True):
+        assert e in p
+
+
+@pytest.mark.parametrize(
+    ("ctr", "expected"),
+    [
+        pytest.param(container([OWN, JWT]), [], id="own-database"),
+        pytest.param(
+            container([OWN, ref(SHIP_DB, "shipping-database")]),
+            ["shipping's database Secret"],
+            id="web-other-database",
+        ),
+        pytest.param(
+            container(
+                [OWN, BROKER], component="worker", env_from=[{"secretRef": {"name": "shipping-database"}}]
+            ),
+            ["shipping's database Secret"],
+            id="worker-envfrom-other-database",
+        ),
+        pytest.param(
+            container([ref(DB, "shipping-database", SHIP_DB)], component="migrate"),
+            ["shipping's database Secret", "does not come from Secret inventory-database"],
+            id="job-reads-other-database",
+        ),
+        pytest.param(
+            container([ref(DB, "logistics-jwt")]),
+            ["does not come from Secret inventory-database"],
+            id="own-url-from-wrong-secret",
+        ),
+    ],
+)
+def test_database_secrets(ctr: object, expected: list[str]) -> None:
+    problems = checks.Problems()
+    checks.check_database_secrets(problems, ctr, CLUSTER)
+    assert len(problems) == len(expected)
+    for p, e in zip(problems, expected, strict=True):
+        assert e in p
+
+
+@pytest.mark.parametrize(
+    ("ctr", "ok"),
+    [
+        pytest.param(container([OWN], component="migrate"), True, id="job-database-only"),
+        pytest.param(container([OWN, JWT], component="migrate"), False, id="job-with-jwt"),
+        pytest.param(container([OWN], init=True), True, id="init-database-only"),
+        pytest.param(container([OWN, BROKER], component="worker", init=True), False, id="init-with-broker"),
+        pytest.param(container([OWN, BROKER, JWT], component="worker"), True, id="worker-may-have-more"),
+    ],
+)
+def test_database_only(ctr: object, ok: bool) -> None:
+    problems = checks.Problems()
+    checks.check_database_only(problems, ctr, CLUSTER)
+    assert (not problems) is ok
+
+
+def kustomization(resources: list[str], images: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": resources,
+        "images": images or [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        pytest.param(["a.yaml", "b/c.yaml"], [], id="all-listed"),
+        pytest.param(["a.yaml"], ["manifest b/c.yaml is not listed"], id="manifest-unlisted"),
+        pytest.param(["a.yaml", "b/c.yaml", "gone.yaml"], ["gone.yaml does not exist"], id="listed-missing"),
+        pytest.param(["a.yaml", "b/c.yaml", "a.yaml"], ["a.yaml listed twice"] * 2, id="listed-twice"),
+        pytest.param(
+            ["a.yaml", "b/c.yaml", "secret.example.yaml"], ["must not be applied"], id="example-secret-listed"
+        ),
+    ],
+)
+def test_kustomization_resources(tmp_path: pathlib.Path, resources: list[str], expected: list[str]) -> None:
+    for name in ("a.yaml", "b/c.yaml", "secret.example.yaml"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("{}\n")
+    problems = checks.Problems()
+    manifests = ["a.yaml", "b/c.yaml", "secret.example.yaml"]
+    checks.check_kustomization_resources(problems, kustomization(resources), tmp_path, manifests)
+    assert len(problems) == len(expected), problems
+    for p, e in zip(problems, expected, strict=True):
+        assert e in p
+
+
+NAME = "registry.example.com/logistics/inventory"
+GOOD_DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        pytest.param([{"name": NAME, "newName": NAME, "newTag": "v1"}], [], id="tag"),
+        pytest.param([{"name": NAME, "newName": NAME, "digest": GOOD_DIGEST}], [], id="digest"),
+        pytest.param([], ["no images: entry"], id="missing-entry"),
+        pytest.param([{"name": NAME, "newTag": "v1"}], ["needs newName"], id="no-new-name"),
+        pytest.param(
+            [{"name": NAME, "newName": NAME, "newTag": "v1", "digest": "sha256:abc"}],
+            ["is not sha256"],
+            id="short-digest",
+        ),
+    ],
+)
+def test_kustomization_pins(entries: list[dict[str, str]], expected: list[str]) -> None:
+    cluster = checks.Cluster([])
+    cluster.images["inventory"] = {f"{NAME}:REPLACE_ME_TAG"}
+    problems = checks.Problems()
+    checks.check_kustomization_images(problems, kustomization([], entries), cluster)
+    assert len(problems) == len(expected), problems
+    for p, e in zip(problems, expected, strict=True):
+        assert e in p
+
+
+@pytest.mark.parametrize(
+    ("image", "name"),
+    [
+        ("registry.example.com/logistics/inventory:REPLACE_ME_TAG", NAME),
+        (f"{NAME}@{GOOD_DIGEST}", NAME),
+        (f"{NAME}:v1@{GOOD_DIGEST}", NAME),
+        ("localhost:5000/logistics/inventory", "localhost:5000/logistics/inventory"),
+        ("localhost:5000/inventory:v2", "localhost:5000/inventory"),
+    ],
+)
+def test_image_name(image: str, name: str) -> None:
+    assert checks.image_name(image) == name
+
+
+def test_shipped_manifests_pass() -> None:
+    cluster = checks.Cluster(list(checks.k8s_documents()))
+    problems = checks.Problems()
+    for path, doc in cluster.of_kind("Deployment") + cluster.of_kind("Job"):
+        checks.check_workload(problems, cluster, path, doc)
+    checks.check_trigger_auth_secrets(problems, cluster)
+    checks.check_kustomization(problems, cluster)
+    assert problems == []
+
+
+def test_pin_script_writes_digests(tmp_path: pathlib.Path) -> None:
+    """deploy/pin-images.sh with a stand-in engine: one digest per entry, idempotent."""
+    engine = tmp_path / "engine"
+    engine.write_text("#!/bin/sh\nprintf 'sha256:%064d\\n' 7\n")
+    engine.chmod(0o755)
+    target = tmp_path / "kustomization.yaml"
+    shutil.copy(checks.KUSTOMIZATION, target)
+    env = os.environ | {"KUSTOMIZATION": str(target), "IMAGE_ENGINE": str(engine), "PYTHON": sys.executable}
+    for _ in range(2):
+        subprocess.run(
+            ["bash", str(_ROOT / "deploy" / "pin-images.sh")], env=env, check=True, capture_output=True
+        )
+    pinned = checks.load(target)
+    assert [i["digest"] for i in pinned["images"]] == ["sha256:" + "0" * 63 + "7"] * 3
+    cluster = checks.Cluster(list(checks.k8s_documents()))
+    for path, doc in cluster.of_kind("Deployment") + cluster.of_kind("Job"):
+        checks.check_workload(checks.Problems(), cluster, path, doc)
+    problems = checks.Problems()
+    checks.check_kustomization_images(problems, pinned, cluster)
+    assert problems == []
+
+
+def test_pin_script_refuses_missing_image(tmp_path: pathlib.Path) -> None:
+    engine = tmp_path / "engine"
+    engine.write_text("#!/bin/sh\nexit 125\n")
+    engine.chmod(0o755)
+    target = tmp_path / "kustomization.yaml"
+    shutil.copy(checks.KUSTOMIZATION, target)
+    env = os.environ | {"KUSTOMIZATION": str(target), "IMAGE_ENGINE": str(engine), "PYTHON": sys.executable}
+    result = subprocess.run(
+        ["bash", str(_ROOT / "deploy" / "pin-images.sh")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "no such image" in result.stderr
+    assert target.read_text() == checks.KUSTOMIZATION.read_text()
