@@ -473,6 +473,47 @@ def dlq_purge(service: str, message_id: str | None, yes: bool) -> None:
     click.echo(f"purged {count} message(s)")
 
 
+@main.command("broker-policy")
+@click.argument("service")
+@click.option("--vhost", default=None, help="Virtual host (default: the one LOGISTICS_BROKER_URL names).")
+@click.option("--priority", type=int, default=None, help="Policy priority (default 10).")
+@click.option(
+    "--apply", "run_it", is_flag=True, help="Without a management URL: run rabbitmqctl (on PATH) too."
+)
+def broker_policy(service: str, vhost: str | None, priority: int | None, run_it: bool) -> None:
+    """Bound the service's unrouted parking queue with a RabbitMQ policy.
+
+    max-length LOGISTICS_UNROUTED_MAX_LENGTH (the oldest are dropped beyond it) and
+    message-ttl LOGISTICS_UNROUTED_TTL_SECONDS. With LOGISTICS_RABBITMQ_MANAGEMENT_URL
+    set, applied through the management API; otherwise the equivalent rabbitmqctl
+    command is printed (and run with --apply). Idempotent: applying again updates it.
+    """
+    import shutil
+
+    from .bus import policy as bus_policy
+
+    spec = _spec(service)
+    settings = _settings(spec)
+    chosen = bus_policy.DEFAULT_PRIORITY if priority is None else priority
+    policy = bus_policy.unrouted_policy(settings, spec.name, vhost=vhost, priority=chosen)
+    try:
+        if settings.rabbitmq_management_url:
+            bus_policy.apply_http(policy, settings.rabbitmq_management_url)
+            where = bus_policy.redact(settings.rabbitmq_management_url)
+            click.echo(f"policy {policy.name} set on vhost {policy.vhost} through {where}")
+            return
+        click.echo(bus_policy.rabbitmqctl_command(policy))
+        if not run_it:
+            return
+        ctl = shutil.which("rabbitmqctl")
+        if ctl is None:
+            raise click.ClickException("rabbitmqctl is not on PATH: run the command above where it is")
+        bus_policy.run_rabbitmqctl(policy, ctl)
+        click.echo(f"policy {policy.name} set on vhost {policy.vhost}", err=True)
+    except bus_policy.PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--threads", type=int, default=4, show_default=True, help="Waitress threads per service.")

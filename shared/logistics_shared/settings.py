@@ -205,6 +205,22 @@ class Settings:
         "How often the worker reads its queues' depth and consumers from the broker (passive declare).",
         positive=True,
     )
+    # The bound lives in a RabbitMQ policy (``logistics broker-policy``), not in queue arguments:
+    # the parking queue is already declared without them, and RabbitMQ refuses a re-declaration
+    # with different arguments, whereas a policy changes a live queue in place.
+    unrouted_max_length: int = setting(
+        10000,
+        "Events the unrouted parking queue keeps (policy max-length; the oldest are dropped beyond).",
+        positive=True,
+    )
+    unrouted_ttl_seconds: int = setting(
+        7 * 24 * 3600, "Seconds a parked unrouted event is kept (policy message-ttl).", positive=True
+    )
+    rabbitmq_management_url: str = setting(
+        "",
+        "RabbitMQ management API (http://user:pass@host:15672) for `logistics broker-policy`; "
+        "empty: print the rabbitmqctl command.",
+    )
     worker_health_port: int = setting(0, "Worker health/metrics port (0: the web port + 100).")
     cache_local_seconds: float = setting(2.0, "In-process read cache lifetime (0 disables it).")
     cache_shared_seconds: int = setting(300, "Redis read cache lifetime (needs LOGISTICS_REDIS_URL).")
