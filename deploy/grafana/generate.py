@@ -142,7 +142,30 @@ def service_board(service: str) -> Board:
         {"{{component}} {{instance}}": f'sum by (component, instance) (up{{app="{service}"}})'},
         description="One series per scraped web or worker process of the service.",
     )
+    if service == "support":
+        sla_rows(board, s)
     return board
+
+
+def sla_rows(board: Board, s: str) -> None:
+    """Support's SLA, from the tickets table (support.sla_metrics): every worker replica reads
+    the same table, so replicas are max'ed, not summed."""
+    board.row("SLA")
+    board.panel(
+        "SLA breached (open tickets past a target)",
+        {"{{priority}}": f"max by (priority) (logistics_support_sla_breached{{{s}}})"},
+        description="New, open or pending tickets past their first-response or resolution target.",
+    )
+    board.panel(
+        "SLA breaching soon (due within the hour)",
+        {"{{priority}}": f"max by (priority) (logistics_support_sla_breaching_soon{{{s}}})"},
+        description="Open tickets not breached yet whose next target is due within an hour.",
+    )
+    board.panel(
+        "Open tickets",
+        {"{{priority}}": f"max by (priority) (logistics_support_tickets_open{{{s}}})"},
+        description="New, open or pending tickets by priority.",
+    )
 
 
 def bus_board() -> Board:

@@ -8,8 +8,10 @@ import re
 from pathlib import Path
 
 import yaml
+from prometheus_client import CollectorRegistry
 
 from logistics_shared.metrics import ServiceMetrics
+from support.sla_metrics import SlaMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 GRAFANA = DEPLOY / "grafana"
@@ -38,7 +40,10 @@ def _dashboards() -> dict[str, dict]:
 def _registered() -> set[str]:
     """Every sample name the services' registries can export (families and their suffixes)."""
     names = {"up"}
-    for family in ServiceMetrics("inventory").registry.collect():
+    # A service's own metrics live in the same registry, added by the service (support's SLA).
+    own = CollectorRegistry()
+    SlaMetrics(own)
+    for family in [*ServiceMetrics("inventory").registry.collect(), *own.collect()]:
         suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(
             family.type, ("",)
         )

@@ -42,5 +42,12 @@ SERVICE = ServiceSpec(
         BackgroundTask(
             name="sla-breaches", run=_sweep_sla, interval=lambda settings: settings.own.sla_sweep_seconds
         ),
+        # The SLA gauges (support.sla_metrics), read from the database as often as the outbox
+        # backlog is: a scrape sees breaches within seconds, whether or not the sweep ran.
+        BackgroundTask(
+            name="sla-metrics",
+            run=lazy("support.sla_metrics:measure_sla"),
+            interval=lambda settings: settings.outbox_metrics_seconds,
+        ),
     ),
 )
