@@ -11,6 +11,9 @@ problem it found and exits 1:
     python deploy/checks.py compose       docker-compose.yml, nginx, haproxy, prometheus agree
     python deploy/checks.py k8s           the Kubernetes manifests agree with each other,
                                           and deploy/k8s/kustomization.yaml lists them all
+    python deploy/checks.py crds          the KEDA and Prometheus Operator objects of deploy/k8s
+                                          against the CRD schemas vendored in deploy/k8s/crd-schemas
+                                          (needs jsonschema)
     python deploy/checks.py lb-env SHAPE BALANCER
                                           the LOGISTICS_LB_* variables deploy/render.sh gets
                                           for one deployment shape (host, compose, k8s) and
@@ -1396,8 +1399,109 @@ def cmd_k8s() -> int:
     )
 
 
+# --------------------------------------------------------------------------- crds
+
+CRD_SCHEMAS = K8S / "crd-schemas"
+#: The vendored schema (deploy/k8s/crd-schemas/README.md) of each custom kind, by
+#: (apiVersion, kind).
+CRD_KINDS: dict[tuple[str, str], str] = {
+    ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_v1alpha1_scaledobject.json",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda.sh_v1alpha1_triggerauthentication.json",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "monitoring.coreos.com_v1_podmonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_v1_prometheusrule.json",
+}
+#: API groups whose objects are custom resources: every one needs a vendored schema.
+CRD_GROUPS = frozenset({"keda.sh", "monitoring.coreos.com"})
+
+
+def structural(node: Any) -> Any:
+    """``node`` with every object that lists ``properties`` closed (``additionalProperties:
+    false``), unless it says ``x-kubernetes-preserve-unknown-fields``: the API server prunes
+    (or, with strict field validation, refuses) a field its structural schema does not name,
+    so a misspelt one must fail here rather than vanish there."""
+    if isinstance(node, list):
+        return [structural(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: structural(v) for k, v in node.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def crd_validator(api_version: str, kind: str) -> Any:
+    """A jsonschema validator for one custom kind, or None when no schema is vendored."""
+    import jsonschema
+
+    name = CRD_KINDS.get((api_version, kind))
+    if name is None:
+        return None
+    schema = structural(json.loads((CRD_SCHEMAS / name).read_text()))
+    return jsonschema.Draft7Validator(schema)
+
+
+def is_custom(doc: dict[str, Any]) -> bool:
+    return str(doc.get("apiVersion", "")).split("/")[0] in CRD_GROUPS
+
+
+def field_path(parts: Any) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def crd_problems(doc: dict[str, Any]) -> list[str]:
+    """What is wrong with one custom object against its vendored schema, each naming the field."""
+    api_version, kind = str(doc.get("apiVersion", "")), str(doc.get("kind", ""))
+    validator = crd_validator(api_version, kind)
+    if validator is None:
+        return [f"{api_version} {kind}: no schema vendored in {rel(CRD_SCHEMAS)} (see its README)"]
+    found = []
+    for err in validator.iter_errors(doc):
+        where = list(err.absolute_path)
+        if err.validator == "additionalProperties" and err.validator_value is False:
+            known = set(err.schema.get("properties", {}))
+            for extra in sorted(set(err.instance) - known):
+                found.append(f"{field_path([*where, extra])}: unknown field")
+        elif err.validator == "required":
+            missing = [m for m in err.validator_value if m not in err.instance]
+            for m in missing:
+                found.append(f"{field_path([*where, m])}: required field missing")
+        else:
+            found.append(f"{field_path(where) or '(object)'}: {err.message}")
+    return sorted(found)
+
+
+def cmd_crds() -> int:
+    problems = Problems()
+    counts: dict[str, int] = {}
+    for path, doc in k8s_documents():
+        if not is_custom(doc):
+            continue
+        counts[doc["kind"]] = counts.get(doc["kind"], 0) + 1
+        name = f"{path}: {doc['kind']}/{doc.get('metadata', {}).get('name')}"
+        for problem in crd_problems(doc):
+            problems.append(f"{name}: {problem}")
+    for _, kind in CRD_KINDS:
+        problems.check(counts.get(kind, 0) > 0, f"k8s: no {kind} validated (none found)")
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    return finish(problems, f"{summary} valid against the vendored CRD schemas ({rel(CRD_SCHEMAS)})")
+
+
 def main(argv: list[str]) -> int:
-    commands = {"yaml": cmd_yaml, "dockerfiles": cmd_dockerfiles, "compose": cmd_compose, "k8s": cmd_k8s}
+    commands = {
+        "yaml": cmd_yaml,
+        "dockerfiles": cmd_dockerfiles,
+        "compose": cmd_compose,
+        "k8s": cmd_k8s,
+        "crds": cmd_crds,
+    }
     if len(argv) == 4 and argv[1] == "lb-env":
         return cmd_lb_env(argv[2], argv[3])
     if len(argv) != 2 or argv[1] not in commands:
