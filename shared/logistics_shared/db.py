@@ -137,6 +137,13 @@ def send_begin_with_first_statement(engine: Engine) -> None:
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _end(conn: Connection) -> None:
+        if conn.invalidated:
+            # A disconnect (the backend terminated, PostgreSQL restarted) invalidated the
+            # connection: ``conn.connection`` would raise PendingRollbackError here, in the
+            # rollback that ends the request, and turn its 503 problem into a 500
+            # (tests/ops/test_connection_budget.py). The DBAPI connection is gone; the weak
+            # set forgets it with the object.
+            return
         _BEGIN_PENDING.discard(conn.connection.driver_connection)
 
     @event.listens_for(engine, "do_execute")
