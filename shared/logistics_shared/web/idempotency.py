@@ -8,6 +8,7 @@ transaction, so it commits if and only if the effects commit.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,11 +19,16 @@ from pyramid.request import Request
 from pyramid.response import Response
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from .. import errors
 from ..db import aware, execute_at_commit
 from ..identity import Identity, recording_scope
+from ..logs import describe_error
 from .responses import ApiResponse
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 #: How long a claim protects a request that is still running; a crashed
@@ -100,8 +106,16 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
         # response aborts: then there is nothing to free, and no round trip to pay.
         if committed == [True] and stored:
             return
-        with engine.begin() as conn:
-            conn.execute(delete(table).where(table.c.id == row_id, table.c.state == "running"))
+        try:
+            with engine.begin() as conn:
+                conn.execute(delete(table).where(table.c.id == row_id, table.c.state == "running"))
+        except (DBAPIError, PoolTimeout) as exc:
+            # A finished callback runs after the response was made, outside the exception
+            # views: raising here turned the request's 503 problem (the database refusing
+            # connections: "too many clients already") into the WSGI server's HTML 500
+            # (tests/ops/test_connection_budget.py). The key stays claimed until its LEASE
+            # ends; a retry with it meanwhile gets the 409 with Retry-After, then takes it over.
+            log.warning("idempotency key claim %s not released: %s", row_id, describe_error(exc))
 
     request.add_finished_callback(release)
     with recording_scope() as scope:
