@@ -240,3 +240,65 @@ def test_the_policy_drops_the_oldest_beyond_the_max_length(
         check=True,
     ).stdout
     assert f"{queue}\t{queue}.bound" in listed
+
+
+# --- applied by the worker at start-up ----------------------------------------------------------
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_the_worker_applies_the_policy_at_start_up_and_retries_a_refusal(
+    management: tuple[str, type[_Recorder]],
+    service_client: Any,
+    rabbit: str,
+    namespace: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The stub refuses the first PUT (503): the worker logs why, keeps running (ready, its
+    consumers connected), and puts the policy again until it takes. The real broker's side
+    is in tests/bus/test_queue_gauges_management.py (a private node with the API)."""
+    from logistics_shared.bus.worker import Worker
+
+    from ..helpers.bus import wait_until
+
+    url, handler = management
+    handler.status = 503
+    client = service_client(
+        "inventory",
+        "postgres",
+        broker_url=rabbit,
+        bus_namespace=namespace,
+        rabbitmq_management_url=url,
+        unrouted_max_length=7,
+    )
+    worker = Worker(client.registry["logistics.service"], client.settings, client.registry)
+    assert worker.broker_policy is not None
+    worker.broker_policy.first_retry = 0.2  # 5 s in production, doubling up to 5 minutes
+    with caplog.at_level("WARNING", logger="logistics_shared.bus.policy"):
+        worker.start()
+        try:
+            wait_until(lambda: len(handler.seen) >= 1, what="a PUT at start-up")
+            wait_until(
+                lambda: worker.readiness()["status"] == "ready", what="the worker ready, policy refused"
+            )
+            assert not worker.broker_policy.applied.is_set()
+            handler.status = 201
+            wait_until(worker.broker_policy.applied.is_set, what="the policy applied on a retry")
+        finally:
+            worker.shutdown()
+    refused = [r.getMessage() for r in caplog.records if "not applied" in r.getMessage()]
+    assert refused and "answered 503" in refused[0], refused
+    assert "cret" not in caplog.text, "no password in the log"
+    paths = {request["path"] for request in handler.seen}
+    assert paths == {f"/api/policies/%2F/{namespace}.inventory.unrouted.bound"}
+    assert handler.seen[-1]["body"]["definition"]["max-length"] == 7
+    count = len(handler.seen)
+    assert count >= 2 and worker.broker_policy.failures == count - 1
+
+
+def test_without_a_management_url_the_worker_applies_nothing(service_client: Any, rabbit: str) -> None:
+    from logistics_shared.bus.worker import Worker
+
+    client = service_client("inventory", "sqlite", broker_url=rabbit, rabbitmq_management_url="")
+    worker = Worker(client.registry["logistics.service"], client.settings, client.registry)
+    assert worker.broker_policy is None and worker.management_gauges is None

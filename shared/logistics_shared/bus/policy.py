@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import shlex
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from ..settings import Settings
 from .names import Names
 
+log = logging.getLogger(__name__)
+
 #: RabbitMQ applies one policy per queue, the highest priority among those matching; above
 #: the usual 0 so a broad catch-all policy of the operator's does not silently replace the bound.
 #: (Operator policies, ``set_operator_policy``, are merged on top and still apply.)
@@ -31,7 +35,12 @@ DEFAULT_PRIORITY = 10
 
 
 class PolicyError(RuntimeError):
-    """The broker refused the policy, or could not be reached."""
+    """The broker refused the policy (or another management request), or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        #: The management API's HTTP status, None when it was not reached.
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -119,18 +128,19 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def apply_http(policy: Policy, management_url: str, timeout: float = 10) -> None:
-    """``PUT /api/policies/<vhost>/<name>`` with basic auth from the URL's user and password."""
+def _management(
+    management_url: str, path: str, *, method: str = "GET", body: Any = None, timeout: float = 10
+) -> bytes:
+    """One request to the management API, basic auth from the URL's user and password;
+    any failure is a :class:`PolicyError` that names the URL without its credentials."""
     parts = urlsplit(management_url)
     if parts.scheme not in ("http", "https"):
         raise PolicyError(f"management URL must be http(s)://, got {parts.scheme or 'none'}://")
     base = redact(management_url).rstrip("/")
-    # safe="": the default vhost "/" must travel as %2F, and so must any slash in a name.
-    url = f"{base}/api/policies/{quote(policy.vhost, safe='')}/{quote(policy.name, safe='')}"
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url,
-        data=json.dumps(policy.body()).encode(),
-        method="PUT",
+        base + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
         headers={"content-type": "application/json"},
     )
     if parts.username is not None:
@@ -139,10 +149,92 @@ def apply_http(policy: Policy, management_url: str, timeout: float = 10) -> None
         request.add_header("authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            response.read()
+            return bytes(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", "replace").strip()
-        raise PolicyError(f"{redact(management_url)} answered {exc.code}: {detail}") from None
+        raise PolicyError(
+            f"{redact(management_url)} answered {exc.code}: {detail}", status=exc.code
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise PolicyError(f"cannot reach {redact(management_url)}: {reason}") from None
+
+
+def _segment(name: str) -> str:
+    # safe="": the default vhost "/" must travel as %2F, and so must any slash in a name.
+    return quote(name, safe="")
+
+
+def apply_http(policy: Policy, management_url: str, timeout: float = 10) -> None:
+    """``PUT /api/policies/<vhost>/<name>`` with basic auth from the URL's user and password."""
+    path = f"/api/policies/{_segment(policy.vhost)}/{_segment(policy.name)}"
+    _management(management_url, path, method="PUT", body=policy.body(), timeout=timeout)
+
+
+def read_http(vhost: str, name: str, management_url: str, timeout: float = 10) -> dict[str, Any]:
+    """``GET /api/policies/<vhost>/<name>``: the policy as the broker holds it."""
+    path = f"/api/policies/{_segment(vhost)}/{_segment(name)}"
+    return dict(json.loads(_management(management_url, path, timeout=timeout)))
+
+
+def queue_http(vhost: str, queue: str, management_url: str, timeout: float = 10) -> dict[str, Any]:
+    """``GET /api/queues/<vhost>/<name>``: the queue's details and message counts."""
+    path = f"/api/queues/{_segment(vhost)}/{_segment(queue)}"
+    return dict(json.loads(_management(management_url, path, timeout=timeout)))
+
+
+class PolicyAtStartup:
+    """Applies a policy through the management API from a worker's thread: at once, then,
+    after a failure (logged with its reason), again with a growing delay until it takes
+    or the worker stops. The PUT is idempotent, so every replica may do it at every
+    start; the worker never waits for it, nor stops when the broker refuses it."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        management_url: str,
+        *,
+        service: str,
+        first_retry: float = 5.0,
+        max_retry: float = 300.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self.policy = policy
+        self.management_url = management_url
+        self.service = service
+        self.first_retry = first_retry
+        self.max_retry = max_retry
+        self.timeout = timeout
+        #: Set once the broker accepted the policy.
+        self.applied = threading.Event()
+        self.failures = 0
+
+    def run(self, stop: threading.Event) -> None:
+        delay = self.first_retry
+        where = redact(self.management_url)
+        while not stop.is_set():
+            try:
+                apply_http(self.policy, self.management_url, timeout=self.timeout)
+            except Exception as exc:  # noqa: BLE001 - a worker runs on without its policy
+                self.failures += 1
+                log.warning(
+                    "policy %s not applied on vhost %s (retrying in %.0fs): %s",
+                    self.policy.name,
+                    self.policy.vhost,
+                    delay,
+                    exc,
+                    extra={"service": self.service},
+                )
+            else:
+                log.info(
+                    "policy %s applied on vhost %s through %s",
+                    self.policy.name,
+                    self.policy.vhost,
+                    where,
+                    extra={"service": self.service},
+                )
+                self.applied.set()
+                return
+            if stop.wait(delay):
+                return
+            delay = min(delay * 2, self.max_retry)

@@ -19,7 +19,8 @@ from .backlog import OutboxGauges
 from .connection import connection_factory
 from .consumer import EventConsumer
 from .names import Names
-from .queue_gauges import QueueGauges, owned_queues
+from .policy import PolicyAtStartup, unrouted_policy, vhost_of
+from .queue_gauges import ManagementQueueGauges, QueueGauges, owned_queues, stats_metrics
 from .relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -80,21 +81,46 @@ class Worker:
         )
         # Only a real broker answers a passive declare (memory:// has no queues to count).
         self.queue_gauges: QueueGauges | None = None
+        self.management_gauges: ManagementQueueGauges | None = None
+        self.broker_policy: PolicyAtStartup | None = None
         if settings.broker_url.startswith(("amqp", "pyamqp")):
+            names = Names(settings.bus_namespace)
+            queues = owned_queues(names, spec.name, handlers, settings.retry_delays)
             self.queue_gauges = QueueGauges(
                 service=spec.name,
-                queues=owned_queues(
-                    Names(settings.bus_namespace), spec.name, handlers, settings.retry_delays
-                ),
+                queues=queues,
                 metrics=metrics,
                 connect=connection_factory(settings, heartbeat=False),
                 interval=settings.queue_metrics_seconds,
             )
+            stats = stats_metrics(registry)
+            # The bound the policy gives the parking queue, for LogisticsUnroutedNearMax.
+            stats.max_length.labels(spec.name, names.unrouted_queue(spec.name), "unrouted").set(
+                settings.unrouted_max_length
+            )
+            if settings.rabbitmq_management_url:
+                self.management_gauges = ManagementQueueGauges(
+                    service=spec.name,
+                    queues=queues,
+                    metrics=stats,
+                    management_url=settings.rabbitmq_management_url,
+                    vhost=vhost_of(settings.broker_url),
+                    interval=settings.queue_metrics_seconds,
+                )
+                self.broker_policy = PolicyAtStartup(
+                    unrouted_policy(settings, spec.name),
+                    settings.rabbitmq_management_url,
+                    service=spec.name,
+                )
 
     def start(self) -> None:
         self._spawn(f"{self.spec.name}-outbox-metrics", self.outbox_gauges.run, self.stop)
         if self.queue_gauges is not None:
             self._spawn(f"{self.spec.name}-queue-metrics", self.queue_gauges.run, self.stop)
+        if self.management_gauges is not None:
+            self._spawn(f"{self.spec.name}-queue-counts", self.management_gauges.run, self.stop)
+        if self.broker_policy is not None:
+            self._spawn(f"{self.spec.name}-broker-policy", self.broker_policy.run, self.stop)
         if self.relay is not None:
             self._spawn(f"{self.spec.name}-relay", self.relay.run, self.stop)
         for index, consumer in enumerate(self.consumers):
