@@ -1299,6 +1299,87 @@ def check_trigger_auth_secrets(problems: Problems, cluster: Cluster) -> None:
             )
 
 
+#: Redis: its port, and the Secret with its URL (secret.example.yaml).
+REDIS_PORT = 6379
+REDIS_SECRET_NAME = "logistics-redis"  # noqa: S105 - a Secret object's name, no value
+
+
+def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and matchExpressions; {} selects every pod)."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        present = key in labels
+        if not {
+            "In": present and labels.get(key) in values,
+            "NotIn": not present or labels.get(key) not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }.get(op, False):
+            return False
+    return True
+
+
+def egress_allows(policies: list[dict[str, Any]], labels: dict[str, str], port: int) -> bool:
+    """Whether the NetworkPolicies let a pod with ``labels`` out to TCP ``port`` (anywhere).
+
+    Policies add up: one that selects the pod and has an egress rule with no ports, or with
+    the port (TCP, the default protocol; a named port never names a remote one), allows it.
+    """
+    for pol in policies:
+        spec = pol.get("spec", {})
+        types = spec.get("policyTypes") or (["Ingress", "Egress"] if "egress" in spec else ["Ingress"])
+        if "Egress" not in types or not selector_matches(spec.get("podSelector") or {}, labels):
+            continue
+        for rule in spec.get("egress") or []:
+            ports = rule.get("ports")
+            if not ports or any(
+                p.get("protocol", "TCP") == "TCP"
+                and (
+                    "port" not in p
+                    or p["port"] == port
+                    or (isinstance(p["port"], int) and p["port"] <= port <= p.get("endPort", p["port"]))
+                )
+                for p in ports
+            ):
+                return True
+    return False
+
+
+def pod_secret_names(pod: dict[str, Any]) -> set[str]:
+    """Every Secret a pod's containers (initContainers too) read through env or envFrom."""
+    names = set()
+    for c in pod.get("initContainers", []) + pod.get("containers", []):
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                names.add(ref.get("name", ""))
+        for ef in c.get("envFrom", []):
+            if ef.get("secretRef"):
+                names.add(ef["secretRef"].get("name", ""))
+    for v in pod.get("volumes", []):
+        if v.get("secret"):
+            names.add(v["secret"].get("secretName", ""))
+    return names
+
+
+def check_redis_egress(problems: Problems, cluster: Cluster) -> None:
+    """A pod may reach Redis exactly when one of its containers has the Redis Secret."""
+    policies = [doc for _, doc in cluster.of_kind("NetworkPolicy")]
+    for path, doc in cluster.of_kind("Deployment") + cluster.of_kind("Job"):
+        template = doc["spec"]["template"]
+        labels = template.get("metadata", {}).get("labels", {})
+        uses = REDIS_SECRET_NAME in pod_secret_names(template["spec"])
+        allowed = egress_allows(policies, labels, REDIS_PORT)
+        name = f"{path}: {doc['kind']}/{doc['metadata']['name']}"
+        problems.check(
+            allowed == uses,
+            f"{name}: egress to Redis (:{REDIS_PORT}) is {'allowed' if allowed else 'denied'} but its"
+            f" containers {'get' if uses else 'do not get'} Secret {REDIS_SECRET_NAME}",
+        )
+
+
 def check_kustomization_kind(problems: Problems, kustomization: dict[str, Any]) -> None:
     problems.check(
         kustomization.get("kind") == "Kustomization"
@@ -1391,6 +1472,7 @@ def cmd_k8s() -> int:
     check_connection_budget(problems, cluster)
     check_ingress_backends(problems, cluster)
     check_trigger_auth_secrets(problems, cluster)
+    check_redis_egress(problems, cluster)
     check_kustomization(problems, cluster)
     return finish(
         problems,
