@@ -224,6 +224,15 @@ cli.main()
 """
 
 
+_CLI = """
+import os, sys
+import logistics_shared.cli as cli
+assert cli.__file__.startswith(os.environ["PYTHONPATH"].split(os.pathsep)[0]), cli.__file__
+sys.argv = ["logistics", *sys.argv[1:]]
+cli.main()
+"""
+
+
 @dataclass
 class Response:
     status: int
@@ -263,10 +272,8 @@ class OldApp:
         self.launch()
         self.wait_until_serving(timeout)
 
-    def launch(self) -> None:
-        """Start the process; ``wait_until_serving`` waits for it (meanwhile, migrate)."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        env = clean_environ(
+    def _environ(self) -> dict[str, str]:
+        return clean_environ(
             PYTHONPATH=python_path(self.tree),
             PYTHONDONTWRITEBYTECODE="1",
             **{
@@ -276,11 +283,31 @@ class OldApp:
                 "LOGISTICS_LOG_LEVEL": "WARNING",
             },
         )
+
+    def has_command(self, name: str) -> bool:
+        """Whether the old release's CLI has ``name`` (e.g. ``wait-for-schema``, added later)."""
+        return f'"{name}"' in (self.tree / "shared" / "logistics_shared" / "cli.py").read_text()
+
+    def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """The old release's ``logistics`` command, on the same database and settings."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(
+            [sys.executable, "-c", _CLI, *args],
+            cwd=self.workdir,
+            env=self._environ(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def launch(self) -> None:
+        """Start the process; ``wait_until_serving`` waits for it (meanwhile, migrate)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
         with self._log("stdout").open("wb") as out, self._log("stderr").open("wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _BOOT, self.service, str(self.port)],
                 cwd=self.workdir,  # not the repository: '' on sys.path must not find today's code
-                env=env,
+                env=self._environ(),
                 stdout=out,
                 stderr=err,
             )
