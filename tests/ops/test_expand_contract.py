@@ -48,7 +48,8 @@ from ..helpers.old_revision import (
 )
 from ..services import PG_URL, need_postgres
 
-pytestmark = pytest.mark.postgres
+#: Real processes (the old web process, git, the CLI), so not a unit test.
+pytestmark = pytest.mark.e2e
 
 ADDRESS = {"name": "Main warehouse", "line1": "Dock 1", "city": "Rotterdam", "country": "NL"}
 
@@ -307,6 +308,7 @@ class Drive:
             call.check(answer.body, self.seen)
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("service", sorted(CALLS))
 def test_the_previous_release_serves_on_the_current_head_schema(
     service: str,
