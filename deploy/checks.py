@@ -890,6 +890,14 @@ class Cluster:
         return {c["metadata"]["name"] for _, c in self.of_kind("ConfigMap")}
 
     @functools.cached_property
+    def configmap_keys(self) -> dict[str, set[str]]:
+        """The keys of each ConfigMap, by name."""
+        return {
+            c["metadata"]["name"]: set(c.get("data") or {}) | set(c.get("binaryData") or {})
+            for _, c in self.of_kind("ConfigMap")
+        }
+
+    @functools.cached_property
     def deployments(self) -> dict[str, dict[str, Any]]:
         return {d["metadata"]["name"]: d for _, d in self.of_kind("Deployment")}
 
@@ -1084,6 +1092,89 @@ def check_database_only(problems: Problems, ctr: Container, _cluster: Cluster) -
         problems.check(not extra, f"{ctr.name}: needs only {database_secret(ctr.svc)}, also gets {extra}")
 
 
+JWT_SECRET_VAR = "LOGISTICS_JWT_SECRET"  # noqa: S105 - a variable's name, no value
+JWT_PRIVATE_VAR = "LOGISTICS_JWT_PRIVATE_KEY_FILE"
+JWT_PUBLIC_VAR = "LOGISTICS_JWT_PUBLIC_KEY_FILE"
+JWT_ALGORITHM_VAR = "LOGISTICS_JWT_ALGORITHM"
+#: The settings that carry (or choose) key material; issuer, audience and leeway do not.
+JWT_KEY_VARS = frozenset({JWT_SECRET_VAR, JWT_PRIVATE_VAR, JWT_PUBLIC_VAR, JWT_ALGORITHM_VAR})
+#: The ConfigMap (or Secret) the public key is mounted from, and the algorithms that verify
+#: with a public key (shared/logistics_shared/settings.py jwt_algorithm; EdDSA is shipped).
+JWT_PUBLIC_SOURCE = "logistics-jwt-public"
+ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "RS256"})
+#: What each kind of container may hold of those. Web verifies with the public key only;
+#: nobody gets the private key or the HS256 secret, so no pod can mint a token. Workers
+#: verify no token, but configure() builds the key ring in every process kind and fails
+#: without a verify key, so they get the public key too (it lets nobody mint); the migrate
+#: Job and the wait-for-schema initContainers never build the app and get nothing.
+JWT_ALLOWED: dict[str, frozenset[str]] = {
+    "web": frozenset({JWT_ALGORITHM_VAR, JWT_PUBLIC_VAR}),
+    "worker": frozenset({JWT_ALGORITHM_VAR, JWT_PUBLIC_VAR}),
+    "migrate": frozenset(),
+    "init": frozenset(),
+}
+
+
+def jwt_vars(ctr: Container, cluster: Cluster) -> set[str]:
+    """The key-material JWT settings a container gets: env, and envFrom Secrets and ConfigMaps."""
+    held = {name for name in ctr.env if name in JWT_KEY_VARS}
+    for ef in ctr.spec.get("envFrom", []):
+        if ef.get("secretRef"):
+            held |= cluster.secrets.get(ef["secretRef"].get("name", ""), set()) & JWT_KEY_VARS
+        if ef.get("configMapRef"):
+            held |= cluster.configmap_keys.get(ef["configMapRef"].get("name", ""), set()) & JWT_KEY_VARS
+    return held
+
+
+def public_key_source(ctr: Container) -> tuple[str | None, str | None]:
+    """(ConfigMap or Secret name, key) the file LOGISTICS_JWT_PUBLIC_KEY_FILE names is mounted from."""
+    path = str(ctr.env.get(JWT_PUBLIC_VAR, {}).get("value") or "")
+    volumes = {v.get("name"): v for v in ctr.pod.get("volumes", [])}
+    for mount in ctr.spec.get("volumeMounts", []):
+        base = str(mount.get("mountPath", "")).rstrip("/")
+        if not base or not path.startswith(base + "/") or "subPath" in mount:
+            continue
+        file = path[len(base) + 1 :]
+        volume = volumes.get(mount.get("name"), {})
+        source = volume.get("configMap") or volume.get("secret") or {}
+        name = source.get("name") or source.get("secretName")
+        items = source.get("items")
+        if items is None:
+            return name, file
+        return name, next((i.get("key") for i in items if i.get("path") == file), None)
+    return None, None
+
+
+def check_jwt_keys(problems: Problems, ctr: Container, cluster: Cluster) -> None:
+    """Web verifies with a mounted public key; no container holds a private key or the HS256
+    secret; what else each kind may hold is JWT_ALLOWED."""
+    kind = "init" if ctr.init else str(ctr.component)
+    allowed = JWT_ALLOWED.get(kind, frozenset())
+    held = jwt_vars(ctr, cluster)
+    extra = sorted(held - allowed)
+    problems.check(
+        not extra,
+        f"{ctr.name}: gets {', '.join(extra)}; a {kind} container may get "
+        f"{', '.join(sorted(allowed)) or 'no JWT key setting'}",
+    )
+    if kind == "web":
+        algorithm = ctr.env.get(JWT_ALGORITHM_VAR, {}).get("value")
+        problems.check(
+            algorithm in ASYMMETRIC_ALGORITHMS,
+            f"{ctr.name}: {JWT_ALGORITHM_VAR} is {algorithm!r}: web must verify with a public key"
+            f" ({' or '.join(sorted(ASYMMETRIC_ALGORITHMS))})",
+        )
+        problems.check(JWT_PUBLIC_VAR in ctr.env, f"{ctr.name}: no {JWT_PUBLIC_VAR}")
+    if JWT_PUBLIC_VAR in held and JWT_PUBLIC_VAR in ctr.env:
+        name, key = public_key_source(ctr)
+        keys = cluster.configmap_keys.get(name or "", set()) | cluster.secrets.get(name or "", set())
+        problems.check(
+            name == JWT_PUBLIC_SOURCE and key is not None and key in keys,
+            f"{ctr.name}: {JWT_PUBLIC_VAR} is not a key of ConfigMap/Secret {JWT_PUBLIC_SOURCE}"
+            f" mounted in the container (found {name}/{key})",
+        )
+
+
 CONTAINER_CHECKS: tuple[Callable[[Problems, Container, Cluster], None], ...] = (
     check_container_security,
     check_resources,
@@ -1092,6 +1183,7 @@ CONTAINER_CHECKS: tuple[Callable[[Problems, Container, Cluster], None], ...] = (
     check_database_secrets,
     check_database_only,
     check_container_databases,
+    check_jwt_keys,
     check_component,
 )
 #: An initContainer runs no component: no command, port or probe of its own to check.

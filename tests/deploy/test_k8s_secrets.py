@@ -154,6 +154,192 @@ def test_database_only(ctr: object, ok: bool) -> None:
     assert (not problems) is ok
 
 
+PUBLIC_PEM = "/etc/logistics/jwt/public.pem"
+JWT_CLUSTER = checks.Cluster(
+    [
+        *CLUSTER.docs,
+        (
+            "secret.example.yaml",
+            {
+                "kind": "ConfigMap",
+                "metadata": {"name": "logistics-jwt-public", "namespace": "logistics"},
+                "data": {"public.pem": "-----BEGIN PUBLIC KEY-----"},
+            },
+        ),
+        (
+            "configmap.yaml",
+            {
+                "kind": "ConfigMap",
+                "metadata": {"name": "with-secret", "namespace": "logistics"},
+                "data": {"LOGISTICS_JWT_SECRET": "x" * 40},
+            },
+        ),
+        secret("logistics-jwt-private", "LOGISTICS_JWT_PRIVATE_KEY_FILE"),
+    ]
+)
+
+
+def value(var: str, val: str) -> dict[str, Any]:
+    return {"name": var, "value": val}
+
+
+EDDSA = value("LOGISTICS_JWT_ALGORITHM", "EdDSA")
+PUBLIC = value("LOGISTICS_JWT_PUBLIC_KEY_FILE", PUBLIC_PEM)
+PRIVATE = value("LOGISTICS_JWT_PRIVATE_KEY_FILE", "/etc/logistics/jwt/private.pem")
+
+
+def jwt_container(
+    env: list[dict[str, Any]],
+    component: str = "web",
+    init: bool = False,
+    source: str = "logistics-jwt-public",
+    items: list[dict[str, str]] | None = None,
+    mounted: bool = True,
+    env_from: list[Any] | None = None,
+) -> object:
+    volume: dict[str, Any] = {"name": source}
+    if items is not None:
+        volume["items"] = items
+    return checks.Container(
+        name="c",
+        svc="inventory",
+        component=component,
+        spec={
+            "env": [OWN, *env],
+            "envFrom": env_from or [],
+            "volumeMounts": [{"name": "jwt-public", "mountPath": "/etc/logistics/jwt", "readOnly": True}]
+            if mounted
+            else [],
+        },
+        pod={"volumes": [{"name": "jwt-public", "configMap": volume}]},
+        annotations={},
+        init=init,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ctr", "expected"),
+    [
+        pytest.param(jwt_container([EDDSA, PUBLIC]), [], id="web-public-key-only"),
+        pytest.param(
+            jwt_container([value("LOGISTICS_JWT_ALGORITHM", "RS256"), PUBLIC]), [], id="web-rs256-public-key"
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC], items=[{"key": "public.pem", "path": "public.pem"}]),
+            [],
+            id="web-public-key-by-item",
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC, PRIVATE]),
+            ["gets LOGISTICS_JWT_PRIVATE_KEY_FILE; a web container may get"],
+            id="web-with-private-key",
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC, JWT]),
+            ["gets LOGISTICS_JWT_SECRET; a web container may get"],
+            id="web-with-hs256-secret",
+        ),
+        pytest.param(
+            jwt_container([JWT]),
+            [
+                "gets LOGISTICS_JWT_SECRET",
+                "LOGISTICS_JWT_ALGORITHM is None: web must verify with a public key",
+                "no LOGISTICS_JWT_PUBLIC_KEY_FILE",
+            ],
+            id="web-hs256-only",
+        ),
+        pytest.param(
+            jwt_container([value("LOGISTICS_JWT_ALGORITHM", "HS256"), PUBLIC]),
+            ["LOGISTICS_JWT_ALGORITHM is 'HS256'"],
+            id="web-symmetric-algorithm",
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC], env_from=[{"configMapRef": {"name": "with-secret"}}]),
+            ["gets LOGISTICS_JWT_SECRET"],
+            id="web-secret-through-configmap",
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC], env_from=[{"secretRef": {"name": "logistics-jwt-private"}}]),
+            ["gets LOGISTICS_JWT_PRIVATE_KEY_FILE"],
+            id="web-private-key-through-envfrom",
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC], mounted=False),
+            ["not a key of ConfigMap/Secret logistics-jwt-public mounted in the container (found None/None)"],
+            id="web-public-key-not-mounted",
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC], source="other"),
+            ["(found other/public.pem)"],
+            id="web-public-key-from-another-configmap",
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC], items=[{"key": "public.pem", "path": "key.pem"}]),
+            ["(found logistics-jwt-public/None)"],
+            id="web-public-key-file-not-projected",
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC], component="worker"), [], id="worker-public-key-configure-needs-it"
+        ),
+        pytest.param(jwt_container([], component="worker"), [], id="worker-no-jwt"),
+        pytest.param(
+            jwt_container([JWT], component="worker"),
+            ["gets LOGISTICS_JWT_SECRET; a worker container may get"],
+            id="worker-with-hs256-secret",
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC, PRIVATE], component="worker"),
+            ["gets LOGISTICS_JWT_PRIVATE_KEY_FILE"],
+            id="worker-with-private-key",
+        ),
+        pytest.param(
+            jwt_container([EDDSA, PUBLIC], component="migrate"),
+            ["LOGISTICS_JWT_ALGORITHM, LOGISTICS_JWT_PUBLIC_KEY_FILE; a migrate container may get no JWT"],
+            id="migrate-with-public-key",
+        ),
+        pytest.param(
+            jwt_container([PUBLIC], init=True),
+            ["gets LOGISTICS_JWT_PUBLIC_KEY_FILE; a init container may get no JWT key setting"],
+            id="init-with-public-key",
+        ),
+    ],
+)
+def test_jwt_keys(ctr: object, expected: list[str]) -> None:
+    problems = checks.Problems()
+    checks.check_jwt_keys(problems, ctr, JWT_CLUSTER)
+    assert len(problems) == len(expected), problems
+    for p, e in zip(problems, expected, strict=True):
+        assert e in p
+
+
+def test_no_shipped_pod_holds_a_signing_key() -> None:
+    """Across deploy/k8s: no container gets the HS256 secret or a private key; web verifies
+    with the mounted public key; no Secret or ConfigMap carries the HS256 secret or a private key."""
+    cluster = checks.Cluster(list(checks.k8s_documents()))
+    signing = {"LOGISTICS_JWT_SECRET", "LOGISTICS_JWT_PRIVATE_KEY_FILE"}
+    assert not signing & cluster.secret_keys
+    assert not signing & set().union(*cluster.configmap_keys.values())
+    assert "logistics-jwt" not in cluster.secrets
+    webs = 0
+    for _, doc in cluster.of_kind("Deployment") + cluster.of_kind("Job"):
+        pod = doc["spec"]["template"]["spec"]
+        component = doc["metadata"]["labels"]["app.kubernetes.io/component"]
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            names = {e["name"] for e in c.get("env", [])}
+            assert not signing & names, (doc["metadata"]["name"], c["name"])
+            if component == "web" and c in pod["containers"]:
+                webs += 1
+                env = {e["name"]: e.get("value") for e in c["env"]}
+                assert env["LOGISTICS_JWT_ALGORITHM"] == "EdDSA"
+                assert env["LOGISTICS_JWT_PUBLIC_KEY_FILE"] == PUBLIC_PEM
+            if component == "migrate" or c in pod.get("initContainers", []):
+                assert not {n for n in names if n.startswith("LOGISTICS_JWT_")}, (
+                    doc["metadata"]["name"],
+                    c["name"],
+                )
+    assert webs == 3
+
+
 def kustomization(resources: list[str], images: list[dict[str, str]] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
