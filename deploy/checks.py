@@ -1598,6 +1598,10 @@ def structural(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     out = {k: structural(v) for k, v in node.items()}
+    if isinstance(out.get("pattern"), str):
+        # Go's regexp takes inline flags anywhere ("^(?i)(abort|warn)?$", PrometheusRule's
+        # partial_response_strategy); Python's re only at the start: the same expression.
+        out["pattern"] = re.sub(r"^\^\(\?([aiLmsux]+)\)", r"(?\1)^", out["pattern"])
     if (
         "properties" in out
         and "additionalProperties" not in out

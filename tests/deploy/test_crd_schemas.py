@@ -205,6 +205,17 @@ def test_free_form_maps_stay_open() -> None:
     assert checks.crd_problems(rule) == []
 
 
+@pytest.mark.parametrize(("strategy", "ok"), [("warn", True), ("ABORT", True), ("", True), ("ignore", False)])
+def test_inline_regex_flags_of_the_crd_work(strategy: str, ok: bool) -> None:
+    """PrometheusRule's partial_response_strategy pattern is ^(?i)(abort|warn)?$ (Go syntax)."""
+    rule = shipped("PrometheusRule", "logistics-alerts")
+    rule["spec"]["groups"][0]["partial_response_strategy"] = strategy
+    problems = checks.crd_problems(rule)
+    assert (problems == []) is ok, problems
+    if not ok:
+        assert problems[0].startswith("spec.groups[0].partial_response_strategy: 'ignore' does not match")
+
+
 def test_preserve_unknown_fields_is_left_open() -> None:
     schema = checks.structural(
         {
