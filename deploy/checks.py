@@ -1104,12 +1104,11 @@ JWT_PUBLIC_SOURCE = "logistics-jwt-public"
 ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "RS256"})
 #: What each kind of container may hold of those. Web verifies with the public key only;
 #: nobody gets the private key or the HS256 secret, so no pod can mint a token. Workers
-#: verify no token, but configure() builds the key ring in every process kind and fails
-#: without a verify key, so they get the public key too (it lets nobody mint); the migrate
-#: Job and the wait-for-schema initContainers never build the app and get nothing.
+#: verify no token and `logistics worker` never reads the keys, so they get none; nor do the
+#: migrate Job and the wait-for-schema initContainers, which never build the app.
 JWT_ALLOWED: dict[str, frozenset[str]] = {
     "web": frozenset({JWT_ALGORITHM_VAR, JWT_PUBLIC_VAR}),
-    "worker": frozenset({JWT_ALGORITHM_VAR, JWT_PUBLIC_VAR}),
+    "worker": frozenset(),
     "migrate": frozenset(),
     "init": frozenset(),
 }

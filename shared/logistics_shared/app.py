@@ -42,7 +42,9 @@ def base_configurator(
 
     config.include("pyramid_tm")
     config.include("logistics_shared.db")
-    config.set_security_policy(JWTSecurityPolicy(load_keyring(settings), spec.role_permissions()))
+    # The keys are read when first needed (web: at start, see cli.make_app), so a worker,
+    # built by the same configure(), holds no JWT key at all.
+    config.set_security_policy(JWTSecurityPolicy(lambda: load_keyring(settings), spec.role_permissions()))
     config.set_default_permission(UNDECLARED)
     config.include("logistics_shared.web.problems")
     config.include("logistics_shared.web.ops")

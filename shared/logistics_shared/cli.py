@@ -68,12 +68,22 @@ def main() -> None:
     """Run, migrate and operate the logistics services."""
 
 
-def make_app(spec: ServiceSpec, settings: Settings) -> Any:
+def make_app(spec: ServiceSpec, settings: Settings, *, web: bool = True) -> Any:
+    """The service's WSGI app from its ``configure()``; ``web=False`` for worker processes.
+
+    A web process reads its JWT keys now, so a missing or bad key stops it at start; a
+    worker never verifies a token and needs none (the keys are read on first use).
+    """
+    from pyramid.interfaces import ISecurityPolicy
+
     from .logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     try:
-        return spec.configure(settings).make_wsgi_app()
+        app = spec.configure(settings).make_wsgi_app()
+        if web:
+            app.registry.queryUtility(ISecurityPolicy).keyring  # noqa: B018 - loads the keys
+        return app
     except SettingsError as exc:
         # Some settings are only checked where they are used (the JWT secret, inside
         # configure()): still the operator's mistake, so one line, not a traceback.
@@ -328,7 +338,7 @@ def worker(service: str, consumers: int, no_relay: bool, health_host: str, healt
 
     spec = _spec(service)
     settings = _settings(spec)
-    app = make_app(spec, settings)
+    app = make_app(spec, settings, web=False)
     runner = Worker(spec, settings, app.registry, relay=not no_relay, consumers=consumers)
     port = health_port or settings.worker_health_port or spec.port + 100
     # The same limits as the web port: probes and scrapes must get through a flood of slow clients.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -172,10 +172,28 @@ class TokenCache:
 class JWTSecurityPolicy:
     """Pyramid 2 security policy: identity from the bearer token, permits by role."""
 
-    def __init__(self, keyring: KeyRing, role_permissions: Mapping[Role, frozenset[str]]) -> None:
-        self.keyring = keyring
-        self.tokens = TokenCache(keyring)
+    def __init__(
+        self, keyring: KeyRing | Callable[[], KeyRing], role_permissions: Mapping[Role, frozenset[str]]
+    ) -> None:
+        # A loader defers reading the keys to the first request: worker processes build the
+        # same app (one configure()) but never verify a token, so they need no key at all;
+        # web processes load it at start (cli.make_app) to fail fast on a missing key.
+        self._load = keyring if callable(keyring) else (lambda: keyring)
+        self._tokens: TokenCache | None = None
+        self._loading = threading.Lock()
         self.role_permissions = role_permissions
+
+    @property
+    def tokens(self) -> TokenCache:
+        if self._tokens is None:
+            with self._loading:
+                if self._tokens is None:
+                    self._tokens = TokenCache(self._load())
+        return self._tokens
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self.tokens.keyring
 
     def identity(self, request: Request) -> Identity | None:
         # Cached on the request: the policy is asked several times per request.

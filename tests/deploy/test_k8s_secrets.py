@@ -279,17 +279,19 @@ def jwt_container(
             id="web-public-key-file-not-projected",
         ),
         pytest.param(
-            jwt_container([EDDSA, PUBLIC], component="worker"), [], id="worker-public-key-configure-needs-it"
+            jwt_container([EDDSA, PUBLIC], component="worker"),
+            ["LOGISTICS_JWT_ALGORITHM, LOGISTICS_JWT_PUBLIC_KEY_FILE; a worker container may get no JWT"],
+            id="worker-with-public-key",
         ),
         pytest.param(jwt_container([], component="worker"), [], id="worker-no-jwt"),
         pytest.param(
             jwt_container([JWT], component="worker"),
-            ["gets LOGISTICS_JWT_SECRET; a worker container may get"],
+            ["gets LOGISTICS_JWT_SECRET; a worker container may get no JWT"],
             id="worker-with-hs256-secret",
         ),
         pytest.param(
             jwt_container([EDDSA, PUBLIC, PRIVATE], component="worker"),
-            ["gets LOGISTICS_JWT_PRIVATE_KEY_FILE"],
+            ["LOGISTICS_JWT_PRIVATE_KEY_FILE, LOGISTICS_JWT_PUBLIC_KEY_FILE; a worker container may get no"],
             id="worker-with-private-key",
         ),
         pytest.param(

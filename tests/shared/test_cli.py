@@ -190,11 +190,12 @@ def _startup_cases() -> list:
         pytest.param(
             [LOGISTICS, "serve", "inventory", "--port", "{free}"], pg, "LOGISTICS_JWT_SECRET", id="serve"
         ),
+        # A worker verifies no token and needs no JWT key; a malformed setting still stops it.
         pytest.param(
             [LOGISTICS, "worker", "inventory", "--health-port", "{free}"],
-            pg,
-            "LOGISTICS_JWT_SECRET",
-            id="worker",
+            {**pg, "LOGISTICS_WAITRESS_CONNECTION_LIMIT": "many"},
+            "LOGISTICS_WAITRESS_CONNECTION_LIMIT",
+            id="worker-malformed",
         ),
         pytest.param([pserve, ini], pg, "LOGISTICS_JWT_SECRET", id="pserve"),
         pytest.param(

@@ -1,5 +1,5 @@
 """Which process holds which JWT key: web verifies with a public key only, a worker starts with
-the public key only (the Kubernetes manifests' configuration), and `logistics token` refuses to
+no key at all (the Kubernetes manifests' configuration), and `logistics token` refuses to
 mint without the private key, naming the setting."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from webtest import TestApp
 from logistics_shared.cli import main as cli
 from logistics_shared.identity import Role
 from logistics_shared.security import load_keyring, mint_token
-from logistics_shared.settings import load_settings
+from logistics_shared.settings import SettingsError, load_settings
 
 LOGISTICS = str(Path(sys.executable).with_name("logistics"))
 
@@ -119,13 +119,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_a_worker_starts_with_only_the_public_key(database_factory, specs, tmp_path, key_pair) -> None:
-    """`logistics worker` as the Kubernetes worker Deployment runs it: no HS256 secret, no private key."""
+@pytest.mark.parametrize(
+    ("keys", "backend"),
+    [
+        pytest.param("public", "sqlite", id="public-key-only"),
+        # As the Kubernetes worker Deployments run: a worker verifies no token and gets no key.
+        # On PostgreSQL a web process without a key refuses to start (tests/shared/test_cli.py).
+        pytest.param("none", "postgres", id="no-jwt-settings", marks=pytest.mark.postgres),
+    ],
+)
+def test_a_worker_starts_without_any_signing_key(
+    database_factory, specs, tmp_path, key_pair, keys: str, backend: str
+) -> None:
+    """`logistics worker` with no HS256 secret and no private key: it never verifies a token."""
     _, public = key_pair
     port = _free_port()
-    env = _clean_env() | _public_only(public)
+    env = _clean_env() | (_public_only(public) if keys == "public" else {})
     env |= {
-        "LOGISTICS_INVENTORY_DATABASE_URL": database_factory(specs["inventory"], "sqlite"),
+        "LOGISTICS_INVENTORY_DATABASE_URL": database_factory(specs["inventory"], backend),
         "LOGISTICS_VAR_DIR": str(tmp_path / "var"),
         "LOGISTICS_LOG_LEVEL": "WARNING",
     }
@@ -159,14 +170,11 @@ def test_a_worker_starts_with_only_the_public_key(database_factory, specs, tmp_p
     assert not (tmp_path / "var" / "jwt-secret").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="configure() loads the key ring for every process kind (shared/logistics_shared/app.py), so a "
-    "worker without a verify key does not start; the k8s workers get the public key for that reason. "
-    "Loading it only for web needs a process-kind signal from `logistics worker` (cli.py).",
-)
-def test_a_worker_with_no_jwt_settings_at_all_configures(specs) -> None:
+def test_configure_reads_no_key_until_a_token_is_verified(specs) -> None:
+    """configure() needs no JWT settings (a worker's app); the first verification asks for them."""
     settings = load_settings(
         "inventory", {"database_url": "postgresql://postgres@127.0.0.1:1/none"}, environ={}
     )
-    specs["inventory"].configure(settings)
+    policy = specs["inventory"].configure(settings).make_wsgi_app().registry.queryUtility(ISecurityPolicy)
+    with pytest.raises(SettingsError, match="LOGISTICS_JWT_SECRET"):
+        policy.keyring  # noqa: B018
