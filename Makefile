@@ -60,6 +60,14 @@ BENCH_ARGS ?=
 bench: $(STAMP)  ## Run the benchmarks; report (Markdown + PNG plots) under var/bench/latest/
 	$(BIN)/python bench/report.py $(BENCH_ARGS)
 
+# The scaling simulation (bench/README.md "scaling_sim.py", issue 13): a load ramp on a local cluster
+# of its own for 2-3 minutes, plotted with what the HPA/KEDA objects of deploy/k8s/ would decide.
+# SIM_ARGS=--quick: a 20 s smoke run.
+SIM_ARGS ?=
+.PHONY: bench-scaling
+bench-scaling: $(STAMP)  ## Ramp load on a local cluster, simulate the autoscalers; PNG under var/bench/scaling/
+	$(BIN)/python bench/scaling_sim.py $(SIM_ARGS)
+
 lint: $(STAMP)  ## ruff check, ruff format --check and mypy (settings in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
