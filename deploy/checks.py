@@ -1333,9 +1333,16 @@ def budget_rows(cluster: Cluster) -> list[BudgetRow]:
     data: dict[str, str] = {}
     for _, c in cluster.of_kind("ConfigMap"):
         data |= c.get("data", {})
-    per_process = int(data.get("LOGISTICS_DB_POOL_SIZE", DEFAULT_POOL_SIZE)) + int(
+    per_pool = int(data.get("LOGISTICS_DB_POOL_SIZE", DEFAULT_POOL_SIZE)) + int(
         data.get("LOGISTICS_DB_MAX_OVERFLOW", DEFAULT_MAX_OVERFLOW)
     )
+    # A web process has two engines, each with a pool of its own: writes, and the autocommit
+    # read engine (shared/logistics_shared/db.py make_read_engine); both keep up to pool_size
+    # idle connections, so a process that served both holds connections in both (15 backends
+    # were seen for one process with pool 8 + overflow 2, tests/ops/test_connection_budget.py).
+    # A worker writes through one pool and holds the relay's LISTEN connection besides
+    # (bus/relay.py _Waiter).
+    per_process = {"web": 2 * per_pool, "worker": per_pool + 1}
     # `logistics serve` runs gunicorn with LOGISTICS_WEB_WORKERS processes; 0 (the
     # default) means one per core of the node, which no budget can bound.
     processes = int(data.get("LOGISTICS_WEB_WORKERS", "0"))
@@ -1357,7 +1364,7 @@ def budget_rows(cluster: Cluster) -> list[BudgetRow]:
         for kind, procs in (("web", processes), ("worker", 1)):
             name = f"{svc}-{kind}"
             replicas = maxima.get(name, cluster.deployments.get(name, {}).get("spec", {}).get("replicas", 1))
-            rows.append(BudgetRow(server, name, replicas, procs, per_process))
+            rows.append(BudgetRow(server, name, replicas, procs, per_process[kind]))
         # The migrate Job holds one connection while it runs (alembic).
         rows.append(BudgetRow(server, f"{svc}-migrate", 1, 1, 1))
     return rows

@@ -43,3 +43,18 @@ def test_shipped_manifests_fit() -> None:
         )
         == {}
     )
+
+
+def test_a_web_process_counts_both_engines_and_a_worker_its_listen_connection() -> None:
+    """Per process: web 2 x (pool + overflow) (write and read engines), worker pool + overflow + 1."""
+    cluster = checks.Cluster(list(checks.k8s_documents()))
+    data: dict[str, str] = {}
+    for _, c in cluster.of_kind("ConfigMap"):
+        data |= c.get("data", {})
+    per_pool = int(data["LOGISTICS_DB_POOL_SIZE"]) + int(data["LOGISTICS_DB_MAX_OVERFLOW"])
+    rows = {r.workload: r for r in checks.budget_rows(cluster)}
+    for svc in ("inventory", "shipping", "support"):
+        assert rows[f"{svc}-web"].per_process == 2 * per_pool
+        assert rows[f"{svc}-worker"].per_process == per_pool + 1
+    # And the shipped pool serves every web thread from either engine without waiting.
+    assert per_pool >= int(data["LOGISTICS_WEB_THREADS"])
