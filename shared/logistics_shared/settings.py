@@ -218,8 +218,9 @@ class Settings:
     )
     rabbitmq_management_url: str = setting(
         "",
-        "RabbitMQ management API (http://user:pass@host:15672) for `logistics broker-policy`; "
-        "empty: print the rabbitmqctl command.",
+        "RabbitMQ management API (http://user:pass@host:15672): workers apply the unrouted queue's "
+        "policy at start-up and export ready/unacknowledged counts, `logistics broker-policy` "
+        "applies it; empty: no API counts, and the command prints the rabbitmqctl command.",
     )
     worker_health_port: int = setting(0, "Worker health/metrics port (0: the web port + 100).")
     cache_local_seconds: float = setting(2.0, "In-process read cache lifetime (0 disables it).")
