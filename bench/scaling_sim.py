@@ -314,7 +314,12 @@ class Cluster:
         if pid is not None:
             print(f"supervisord {pid} survived `down`: SIGKILL", file=sys.stderr)
             with contextlib.suppress(OSError):
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
+                group = os.getpgid(pid)
+                # supervisord daemonizes into a group of its own; never signal this script's.
+                if group != os.getpgrp():
+                    os.killpg(group, signal.SIGKILL)
+                else:
+                    os.kill(pid, signal.SIGKILL)
 
 
 def attached(url: str) -> Cluster:
