@@ -19,6 +19,7 @@ from .platform_tables import PlatformTables
 from .security import UNDECLARED, JWTSecurityPolicy, load_keyring
 from .service import ServiceSpec
 from .settings import Settings
+from .web.request import LogisticsRequest
 
 
 def base_configurator(
@@ -51,7 +52,8 @@ def base_configurator(
     config.include("logistics_shared.web.openapi")
     config.include("logistics_shared.web.docs")
     config.add_tween("logistics_shared.web.tweens.observability_tween_factory")
-    config.add_request_method(_outbox, "outbox", reify=True)
+    # request.dbsession and request.outbox: properties of the class, see web/request.py.
+    config.set_request_factory(LogisticsRequest)
     return config
 
 
@@ -61,7 +63,7 @@ def _writes_only(request: Any) -> bool:
     return request.method not in READ_ONLY_METHODS
 
 
-def _outbox(request: Any) -> Outbox:
+def request_outbox(request: Any) -> Outbox:
     table: Table = request.registry["logistics.platform_tables"].outbox
     from .logs import request_id
 

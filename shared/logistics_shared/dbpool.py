@@ -30,12 +30,22 @@ class _Meter:
         self.overflow = metrics.overflow.labels(*labels)
         self.wait_seconds = metrics.wait_seconds.labels(*labels)
         self.timeouts = metrics.timeouts.labels(*labels)
+        self._last: tuple[int, int, int] | None = None
+
+    def forget(self) -> None:
+        self._last = None
 
     def update(self, pool: QueuePool) -> None:
+        # Called on every checkout and return; the counts change far less often than
+        # that, and each set() takes the metric's lock (or writes its mmap file).
         idle, in_use = pool.checkedin(), pool.checkedout()
-        self.checked_out.set(in_use)
-        self.connections.set(idle + in_use)
-        self.overflow.set(max(0, pool.overflow()))
+        state = (in_use, idle + in_use, max(0, pool.overflow()))
+        if state == self._last:
+            return
+        self._last = state
+        self.checked_out.set(state[0])
+        self.connections.set(state[1])
+        self.overflow.set(state[2])
 
 
 class MeteredQueuePool(QueuePool):
@@ -72,6 +82,8 @@ class MeteredQueuePool(QueuePool):
     def dispose(self) -> None:
         super().dispose()
         if self.meter is not None:
+            # After a fork (gunicorn's post_fork disposes): the child's series start anew.
+            self.meter.forget()
             self.meter.update(self)
 
 

@@ -15,11 +15,14 @@ compares both on every response schema of every service and on those cases.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, fields, missing
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
 from marshmallow.utils import ensure_text_type
+
+from ..schemas import UtcDateTime
 
 Dump = Callable[[Any], Any]
 
@@ -28,6 +31,13 @@ def _string(value: Any) -> Any:
     if value is None or type(value) is str:
         return value
     return ensure_text_type(value)
+
+
+def _utc_isoformat(value: Any) -> Any:
+    """``UtcDateTime._serialize`` in ISO format, without its three calls per value."""
+    if type(value) is datetime:
+        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
+    return None if value is None else UtcDateTime()._serialize(value, None, None)
 
 
 def _integer(value: Any) -> Any:
@@ -74,6 +84,8 @@ def _converter(field: fields.Field[Any], outer: frozenset[type]) -> Callable[[An
         return _string
     if type(field) is fields.Integer and not field.as_string:
         return _integer
+    if type(field) is UtcDateTime and (field.format or field.DEFAULT_FORMAT) in ("iso", "iso8601"):
+        return _utc_isoformat
     if isinstance(field, _VALUE_ONLY) and type(field)._serialize.__module__.startswith(_KNOWN_MODULES):
         serialize = field._serialize
         return lambda value: serialize(value, None, None)

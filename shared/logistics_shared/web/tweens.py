@@ -7,9 +7,9 @@ clock read pair on the hot path.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 
 from pyramid.registry import Registry
@@ -36,7 +36,8 @@ def observability_tween_factory(
 
     def tween(request: Request) -> Response:
         incoming = request.headers.get("X-Request-ID", "")
-        rid = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        # 128 random bits in hex, as uuid4().hex but without building a UUID.
+        rid = incoming if _VALID_ID.match(incoming) else os.urandom(16).hex()
         token = request_id.set(rid)
         started = time.perf_counter()
         in_flight = metrics.in_flight
