@@ -8,6 +8,7 @@ and ``logistics demo`` over HTTP; then ``up`` is stopped and the databases are m
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -75,8 +76,12 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float = 90.
 
 @contextmanager
 def demo_databases(var_dir: str, pg_url: str = core.PG_URL, threads: int = 4) -> Iterator[DemoData]:
-    """Yield the demo data in fresh databases (``bench_reads_<service>``), dropped afterwards."""
-    names = {service: f"bench_reads_{service}" for service in SERVICES}
+    """Yield the demo data in fresh databases (``bench_reads_<service>``), dropped afterwards.
+
+    ``LOGISTICS_BENCH_DB_PREFIX`` replaces ``bench_reads``, so two benches on demo data can run
+    at once (each drops its databases at the start and the end)."""
+    prefix = os.environ.get("LOGISTICS_BENCH_DB_PREFIX", "bench_reads")
+    names = {service: f"{prefix}_{service}" for service in SERVICES}
     with databases.databases(pg_url, names) as urls:
         env = core.service_env(urls["inventory"], var_dir, threads)
         env.update({f"LOGISTICS_{s.upper()}_DATABASE_URL": url for s, url in urls.items()})

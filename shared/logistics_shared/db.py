@@ -97,9 +97,15 @@ def make_read_engine(
         return engine
     # psycopg sets autocommit client-side, so a checkout costs no round trip,
     # and there is nothing to roll back when the connection returns.
-    return make_engine(
+    read_engine = make_engine(
         settings, pg_settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **overrides
     )
+    from .readpath import ReadConnection
+
+    # Prebuilt SELECTs go straight to psycopg (readpath.py). SQLAlchemy names the class
+    # its Engine makes connections of in this attribute (Engine.connect()).
+    read_engine._connection_cls = ReadConnection
+    return read_engine
 
 
 #: psycopg connections whose BEGIN goes out with their first statement.
@@ -274,15 +280,20 @@ def created_keyset(created: Any, ident: Any, cursor: str) -> Any:
 
     The cursor is the one ``page_of(..., key=lambda r: (created_at iso, id))`` made.
     """
+    after, last_id = decode_created_cursor(cursor)
+    return or_(created > after, and_(created == after, ident > last_id))
+
+
+def decode_created_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a :func:`created_keyset` cursor continues after (422 if made up)."""
     from .errors import InvalidField
     from .schemas import decode_cursor
 
     stamp, last_id = decode_cursor(cursor, 2)
     try:
-        after = datetime.fromisoformat(stamp)
+        return datetime.fromisoformat(stamp), last_id
     except ValueError:
         raise InvalidField("/cursor", "Not a valid cursor.") from None
-    return or_(created > after, and_(created == after, ident > last_id))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -292,7 +303,7 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _dbsession(request: Request) -> Session | Connection:
+def request_dbsession(request: Request) -> Session | Connection:
     if request.method in READ_ONLY_METHODS:
         # Reads run in autocommit on a pool of their own: one round trip per
         # query instead of BEGIN + query + ROLLBACK, and no transaction
@@ -327,4 +338,3 @@ def includeme(config: Configurator) -> None:
     )
     config.registry["dbengine_read"] = read_engine
     config.registry["dbsession_factory_read"] = session_factory(read_engine)
-    config.add_request_method(_dbsession, "dbsession", reify=True)

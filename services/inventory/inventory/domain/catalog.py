@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from logistics_shared.db import insert_unless_exists
 from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
+from logistics_shared.readpath import prebuilt
 from logistics_shared.schemas import decode_cursor, page_of
 
 from ..models import items, locations, warehouses
@@ -34,7 +35,7 @@ def create_item(session: Session, data: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Built once: building a select costs a hot read more than executing it (see stock.py).
-_ITEM_BY_SKU = select(items).where(items.c.sku == bindparam("sku"))
+_ITEM_BY_SKU = prebuilt(select(items).where(items.c.sku == bindparam("sku")))
 
 
 def get_item(session: Session, sku: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from logistics_shared.errors import Conflict, InvalidField
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
+from logistics_shared.readpath import prebuilt
 from logistics_shared.schemas import MAX_QUANTITY, decode_id_cursor, page_of
 
 from ..models import items, locations, movements, stock_levels, warehouses
@@ -420,7 +421,7 @@ def _stock_query(by_sku: bool, by_warehouse: bool, scoped: bool, after: bool) ->
         stmt = stmt.where(warehouses.c.code.in_(bindparam("scope", expanding=True)))
     if after:
         stmt = stmt.where(stock_levels.c.id > bindparam("after"))
-    return stmt
+    return prebuilt(stmt)
 
 
 def list_stock(

@@ -8,12 +8,13 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from logistics_shared.errors import NotFound
+from logistics_shared.readpath import prebuilt
 
 from ..models import labels, shipments
 from .tracking import history
 
 #: Built once: building a select costs a hot read more than executing it.
-_BY_NUMBER = (
+_BY_NUMBER = prebuilt(
     select(
         labels.c.tracking_number,
         labels.c.carrier,

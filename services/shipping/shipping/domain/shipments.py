@@ -16,6 +16,7 @@ from logistics_shared.db import aware, created_keyset, execute_at_commit
 from logistics_shared.errors import InvalidField, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
+from logistics_shared.readpath import prebuilt
 from logistics_shared.schemas import page_of
 
 from ..models import labels, parcels, shipment_history, shipment_lines, shipments
@@ -118,7 +119,7 @@ def _by_sku(line: dict[str, Any]) -> str:
     return str(line["sku"])
 
 
-_BY_ID = select(shipments).where(shipments.c.id == bindparam("id"))
+_BY_ID = prebuilt(select(shipments).where(shipments.c.id == bindparam("id")))
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 
 
@@ -150,7 +151,7 @@ def _children(dialect: str) -> dict[str, Any]:
     PostgreSQL's "C" collation too)."""
     by: Any = bindparam("shipment_id")
     sku = shipment_lines.c.sku.collate("C") if dialect == "postgresql" else shipment_lines.c.sku
-    return {
+    statements = {
         "lines": select(shipment_lines.c.sku, shipment_lines.c.quantity)
         .where(shipment_lines.c.shipment_id == by)
         .order_by(sku),
@@ -167,10 +168,13 @@ def _children(dialect: str) -> dict[str, Any]:
         .where(shipment_history.c.shipment_id == by)
         .order_by(shipment_history.c.id),
     }
+    return {name: prebuilt(stmt) for name, stmt in statements.items()}
 
 
-_LABEL = select(labels.c.carrier, labels.c.service, labels.c.tracking_number, labels.c.format).where(
-    labels.c.shipment_id == bindparam("shipment_id")
+_LABEL = prebuilt(
+    select(labels.c.carrier, labels.c.service, labels.c.tracking_number, labels.c.format).where(
+        labels.c.shipment_id == bindparam("shipment_id")
+    )
 )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from logistics_shared.db import aware, insert_unless_exists
 from logistics_shared.errors import Conflict, InvalidField
 from logistics_shared.outbox import Outbox
+from logistics_shared.readpath import prebuilt
 
 from ..models import tracking_events
 from .changes import shipment_changed
@@ -151,7 +152,7 @@ def latest_event_at(session: Session, shipment_id: str) -> datetime | None:
 
 
 #: Built once: building a select costs a hot read more than executing it.
-_HISTORY = (
+_HISTORY = prebuilt(
     select(
         tracking_events.c.status,
         tracking_events.c.description,

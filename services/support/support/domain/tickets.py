@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select, union, update
+from sqlalchemy import and_, bindparam, or_, select, union, update
 from sqlalchemy.orm import Session
 
-from logistics_shared.db import aware, created_keyset
+from logistics_shared.db import aware, created_keyset, decode_created_cursor
 from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
+from logistics_shared.readpath import prebuilt
 from logistics_shared.schemas import decode_id_cursor, page_of
 
 from ..models import shipment_view, ticket_comments, tickets
@@ -37,9 +39,9 @@ def _tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))  # de-duplicated, order kept
 
 
-def _row(row: Any) -> dict[str, Any]:
+def _row(row: Any, now: datetime | None = None) -> dict[str, Any]:
     data = _row_fields(row)
-    data["sla_state"] = sla.state(data, datetime.now(UTC))
+    data["sla_state"] = sla.state(data, now or datetime.now(UTC))
     return data
 
 
@@ -116,6 +118,28 @@ def load(session: Session, ticket_id: str, actor: Identity | None = None) -> dic
     return _row(row)
 
 
+#: Equality filters of the list, each a column of the same name.
+EQUALITY_FILTERS = ("status", "priority", "assignee", "queue", "shipment_id")
+
+
+@functools.cache
+def _list_query(filtered: tuple[str, ...], scoped: bool, after: bool) -> Any:
+    """The listing for one combination of filters, built once with bound parameters
+    (as the stock listing): building the select cost a fifth of a page's CPU."""
+    stmt = select(tickets).where(*(tickets.c[name] == bindparam(name) for name in filtered))
+    if scoped:
+        theirs = select(shipment_view.c.shipment_id).where(
+            shipment_view.c.warehouse.in_(bindparam("scope", expanding=True))
+        )
+        stmt = stmt.where(tickets.c.shipment_id.in_(theirs))
+    if after:
+        created, ident = tickets.c.created_at, tickets.c.id
+        stamp: Any = bindparam("after_created")
+        last_id: Any = bindparam("after_id")
+        stmt = stmt.where(or_(created > stamp, and_(created == stamp, ident > last_id)))
+    return prebuilt(stmt.order_by(tickets.c.created_at, tickets.c.id).limit(bindparam("limit")))
+
+
 def list_(
     session: Session,
     actor: Identity,
@@ -124,8 +148,30 @@ def list_(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
+    if filters.get("q") or filters.get("sla"):
+        stmt = _filtered_list(actor, filters, cursor, limit)
+        params: dict[str, Any] = {}
+    else:
+        filtered = tuple(name for name in EQUALITY_FILTERS if filters.get(name) is not None)
+        params = {name: str(filters[name]) for name in filtered}
+        params["limit"] = limit + 1
+        if not actor.all_warehouses:
+            params["scope"] = sorted(actor.warehouses)
+        if cursor:
+            params["after_created"], params["after_id"] = decode_created_cursor(cursor)
+        stmt = _list_query(filtered, not actor.all_warehouses, bool(cursor))
+    now = datetime.now(UTC)
+    return page_of(
+        [_row(r, now) for r in session.execute(stmt, params)],
+        limit,
+        lambda r: (aware(r["created_at"]).isoformat(), r["id"]),
+    )
+
+
+def _filtered_list(actor: Identity, filters: dict[str, Any], cursor: str | None, limit: int) -> Any:
+    """A listing with a search term or an SLA state, whose clauses depend on their values."""
     conditions = []
-    for name in ("status", "priority", "assignee", "queue", "shipment_id"):
+    for name in EQUALITY_FILTERS:
         if filters.get(name) is not None:
             conditions.append(tickets.c[name] == str(filters[name]))
     if filters.get("sla"):
@@ -135,18 +181,10 @@ def list_(
         conditions.append(scope)
     if cursor:
         conditions.append(created_keyset(tickets.c.created_at, tickets.c.id, cursor))
-    order = (tickets.c.created_at, tickets.c.id)
     if filters.get("q"):
         # Staff must not find a ticket by words of an internal note they may not read.
-        internal_too = actor.all_warehouses
-        stmt = _search(filters["q"], conditions, limit + 1, internal_too)
-    else:
-        stmt = select(tickets).where(*conditions).order_by(*order).limit(limit + 1)
-    return page_of(
-        [_row(r) for r in session.execute(stmt)],
-        limit,
-        lambda r: (aware(r["created_at"]).isoformat(), r["id"]),
-    )
+        return _search(filters["q"], conditions, limit + 1, actor.all_warehouses)
+    return select(tickets).where(*conditions).order_by(tickets.c.created_at, tickets.c.id).limit(limit + 1)
 
 
 def _search(q: str, conditions: list[Any], limit: int, internal_too: bool) -> Any:
