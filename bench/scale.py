@@ -74,11 +74,9 @@ sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname
 import argparse
 import contextlib
 import fcntl
-import importlib.util
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -87,11 +85,10 @@ import time
 import urllib.request
 import uuid
 import xmlrpc.client
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import psycopg
@@ -100,9 +97,9 @@ from kit.broker import broker_version, safely_delete_namespace
 from kit.core import BROKER_URL, INITIAL_STOCK, PG_URL, REPO, SKUS, WAREHOUSE, stoppable_main
 from kit.cpu import machine_cpu
 from kit.databases import databases, postgres_facts
+from kit.local_cluster import LocalCluster, launcher, wait_until
 from kit.wrk import Wrk, WrkResult, WrkSettings, ensure_wrk, failure
 
-LAUNCHER = REPO / "deploy" / "local" / "cluster.py"
 RENDER = REPO / "deploy" / "render.sh"
 NGINX_TEMPLATE = REPO / "deploy" / "nginx" / "nginx.conf.template"
 #: The cluster tests' lock (tests/helpers/cluster.py): one cluster at a time on this machine.
@@ -119,14 +116,6 @@ QUICK_CONFIGS = ((1, 1), (1, 2), (2, 2))
 #: The CPU groups of a row, in the order of the "where the CPU went" table.
 GROUPS = ("web", "idle web", "nginx", "PostgreSQL", "supervisord", "rest of cluster", "wrk+bench")
 TARGET_THROUGHPUT, TARGET_CPU = 1.5, 1.05
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 # -- CPU of process trees, from /proc --------------------------------------------------------------
@@ -282,16 +271,6 @@ class BackendMeter:
 # -- the cluster -------------------------------------------------------------------------------
 
 
-def launcher() -> ModuleType:
-    """deploy/local/cluster.py as a module: its Layout is the one description of the ports."""
-    spec = importlib.util.spec_from_file_location("logistics_local_cluster", LAUNCHER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def nginx_executable() -> str:
     path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
     found = shutil.which("nginx", path=path)
@@ -300,17 +279,15 @@ def nginx_executable() -> str:
     return found
 
 
-class Cluster:
+class Cluster(LocalCluster):
     """The local cluster of this run, and the two switches: nginx's replicas, gunicorn's processes."""
 
     def __init__(
         self, args: argparse.Namespace, directory: Path, urls: dict[str, str], namespace: str
     ) -> None:
-        self.module = launcher()
-        self.directory = directory
         self.nginx = nginx_executable()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGISTICS_", "PROMETHEUS_"))}
-        self.env.update(
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGISTICS_", "PROMETHEUS_"))}
+        env.update(
             LOGISTICS_CLUSTER_DIR=str(directory),
             LOGISTICS_CLUSTER_BASE_PORT=str(args.base_port),
             LOGISTICS_CLUSTER_WEB_REPLICAS=str(max(r for r, _ in args.configs)),
@@ -329,94 +306,17 @@ class Cluster:
             LOGISTICS_DB_POOL_SIZE="4",
             LOGISTICS_DB_MAX_OVERFLOW="4",
         )
-        self.env.update({f"LOGISTICS_{svc.upper()}_DATABASE_URL": url for svc, url in urls.items()})
+        env.update({f"LOGISTICS_{svc.upper()}_DATABASE_URL": url for svc, url in urls.items()})
         if args.max_requests is not None:
-            self.env["LOGISTICS_WEB_MAX_REQUESTS"] = str(args.max_requests)
-        self.layout = self.module.Layout(self.env)
+            env["LOGISTICS_WEB_MAX_REQUESTS"] = str(args.max_requests)
+        super().__init__(env, directory)
+        self.directory: Path = directory
         self.ports: list[int] = self.layout.web_ports("inventory")
         self.processes = dict.fromkeys(self.ports, int(self.env["LOGISTICS_CLUSTER_WEB_PROCESSES"]))
         self.upstream = len(self.ports)
-        self.launched = False
 
-    @property
-    def front_door(self) -> str:
-        return f"http://127.0.0.1:{self.layout.nginx}"
-
-    def _launch(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, str(LAUNCHER), command],
-            env=self.env,
-            cwd=REPO,
-            text=True,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def _busy_ports(self) -> list[int]:
-        """The cluster's ports that cannot be bound now (cluster.py up probes them the same way)."""
-        busy = []
-        for port in self.layout.all_ports():
-            with socket.socket() as probe:
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    busy.append(port)
-        return busy
-
-    def wait_ports(self, timeout: float = 120) -> None:
-        """A previous run's connections linger in TIME_WAIT on the replicas' ports for a minute
-        (gunicorn's sync workers close every connection), and cluster.py's probe binds without
-        SO_REUSEADDR: wait for them. A port something listens on is refused at once."""
-        busy = self._busy_ports()
-        if not busy:
-            return
-        for port in busy:
-            with socket.socket() as client:
-                client.settimeout(1)
-                if client.connect_ex(("127.0.0.1", port)) == 0:
-                    raise SystemExit(f"port {port} is in use (another cluster?): choose another --base-port")
-        print(f"ports {busy} are in TIME_WAIT from an earlier run: waiting ...", file=sys.stderr)
-        wait_until(lambda: not self._busy_ports(), timeout, f"ports {busy} to be free", interval=1)
-
-    def up(self) -> float:
-        self.wait_ports()
-        started = time.monotonic()
-        self.launched = True
-        done = self._launch("up", timeout=300)
-        if done.returncode != 0:
-            raise SystemExit(
-                f"deploy/local/cluster.py up failed ({done.returncode}):\n{done.stdout}{done.stderr}"
-                + self.logs_tail()
-            )
-        return time.monotonic() - started
-
-    def supervisord_pid(self) -> int | None:
-        try:
-            pid = int((self.directory / "supervisord.pid").read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
-
-    def down(self) -> None:
-        """``cluster.py down``; if supervisord survives it, SIGKILL to its programs' groups and it."""
-        if not self.launched:
-            return
-        # An interrupted `up` may have started supervisord without its pid file yet.
-        with contextlib.suppress(SystemExit):
-            wait_until(lambda: self.supervisord_pid() is not None, 3, "supervisord's pid file")
-        if self.supervisord_pid() is None:
-            return
-        try:
-            done = self._launch("down", timeout=180)
-            print(done.stdout.strip() or done.stderr.strip(), file=sys.stderr)
-        except subprocess.TimeoutExpired:
-            print("cluster.py down timed out", file=sys.stderr)
-        pid = self.supervisord_pid()
-        if pid is None:
-            return
-        print(f"supervisord {pid} survived `down`: killing its programs and it", file=sys.stderr)
+    def kill_survivor(self, pid: int) -> None:
+        """supervisord's programs each lead a process group of their own: kill those, then it."""
         with contextlib.suppress(Exception):
             for info in self.rpc().getAllProcessInfo():
                 if info["pid"]:
@@ -424,13 +324,6 @@ class Cluster:
                         os.killpg(info["pid"], signal.SIGKILL)
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-
-    def logs_tail(self, lines: int = 20) -> str:
-        out = []
-        for path in sorted((self.directory / "logs").glob("*.log")):
-            tail = path.read_text(errors="replace").splitlines()[-lines:]
-            out.append(f"\n--- {path.name} ---\n" + "\n".join(tail))
-        return "".join(out)
 
     def rpc(self) -> Any:
         """supervisord's XML-RPC interface on the cluster's unix socket."""

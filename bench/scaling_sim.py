@@ -71,14 +71,11 @@ import contextlib
 import csv
 import fcntl
 import http.client
-import importlib.util
 import json
 import math
 import queue
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -90,7 +87,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from kit import core, facts
@@ -104,12 +100,12 @@ from kit.autoscale import (
     ramp_arrivals,
 )
 from kit.core import BROKER_URL, PG_URL, REPO, SKUS, WAREHOUSE, stoppable_main
+from kit.local_cluster import LocalCluster, launcher
 from kit.results import emit
 from kit.shipments import Client, shipment_body
 from kit.stats import percentile
 
 K8S = REPO / "deploy" / "k8s"
-LAUNCHER = REPO / "deploy" / "local" / "cluster.py"
 OUT = REPO / "var" / "bench" / "scaling"
 LOCK = Path("/tmp/logistics-cluster-tests.lock")
 PREFIX = "sim_"
@@ -126,24 +122,6 @@ READS = (
     (15, "GET /v1/tickets"),
 )
 WRITES = ((15, "POST /v1/shipments"), (10, "POST /v1/receipts"), (5, "POST /v1/tickets"))
-
-
-def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def launcher() -> ModuleType:
-    """deploy/local/cluster.py as a module: its Layout is the one description of the ports."""
-    spec = importlib.util.spec_from_file_location("logistics_local_cluster", LAUNCHER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def configmap() -> dict[str, str]:
@@ -222,19 +200,8 @@ class Target:
     url: str
 
 
-class Cluster:
+class Cluster(LocalCluster):
     """The local cluster of this run (deploy/local/cluster.py up/down), or one attached to."""
-
-    def __init__(self, env: dict[str, str], directory: Path | None) -> None:
-        self.module = launcher()
-        self.env = env
-        self.directory = directory
-        self.layout = self.module.Layout(env)
-        self.launched = False
-
-    @property
-    def front_door(self) -> str:
-        return f"http://127.0.0.1:{self.layout.nginx}"
 
     def targets(self) -> list[Target]:
         found = []
@@ -247,79 +214,6 @@ class Cluster:
                 for p in self.layout.worker_ports(svc)
             ]
         return found
-
-    def _launch(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, str(LAUNCHER), command],
-            env=self.env,
-            cwd=REPO,
-            text=True,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def _busy(self) -> list[int]:
-        busy = []
-        for port in self.layout.all_ports():
-            with socket.socket() as probe:
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    busy.append(port)
-        return busy
-
-    def up(self) -> float:
-        busy = self._busy()
-        for port in busy:
-            with socket.socket() as client:
-                client.settimeout(1)
-                if client.connect_ex(("127.0.0.1", port)) == 0:
-                    raise SystemExit(f"port {port} is in use: choose another --base-port")
-        if busy:
-            print(f"ports {busy} in TIME_WAIT from an earlier run: waiting ...", file=sys.stderr)
-            wait_until(lambda: not self._busy(), 120, f"ports {busy} to be free", interval=1)
-        started = time.monotonic()
-        self.launched = True
-        done = self._launch("up", timeout=300)
-        if done.returncode != 0:
-            raise SystemExit(
-                f"deploy/local/cluster.py up failed ({done.returncode}):\n{done.stdout}{done.stderr}"
-            )
-        return time.monotonic() - started
-
-    def supervisord_pid(self) -> int | None:
-        if self.directory is None:
-            return None
-        try:
-            pid = int((self.directory / "supervisord.pid").read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
-
-    def down(self) -> None:
-        if not self.launched:
-            return
-        with contextlib.suppress(SystemExit):
-            wait_until(lambda: self.supervisord_pid() is not None, 3, "supervisord's pid file")
-        if self.supervisord_pid() is None:
-            return
-        try:
-            done = self._launch("down", timeout=180)
-            print(done.stdout.strip() or done.stderr.strip(), file=sys.stderr)
-        except subprocess.TimeoutExpired:
-            print("cluster.py down timed out", file=sys.stderr)
-        pid = self.supervisord_pid()
-        if pid is not None:
-            print(f"supervisord {pid} survived `down`: SIGKILL", file=sys.stderr)
-            with contextlib.suppress(OSError):
-                group = os.getpgid(pid)
-                # supervisord daemonizes into a group of its own; never signal this script's.
-                if group != os.getpgrp():
-                    os.killpg(group, signal.SIGKILL)
-                else:
-                    os.kill(pid, signal.SIGKILL)
 
 
 def attached(url: str) -> Cluster:
