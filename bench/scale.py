@@ -73,7 +73,6 @@ sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname
 
 import argparse
 import contextlib
-import fcntl
 import resource
 import shutil
 import signal
@@ -85,7 +84,6 @@ import time
 import urllib.request
 import uuid
 import xmlrpc.client
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -97,13 +95,12 @@ from kit.broker import broker_version, safely_delete_namespace
 from kit.core import BROKER_URL, INITIAL_STOCK, PG_URL, REPO, SKUS, WAREHOUSE, stoppable_main
 from kit.cpu import machine_cpu
 from kit.databases import databases, postgres_facts
-from kit.local_cluster import LocalCluster, launcher, wait_until
+from kit.local_cluster import LOCK, LocalCluster, cluster_tests_lock, launcher, wait_until
 from kit.wrk import Wrk, WrkResult, WrkSettings, ensure_wrk, failure
 
 RENDER = REPO / "deploy" / "render.sh"
 NGINX_TEMPLATE = REPO / "deploy" / "nginx" / "nginx.conf.template"
 #: The cluster tests' lock (tests/helpers/cluster.py): one cluster at a time on this machine.
-LOCK = Path("/tmp/logistics-cluster-tests.lock")
 DATABASE_PREFIX = "bench_scale_"
 ROUTE = "/v1/stock"
 SKU = SKUS[0]
@@ -559,36 +556,6 @@ def measure(
 
 
 # -- the run -------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def cluster_tests_lock(wait: float) -> Iterator[bool]:
-    """The cluster tests' lock, waited for up to ``wait`` s; yields whether it is held."""
-    try:
-        handle = LOCK.open("a")
-    except OSError:
-        yield False
-        return
-    with handle:
-        deadline, held, announced = time.monotonic() + wait, False, False
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                held = True
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    print(f"{LOCK} still held after {wait:.0f} s: running without it", file=sys.stderr)
-                    break
-                if not announced:
-                    print(f"waiting for {LOCK} (a cluster test is running) ...", file=sys.stderr)
-                    announced = True
-                time.sleep(1)
-        try:
-            yield held
-        finally:
-            if held:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ignore_interrupts() -> None:

@@ -69,7 +69,6 @@ sys.path.sort(key=lambda entry: os.path.abspath(entry or ".") == os.path.dirname
 import argparse
 import contextlib
 import csv
-import fcntl
 import http.client
 import json
 import math
@@ -83,7 +82,6 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,14 +98,13 @@ from kit.autoscale import (
     ramp_arrivals,
 )
 from kit.core import BROKER_URL, PG_URL, REPO, SKUS, WAREHOUSE, stoppable_main
-from kit.local_cluster import LocalCluster, launcher
+from kit.local_cluster import LOCK, LocalCluster, cluster_tests_lock, launcher
 from kit.results import emit
 from kit.shipments import Client, shipment_body
 from kit.stats import percentile
 
 K8S = REPO / "deploy" / "k8s"
 OUT = REPO / "var" / "bench" / "scaling"
-LOCK = Path("/tmp/logistics-cluster-tests.lock")
 PREFIX = "sim_"
 FACTOR = 10.0
 #: The manifests' queue names start with the default bus namespace.
@@ -237,33 +234,6 @@ def attached(url: str) -> Cluster:
         )
     cluster.targets = lambda: answering  # type: ignore[method-assign]
     return cluster
-
-
-@contextlib.contextmanager
-def cluster_tests_lock(wait: float) -> Iterator[bool]:
-    """The cluster tests' lock (tests/helpers/cluster.py), waited for up to ``wait`` s."""
-    try:
-        handle = LOCK.open("a")
-    except OSError:
-        yield False
-        return
-    with handle:
-        deadline, held = time.monotonic() + wait, False
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                held = True
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    print(f"{LOCK} still held after {wait:.0f} s: running without it", file=sys.stderr)
-                    break
-                time.sleep(1)
-        try:
-            yield held
-        finally:
-            if held:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # -- the load ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ processes) or views (scaling_sim.py: the processes' /metrics).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import os
 import signal
@@ -15,13 +16,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 from .core import REPO
 
 LAUNCHER = REPO / "deploy" / "local" / "cluster.py"
+#: Held by the cluster tests (tests/helpers/cluster.py) while they run a cluster: a bench that
+#: runs one too takes it, so the two never share the machine unknowingly.
+LOCK = Path("/tmp/logistics-cluster-tests.lock")
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> None:
@@ -30,6 +34,36 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, inter
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def cluster_tests_lock(wait: float) -> Iterator[bool]:
+    """The cluster tests' lock, waited for up to ``wait`` s; yields whether it is held."""
+    try:
+        handle = LOCK.open("a")
+    except OSError:
+        yield False
+        return
+    with handle:
+        deadline, held, announced = time.monotonic() + wait, False, False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    print(f"{LOCK} still held after {wait:.0f} s: running without it", file=sys.stderr)
+                    break
+                if not announced:
+                    print(f"waiting for {LOCK} (a cluster test is running) ...", file=sys.stderr)
+                    announced = True
+                time.sleep(1)
+        try:
+            yield held
+        finally:
+            if held:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def launcher() -> ModuleType:
