@@ -336,6 +336,11 @@ def worker(service: str, consumers: int, no_relay: bool, health_host: str, healt
     """
     from .bus.worker import Worker
 
+    # Before anything answers: a SIGTERM from the moment /healthz is up (an orchestrator
+    # stopping a pod it just saw start) must stop the worker cleanly, not kill it with the
+    # default action (tests/shared/test_keyring_processes.py saw exit -15 once).
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     spec = _spec(service)
     settings = _settings(spec)
     app = make_app(spec, settings, web=False)
@@ -347,8 +352,6 @@ def worker(service: str, consumers: int, no_relay: bool, health_host: str, healt
     threading.Thread(target=health.run, name="worker-health", daemon=True).start()
     runner.start()
     click.echo(f"{spec.name} worker running; health on http://{health_host}:{port}/readyz", err=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
