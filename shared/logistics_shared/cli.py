@@ -551,6 +551,8 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int, load_demo
     from .bus.worker import Worker
 
     servers, workers, stop = [], [], threading.Event()
+    # Before any server answers: a SIGTERM once a port is up must stop everything cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     all_settings = []
     for spec in specs.values():
         settings = _settings(spec)
@@ -581,7 +583,6 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int, load_demo
             name="demo",
             daemon=True,
         ).start()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
