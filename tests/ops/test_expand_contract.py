@@ -35,7 +35,7 @@ from logistics_shared.migrations import schema_state
 from logistics_shared.security import load_keyring, mint_token
 from logistics_shared.service import discover
 
-from ..conftest import JWT_SECRET, make_settings
+from ..conftest import JWT_SECRET, _pg, make_settings
 from ..helpers.old_revision import (
     REPO,
     HistoryUnavailable,
@@ -52,11 +52,6 @@ from ..services import PG_URL, need_postgres
 pytestmark = pytest.mark.e2e
 
 ADDRESS = {"name": "Main warehouse", "line1": "Dock 1", "city": "Rotterdam", "country": "NL"}
-
-
-def _admin(sql: str) -> None:
-    with psycopg.connect(f"{PG_URL.rstrip('/')}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +75,13 @@ def fresh_database() -> Iterator[Callable[[str], str]]:
 
     def make(service: str) -> str:
         name = f"xc_{service}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        _admin(f'CREATE DATABASE "{name}"')
+        _pg(f'CREATE DATABASE "{name}"')
         names.append(name)
         return f"{PG_URL.rstrip('/')}/{name}"
 
     yield make
     for name in names:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _migrate_with_current_code(service: str, url: str, workdir: Path) -> None:

@@ -33,11 +33,14 @@ def _string(value: Any) -> Any:
     return ensure_text_type(value)
 
 
+_UTC_DATETIME = UtcDateTime()
+
+
 def _utc_isoformat(value: Any) -> Any:
     """``UtcDateTime._serialize`` in ISO format, without its three calls per value."""
     if type(value) is datetime:
         return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
-    return None if value is None else UtcDateTime()._serialize(value, None, None)
+    return None if value is None else _UTC_DATETIME._serialize(value, None, None)
 
 
 def _integer(value: Any) -> Any:
