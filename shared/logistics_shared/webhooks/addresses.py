@@ -294,20 +294,21 @@ def _guarded_socket(allow: Networks) -> SocketFactoryType:
     return make
 
 
-def guarded_connector(allow: Iterable[IPNetwork] = (), **kwargs: Any) -> aiohttp.TCPConnector:
+def guarded_connector(
+    allow: Iterable[IPNetwork] = (), *, resolver: AbstractResolver | None = None, **kwargs: Any
+) -> aiohttp.TCPConnector:
     """A :class:`aiohttp.TCPConnector` that connects to permitted addresses only.
 
-    Its resolver is a :class:`GuardedResolver`, and its socket factory checks the
-    address of every socket before it connects (IP literals and redirects included).
-    ``kwargs`` go to the connector (``limit``, ``limit_per_host``, ``ttl_dns_cache``,
-    ``ssl``…); build it inside the running event loop. Keep the session's
-    ``trust_env=False`` (aiohttp's default): through an HTTP proxy, the address checked
-    would be the proxy's.
+    Its resolver is a :class:`GuardedResolver` around ``resolver`` (aiohttp's default
+    when None), and its socket factory checks the address of every socket before it
+    connects (IP literals and redirects included). ``kwargs`` go to the connector
+    (``limit``, ``limit_per_host``, ``ttl_dns_cache``, ``ssl``…); build it inside the
+    running event loop. Keep the session's ``trust_env=False`` (aiohttp's default):
+    through an HTTP proxy, the address checked would be the proxy's.
     """
-    for own in ("resolver", "socket_factory"):
-        if own in kwargs:
-            raise TypeError(f"guarded_connector() sets {own} itself")
+    if "socket_factory" in kwargs:
+        raise TypeError("guarded_connector() sets socket_factory itself")
     networks = tuple(allow)
     return aiohttp.TCPConnector(
-        resolver=GuardedResolver(networks), socket_factory=_guarded_socket(networks), **kwargs
+        resolver=GuardedResolver(networks, resolver), socket_factory=_guarded_socket(networks), **kwargs
     )
