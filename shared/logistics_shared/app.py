@@ -38,6 +38,15 @@ def base_configurator(
     registry["logistics.service"] = spec
     registry["logistics.platform_tables"] = platform
     registry["logistics.metrics"] = ServiceMetrics(spec.name)
+    # Stored secrets (webhook signing, carriers) are encrypted; the key is read when first
+    # needed, so a process that never opens one (a worker) needs none, as with the JWT keys.
+    registry["logistics.secretbox"] = LazySecretBox(settings)
+    if platform.webhooks is not None:
+        from .webhooks.metrics import WebhookMetrics
+
+        registry["logistics.webhook_metrics"] = WebhookMetrics(
+            spec.name, registry["logistics.metrics"].registry
+        )
     for key, value in registry_extras.items():
         registry[key] = value
 
@@ -55,6 +64,27 @@ def base_configurator(
     # request.dbsession and request.outbox: properties of the class, see web/request.py.
     config.set_request_factory(LogisticsRequest)
     return config
+
+
+class LazySecretBox:
+    """A :class:`~logistics_shared.secretbox.SecretBox` built from the settings on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._box: Any = None
+
+    def _get(self) -> Any:
+        if self._box is None:
+            from .secretbox import SecretBox
+
+            self._box = SecretBox.from_settings(self.settings)
+        return self._box
+
+    def encrypt(self, plaintext: str) -> str:
+        return str(self._get().encrypt(plaintext))
+
+    def decrypt(self, token: str) -> str:
+        return str(self._get().decrypt(token))
 
 
 def _writes_only(request: Any) -> bool:

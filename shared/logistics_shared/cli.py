@@ -551,6 +551,7 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int, load_demo
     from .bus.worker import Worker
 
     servers, workers, stop = [], [], threading.Event()
+    dispatchers: list[tuple[Any, threading.Thread]] = []
     # Before any server answers: a SIGTERM once a port is up must stop everything cleanly.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     all_settings = []
@@ -570,6 +571,8 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int, load_demo
         runner = Worker(spec, settings, app.registry)
         runner.start()
         workers.append(runner)
+        if app.registry["logistics.platform_tables"].webhooks is not None:
+            dispatchers.append(_start_dispatcher(spec, settings, app.registry))
     for spec, server in servers:
         threading.Thread(target=server.run, name=f"waitress-{spec.name}", daemon=True).start()
         url = f"http://{host}:{spec.port + port_offset}"
@@ -597,7 +600,65 @@ def up(host: str, threads: int, var_dir: str | None, port_offset: int, load_demo
     drain_and_close([server for _name, server in servers], graceful)
     for runner in workers:
         runner.shutdown()
+    for dispatcher_, _thread in dispatchers:
+        dispatcher_.stop()
+    for dispatcher_, thread in dispatchers:
+        thread.join(dispatcher_.grace + 10)
     sys.exit(1 if demo_failed.is_set() else 0)
+
+
+def _start_dispatcher(spec: ServiceSpec, settings: Settings, registry: Any) -> tuple[Any, threading.Thread]:
+    """The service's webhook dispatcher on an event loop of its own, in a thread."""
+    from .webhooks.dispatcher import Dispatcher
+
+    runner = Dispatcher(spec.name, settings, registry)
+    thread = threading.Thread(target=runner.run, name=f"{spec.name}-dispatcher", daemon=True)
+    thread.start()
+    return runner, thread
+
+
+@main.command()
+@click.argument("service")
+@click.option(
+    "--health-host", default="127.0.0.1", show_default=True, help="Interface of the health endpoint."
+)
+@click.option("--health-port", type=int, default=None, help="Health/metrics port (default: web port + 200).")
+def dispatcher(service: str, health_host: str, health_port: int | None) -> None:
+    """Run one service's webhook dispatcher (asyncio): sends due deliveries to endpoints.
+
+    Any number of replicas share the work (claims are leases, SKIP LOCKED). SIGTERM
+    (or Ctrl-C) stops claiming; in-flight deliveries get LOGISTICS_WEB_GRACEFUL_TIMEOUT
+    seconds to finish, the rest are released for another dispatcher.
+    """
+    from .health import health_app
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    spec = _spec(service)
+    settings = _settings(spec)
+    app = make_app(spec, settings, web=False)
+    if app.registry["logistics.platform_tables"].webhooks is None:
+        raise click.UsageError(f"the {service} service has no webhooks")
+    runner, thread = _start_dispatcher(spec, settings, app.registry)
+    port = health_port or settings.dispatcher_health_port or spec.port + 200
+    _allow_open_files(settings)
+    metrics = app.registry["logistics.metrics"].registry
+    health = _create_server(
+        health_app(runner.readiness, metrics), health_host, port, threads=2, **_waitress_limits(settings)
+    )
+    threading.Thread(target=health.run, name="dispatcher-health", daemon=True).start()
+    click.echo(f"{spec.name} dispatcher running; health on http://{health_host}:{port}/readyz", err=True)
+    try:
+        while not stop.wait(0.5) and thread.is_alive():
+            pass
+    except KeyboardInterrupt:
+        pass
+    click.echo(f"{spec.name} dispatcher stopping (finishing in-flight deliveries)", err=True)
+    runner.stop()
+    thread.join(runner.grace + 10)
+    health.close()
+    if not stop.is_set() and not thread.is_alive():
+        raise click.ClickException("the dispatcher stopped unexpectedly")
 
 
 def _demo_while_up(

@@ -7,6 +7,7 @@ tables live in its own database and its own Alembic chain.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +23,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+if TYPE_CHECKING:
+    from .webhooks.tables import WebhookTables
+
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -31,9 +35,11 @@ class PlatformTables:
     outbox: Table
     idempotency_keys: Table
     inbox: Table
+    #: Outbound webhooks' tables, in the services that offer webhook subscriptions.
+    webhooks: WebhookTables | None = None
 
 
-def add_platform_tables(metadata: MetaData) -> PlatformTables:
+def add_platform_tables(metadata: MetaData, *, webhooks: bool = False) -> PlatformTables:
     outbox = Table(
         "outbox",
         metadata,
@@ -84,4 +90,9 @@ def add_platform_tables(metadata: MetaData) -> PlatformTables:
         Column("event_type", String(100), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False),
     )
-    return PlatformTables(outbox=outbox, idempotency_keys=idempotency_keys, inbox=inbox)
+    hooks = None
+    if webhooks:
+        from .webhooks.tables import add_webhook_tables
+
+        hooks = add_webhook_tables(metadata)
+    return PlatformTables(outbox=outbox, idempotency_keys=idempotency_keys, inbox=inbox, webhooks=hooks)

@@ -225,6 +225,49 @@ class Settings:
     worker_health_port: int = setting(0, "Worker health/metrics port (0: the web port + 100).")
     cache_local_seconds: float = setting(2.0, "In-process read cache lifetime (0 disables it).")
     cache_shared_seconds: int = setting(300, "Redis read cache lifetime (needs LOGISTICS_REDIS_URL).")
+    secrets_key: str = setting(
+        "",
+        "Fernet key(s) that encrypt stored secrets (webhook signing and carrier secrets), comma-"
+        "separated: the first encrypts, every one decrypts (rotation). Required off the embedded "
+        "default, where one is generated under the var directory.",
+    )
+    webhook_allow_http: bool = setting(
+        False, "Let webhook endpoints use plain http:// URLs (else https only)."
+    )
+    webhook_allow_networks: str = setting(
+        "",
+        "Comma-separated CIDRs webhooks may be sent to although they are loopback/private "
+        "(e.g. 127.0.0.0/8 for a local receiver); empty: public addresses only.",
+    )
+    webhook_connect_timeout: float = setting(5.0, "Seconds to connect to a webhook endpoint.", positive=True)
+    webhook_read_timeout: float = setting(
+        15.0, "Seconds to wait for a webhook endpoint's answer.", positive=True
+    )
+    webhook_max_response_bytes: int = setting(
+        65_536, "Most bytes of a webhook endpoint's answer the dispatcher reads.", positive=True
+    )
+    webhook_endpoint_concurrency: int = setting(
+        4, "Deliveries in flight to one webhook endpoint at once, per dispatcher.", positive=True
+    )
+    webhook_max_in_flight: int = setting(
+        2000, "Deliveries in flight at once in one dispatcher process.", positive=True
+    )
+    webhook_retry_schedule: str = setting(
+        "5,300,1800,7200,18000,36000,36000",
+        "Seconds before each retry of a failed webhook delivery (comma list; about a day in all); "
+        "each delay gets up to 10% jitter, and after the last the delivery is failed.",
+    )
+    webhook_disable_after_hours: float = setting(
+        72.0, "An endpoint whose deliveries have failed without a success for this long is disabled."
+    )
+    webhook_secret_grace_hours: float = setting(
+        24.0, "After a secret rotation, how long the old secret still signs (both signatures are sent)."
+    )
+    webhook_retention_days: float = setting(30.0, "Finished webhook deliveries older than this are deleted.")
+    webhook_poll_seconds: float = setting(
+        1.0, "Longest the dispatcher sleeps before looking for due deliveries.", positive=True
+    )
+    dispatcher_health_port: int = setting(0, "Dispatcher health/metrics port (0: the web port + 200).")
     #: The service's own settings (an instance of its ``ServiceSpec.settings``), or None.
     own: Any = None
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -236,6 +279,10 @@ class Settings:
     @property
     def retry_delays(self) -> tuple[float, ...]:
         return tuple(float(part) for part in self.bus_retry_delays.split(","))
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.webhook_retry_schedule.split(","))
 
 
 #: The settings every service shares. README's configuration table lists these and
@@ -340,6 +387,15 @@ def _validate(values: dict[str, Any], service: str) -> None:
     if not delays or any(d <= 0 for d in delays):
         raise SettingsError(
             "setting 'bus_retry_delays' (LOGISTICS_BUS_RETRY_DELAYS): a comma list of positive seconds"
+        )
+    try:
+        schedule = [float(part) for part in values["webhook_retry_schedule"].split(",")]
+    except ValueError:
+        schedule = []
+    if not schedule or any(d <= 0 for d in schedule):
+        raise SettingsError(
+            "setting 'webhook_retry_schedule' (LOGISTICS_WEBHOOK_RETRY_SCHEDULE): "
+            "a comma list of positive seconds"
         )
 
 

@@ -25,6 +25,7 @@ from ..logs import describe_error
 from ..metrics import BusMetrics
 from ..outbox import notify_channel
 from ..settings import Settings
+from ..webhooks.fanout import Fanout
 from .backoff import Backoff
 from .connection import broker_connection, buffer_reads
 from .names import Names
@@ -44,8 +45,11 @@ class OutboxRelay:
         outbox: Table,
         metrics: BusMetrics,
         connect: Callable[[], Connection],
+        webhooks: Fanout | None = None,
     ) -> None:
         self.service = service
+        #: Writes the webhook deliveries of what is published, in the same transaction.
+        self.webhooks = webhooks
         self.settings = settings
         self.session_factory = session_factory
         self.outbox = outbox
@@ -114,6 +118,11 @@ class OutboxRelay:
                     )
                 )
                 self.metrics.publish_failures.labels(self.service, "nacked").inc(len(result.nacked))
+            if self.webhooks is not None:
+                # Confirmed or parked as unroutable, the event happened: webhooks get it
+                # (a nacked row is published again later, and fanned out then).
+                nacked = set(result.nacked)
+                self.webhooks.write(session, [row for row in rows if row.id not in nacked], now)
         return len(rows)
 
     def _claim_statement(self) -> Any:

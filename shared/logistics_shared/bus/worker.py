@@ -9,12 +9,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from ..health import health_app
 from ..logs import describe_error
 from ..service import ServiceSpec
 from ..settings import Settings
+from ..webhooks.fanout import Fanout
 from .backlog import OutboxGauges
 from .connection import connection_factory
 from .consumer import EventConsumer
@@ -53,6 +54,7 @@ class Worker:
                 outbox=platform.outbox,
                 metrics=metrics,
                 connect=connection_factory(settings, heartbeat=False),
+                webhooks=Fanout(spec.name, platform.webhooks) if platform.webhooks is not None else None,
             )
             if relay
             else None
@@ -172,24 +174,4 @@ class Worker:
         return {"status": "ready" if ready else "unavailable", **checks}
 
     def health_app(self) -> Callable[..., Any]:
-        import orjson
-
-        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-            path = environ.get("PATH_INFO", "")
-            if path == "/healthz":
-                status, body, ctype = "200 OK", orjson.dumps({"status": "ok"}), "application/json"
-            elif path == "/readyz":
-                report = self.readiness()
-                ok = report["status"] == "ready"
-                status = "200 OK" if ok else "503 Service Unavailable"
-                body, ctype = orjson.dumps(report), "application/json"
-            elif path == "/metrics":
-                status, ctype = "200 OK", CONTENT_TYPE_LATEST
-                body = generate_latest(self.registry["logistics.metrics"].registry)
-            else:
-                status, ctype = "404 Not Found", "application/problem+json"
-                body = orjson.dumps({"type": "about:blank", "title": "Not Found", "status": 404})
-            start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))])
-            return [body]
-
-        return app
+        return health_app(self.readiness, self.registry["logistics.metrics"].registry)

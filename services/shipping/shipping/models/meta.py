@@ -6,5 +6,5 @@ from logistics_shared.db import new_metadata
 from logistics_shared.platform_tables import add_platform_tables
 
 metadata = new_metadata()
-platform = add_platform_tables(metadata)
+platform = add_platform_tables(metadata, webhooks=True)
 outbox = platform.outbox
