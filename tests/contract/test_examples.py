@@ -22,6 +22,7 @@ from shipping.domain import shipments as shipment_domain
 from shipping.domain.webhooks import signature
 
 from ..conftest import Client
+from ..helpers.webhooks import add_delivery
 
 
 def endpoints(client: Client) -> dict[tuple[str, str], ApiMeta]:
@@ -141,6 +142,7 @@ def test_shipping_accepts_its_examples(service_client, backend):
     failed = {"reference": on_hold["id"], "reason": "insufficient_stock", "detail": "TEE-M: 0 of 2"}
     _saga_step(client, shipment_domain.on_reservation_failed, failed)
     docs.send("shipment_retry", "POST", f"/v1/shipments/{on_hold['id']}/retry")
+    _webhooks(docs, "shipping")
     assert docs.unsent() == []
 
 
@@ -150,4 +152,17 @@ def test_support_accepts_its_examples(service_client, backend):
     docs.send("ticket", "PATCH", f"/v1/tickets/{ticket['id']}")
     docs.send("ticket_comments", "POST", f"/v1/tickets/{ticket['id']}/comments")
     docs.send("sla_policy", "PUT", "/v1/sla-policies/high")
+    _webhooks(docs, "support")
     assert docs.unsent() == []
+
+
+def _webhooks(docs: Docs, service: str) -> None:
+    base = f"/v1/{service}/webhook-endpoints"
+    endpoint = docs.send("webhook_endpoints", "POST", base)
+    path = f"{base}/{endpoint['id']}"
+    docs.send("webhook_endpoint", "PATCH", path)
+    docs.send("webhook_endpoint_rotate_secret", "POST", f"{path}/rotate-secret")
+    docs.send("webhook_endpoint_ping", "POST", f"{path}/ping")
+    delivered = add_delivery(docs.client, endpoint["id"], status="delivered")
+    docs.send("webhook_delivery_redeliver", "POST", f"{path}/deliveries/{delivered}/redeliver")
+    docs.send("webhook_redeliver_failed", "POST", f"{path}/redeliver-failed")

@@ -21,6 +21,7 @@ from support import handlers
 
 from ..helpers.routes import PUBLIC, served
 from ..helpers.support import deliver, envelope, state
+from ..helpers.webhooks import add_delivery, endpoint_body
 
 ROLES = ("anonymous", "bad token", "admin", "support_agent", "service", "staff AMS", "staff RTM")
 LINES = [{"sku": "SKU-1", "quantity": 1}]
@@ -32,6 +33,8 @@ class World:
     shipment_id: str
     linked: str  # a ticket linked to the AMS shipment
     unlinked: str  # a ticket with no shipment
+    endpoint: str  # a webhook endpoint
+    delivery: str  # one of its deliveries, failed
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -53,7 +56,8 @@ def build(sup) -> World:
     unlinked = admin.post_json("/v1/tickets", TICKET).json["id"]
     admin.post_json(f"/v1/tickets/{linked}/comments", {"body": "We are on it", "visibility": "public"})
     admin.post_json(f"/v1/tickets/{linked}/comments", {"body": "Warehouse slow", "visibility": "internal"})
-    return World(shipment_id, linked, unlinked)
+    endpoint = admin.post_json("/v1/support/webhook-endpoints", endpoint_body("support")).json["id"]
+    return World(shipment_id, linked, unlinked, endpoint, add_delivery(sup, endpoint))
 
 
 def app_for(sup, role: str) -> TestApp:
@@ -81,6 +85,8 @@ class Row:
 NOT_STAFF = {"staff AMS": 403, "staff RTM": 403}
 WRITERS_ONLY = {"service": 403, **NOT_STAFF}
 ADMINS_ONLY = {"support_agent": 403, **WRITERS_ONLY}
+#: Webhook subscriptions: admins and agents (tests/shared/test_webhook_access.py has the rest).
+HOOKS = "/v1/support/webhook-endpoints"
 MATRIX = (
     Row("GET", "tickets", "/v1/tickets", {}),
     Row("POST", "tickets", "/v1/tickets", WRITERS_ONLY, TICKET, default=201),
@@ -106,6 +112,34 @@ MATRIX = (
         ADMINS_ONLY,
         {"first_response_minutes": 240, "resolution_minutes": 1440},
     ),
+    Row("GET", "webhook_endpoints", HOOKS, WRITERS_ONLY),
+    Row("POST", "webhook_endpoints", HOOKS, WRITERS_ONLY, endpoint_body("support"), default=201),
+    Row("GET", "webhook_endpoint", HOOKS + "/{endpoint}", WRITERS_ONLY),
+    Row("PATCH", "webhook_endpoint", HOOKS + "/{endpoint}", WRITERS_ONLY, {"description": "ERP"}),
+    # An endpoint that does not exist: whoever may delete gets its 404, the others their 403.
+    Row("DELETE", "webhook_endpoint", HOOKS + f"/{uuid.uuid4()}", WRITERS_ONLY, default=404),
+    Row("POST", "webhook_endpoint_rotate_secret", HOOKS + "/{endpoint}/rotate-secret", WRITERS_ONLY, {}),
+    Row("POST", "webhook_endpoint_ping", HOOKS + "/{endpoint}/ping", WRITERS_ONLY, {}, default=202),
+    Row("GET", "webhook_deliveries", HOOKS + "/{endpoint}/deliveries", WRITERS_ONLY),
+    Row("GET", "webhook_delivery", HOOKS + "/{endpoint}/deliveries/{delivery}", WRITERS_ONLY),
+    # The admin's redelivery leaves it pending: the agent's is then a 409.
+    Row(
+        "POST",
+        "webhook_delivery_redeliver",
+        HOOKS + "/{endpoint}/deliveries/{delivery}/redeliver",
+        {"support_agent": 409, **WRITERS_ONLY},
+        {},
+        default=202,
+    ),
+    Row(
+        "POST",
+        "webhook_redeliver_failed",
+        HOOKS + "/{endpoint}/redeliver-failed",
+        WRITERS_ONLY,
+        {"since": "2026-01-01T00:00:00Z"},
+        default=202,
+    ),
+    Row("GET", "webhook_event_types", "/v1/support/webhook-event-types", WRITERS_ONLY),
 )
 
 
@@ -122,7 +156,12 @@ def test_the_matrix_covers_every_endpoint(sup):
 
 def test_every_role_on_every_endpoint(sup):
     world = build(sup)
-    ids = {"linked": world.linked, "shipment_id": world.shipment_id}
+    ids = {
+        "linked": world.linked,
+        "shipment_id": world.shipment_id,
+        "endpoint": world.endpoint,
+        "delivery": world.delivery,
+    }
     failures = []
     for row in MATRIX:
         for role in ROLES:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pyramid.config import Configurator
 
 from logistics_shared.web.endpoint import add_endpoints
+from logistics_shared.webhooks.routes import add_webhook_routes
 
+from .permissions import Permission
 from .views import carriers, labels, shipments, tracking
 
 
@@ -30,3 +32,5 @@ def includeme(config: Configurator) -> None:
     config.add_route("carrier_webhook", "/v1/carriers/{carrier}/webhook")
     config.add_route("tracking_lookup", "/v1/tracking/{number}")
     add_endpoints(config, tracking)
+    # Outbound webhooks: /v1/shipping/webhook-endpoints and their delivery log.
+    add_webhook_routes(config, "shipping", Permission.WEBHOOKS_MANAGE)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pyramid.config import Configurator
 
 from logistics_shared.web.endpoint import add_endpoints
+from logistics_shared.webhooks.routes import add_webhook_routes
 
+from .permissions import Permission
 from .views import shipments, sla, tickets
 
 
@@ -20,3 +22,5 @@ def includeme(config: Configurator) -> None:
     add_endpoints(config, tickets)
     add_endpoints(config, shipments)
     add_endpoints(config, sla)
+    # Outbound webhooks: /v1/support/webhook-endpoints and their delivery log.
+    add_webhook_routes(config, "support", Permission.WEBHOOKS_MANAGE)
