@@ -38,6 +38,8 @@ hypothesis_settings.register_profile("dev", max_examples=60, stateful_step_count
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+#: A Fernet key for stored secrets (required off SQLite, like the JWT secret); a test's own only.
+SECRETS_KEY = "GU26lFbfKixg_lcP_tBtnKWHyzdPM9P56Ot9_tf1K5I="
 _counter = itertools.count()
 
 
@@ -64,6 +66,7 @@ def make_settings(service: str, database_url: str, var_dir: Path, **extra: Any) 
     ini = {
         "database_url": database_url,
         "jwt_secret": JWT_SECRET,
+        "secrets_key": SECRETS_KEY,
         "var_dir": str(var_dir),
         "log_level": "WARNING",
         "access_log": "false",

@@ -23,6 +23,8 @@ def alembic_config(spec: ServiceSpec, settings: Settings) -> Config:
     url = database_url(settings.database_url)
     config.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
     config.attributes["target_metadata"] = spec.metadata()
+    # For the data steps that need a setting (shipping's 0009 encrypts with secrets_key).
+    config.attributes["settings"] = settings
     return config
 
 

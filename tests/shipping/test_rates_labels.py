@@ -101,9 +101,13 @@ def test_carriers_and_services_are_created_listed_and_never_show_the_secret(ship
     assert "webhook_secret" not in schemas["Carrier"]["properties"]
     assert schemas["CarrierCreate"]["properties"]["webhook_secret"]["writeOnly"] is True
     with ship.engine.connect() as conn:
-        assert (
-            conn.execute(text("SELECT webhook_secret FROM carriers WHERE code = 'POSTNL'")).scalar() == SECRET
-        )
+        stored = conn.execute(
+            text("SELECT webhook_secret, webhook_secret_encrypted FROM carriers WHERE code = 'POSTNL'")
+        ).one()
+    # Encrypted at rest (tests/shipping/test_carrier_secrets.py has the rest).
+    assert stored.webhook_secret is None
+    assert SECRET not in stored.webhook_secret_encrypted
+    assert ship.registry["logistics.secretbox"].decrypt(stored.webhook_secret_encrypted) == SECRET
 
 
 def test_only_admins_manage_carriers(ship):

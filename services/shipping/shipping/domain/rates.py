@@ -21,6 +21,7 @@ from logistics_shared.db import insert_unless_exists
 from logistics_shared.errors import Conflict, NotFound
 from logistics_shared.identity import Identity
 from logistics_shared.schemas import decode_cursor, page_of
+from logistics_shared.secretbox import Box
 
 from ..models import carrier_services, carriers
 from ..schemas.carriers import normalise_postal
@@ -35,7 +36,7 @@ def default_tracking_prefix(code: str) -> str:
 
 
 # -- carriers and services -------------------------------------------------------------
-def create_carrier(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+def create_carrier(session: Session, box: Box, data: dict[str, Any]) -> dict[str, Any]:
     created = insert_unless_exists(
         session,
         carriers,
@@ -43,7 +44,9 @@ def create_carrier(session: Session, data: dict[str, Any]) -> dict[str, Any]:
             "code": data["code"],
             "name": data["name"],
             "tracking_prefix": data.get("tracking_prefix") or default_tracking_prefix(data["code"]),
-            "webhook_secret": data["webhook_secret"],
+            # Encrypted only: the plaintext column is for carriers created before 0009.
+            "webhook_secret_encrypted": box.encrypt(data["webhook_secret"]),
+            "webhook_secret": None,
             "created_at": datetime.now(UTC),
         },
         unique=["code"],

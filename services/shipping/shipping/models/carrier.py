@@ -25,8 +25,12 @@ carriers = Table(
     Column("name", String(200), nullable=False),
     # Tracking numbers are this prefix + 10 digits + a Luhn check digit.
     Column("tracking_prefix", String(4), nullable=False),
-    # The key of the carrier's HMAC-signed tracking webhook; never leaves the service.
-    Column("webhook_secret", Text, nullable=False),
+    # The key of the carrier's HMAC-signed tracking webhook, never leaving the service: a Fernet
+    # token (logistics_shared.secretbox, the registry's "logistics.secretbox").
+    Column("webhook_secret_encrypted", Text, nullable=True),
+    # The same key in plaintext, for carriers created before 0009 only (the previous release
+    # reads it); NULL for every carrier created since. A later contract step clears it.
+    Column("webhook_secret", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

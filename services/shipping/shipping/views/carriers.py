@@ -60,7 +60,7 @@ SERVICE_EXAMPLE = {
     },
 )
 def create(request: Request, body: dict[str, Any]) -> Reply:
-    carrier = rates.create_carrier(request.dbsession, body)
+    carrier = rates.create_carrier(request.dbsession, request.registry["logistics.secretbox"], body)
     return Reply(carrier, headers={"Location": request.route_path("carrier", code=carrier["code"])})
 
 

@@ -51,6 +51,7 @@ def record_event(request: Request, body: dict[str, Any]) -> dict[str, Any]:
 def _signed_by_carrier(request: Request, raw: bytes) -> None:
     webhooks.verify(
         request.dbsession,
+        request.registry["logistics.secretbox"],
         request.matchdict["carrier"],
         request.headers.get("X-Carrier-Timestamp"),
         request.headers.get("X-Carrier-Signature"),
