@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection, and_, delete, exists, func, or_, select, update
@@ -25,6 +25,7 @@ from ..db import aware, decode_created_cursor
 from ..errors import Conflict, InvalidField, NotFound, PreconditionFailed
 from ..identity import Identity
 from ..schemas import page_of
+from ..secretbox import Box
 from ..settings import Settings
 from .addresses import parse_networks, url_problem
 from .catalogue import PING_EVENT, Catalogue
@@ -33,13 +34,6 @@ from .signing import new_secret
 from .tables import WebhookTables
 
 Db = Session | Connection
-
-
-class Box(Protocol):
-    """What is needed of a :class:`~logistics_shared.secretbox.SecretBox` (the app's is lazy)."""
-
-    def encrypt(self, plaintext: str) -> str: ...
-
 
 PING_MESSAGE = "A test message from the logistics suite: your endpoint is reachable."
 #: Columns an endpoint's answers never show (Fernet tokens of the secrets).
