@@ -296,6 +296,7 @@ class Cluster(LocalCluster):
             LOGISTICS_REDIS_URL=args.redis_url,
             LOGISTICS_BUS_NAMESPACE=namespace,
             LOGISTICS_JWT_SECRET=core.JWT_SECRET,
+            LOGISTICS_SECRETS_KEY=core.SECRETS_KEY,
             LOGISTICS_LOG_LEVEL="WARNING",
             LOGISTICS_ACCESS_LOG="false",
             # A sync worker needs one connection; 3 services x replicas x processes next to a

@@ -527,6 +527,7 @@ def simulate(args: argparse.Namespace, stop: threading.Event) -> tuple[str, bool
                 LOGISTICS_BUS_NAMESPACE=namespace,
                 LOGISTICS_REDIS_URL=args.redis_url,
                 LOGISTICS_JWT_SECRET=core.JWT_SECRET,
+                LOGISTICS_SECRETS_KEY=core.SECRETS_KEY,
                 LOGISTICS_LOG_LEVEL="WARNING",
                 LOGISTICS_ACCESS_LOG="false",
                 LOGISTICS_QUEUE_METRICS_SECONDS=str(min(args.step, 5.0) / 2),

@@ -28,6 +28,8 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432"
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 #: Fixed so that a token minted by one process verifies in another.
 JWT_SECRET = "bench-secret-not-for-production-0123456789abcdef"
+#: The Fernet key of stored secrets (carriers, webhook endpoints) in bench databases.
+SECRETS_KEY = "vufL7sFfbweoRuFskpzcs5NmX_RJpO5svJFuJo_Rnb0="
 WAREHOUSE = "BENCH"
 SKUS = tuple(f"BENCH-{n:03d}" for n in range(1, 51))
 ADDRESS = {"name": "Bench warehouse", "line1": "Dock 1", "city": "Rotterdam", "country": "NL"}
@@ -63,6 +65,7 @@ def service_env(database_url: str, var_dir: str, threads: int, service: str = "i
     env.update(
         {f"LOGISTICS_{service.upper()}_DATABASE_URL": database_url},
         LOGISTICS_JWT_SECRET=JWT_SECRET,
+        LOGISTICS_SECRETS_KEY=SECRETS_KEY,
         LOGISTICS_ACCESS_LOG="false",
         LOGISTICS_LOG_LEVEL="WARNING",
         LOGISTICS_VAR_DIR=var_dir,

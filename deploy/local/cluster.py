@@ -130,6 +130,15 @@ def environment(layout: Layout, directory: Path) -> dict[str, str]:
             secret.write_text(secrets.token_urlsafe(48) + "\n")
             secret.chmod(0o600)
         env["LOGISTICS_JWT_SECRET"] = secret.read_text().strip()
+    if not env.get("LOGISTICS_SECRETS_KEY"):
+        # The Fernet key of stored secrets, made once like the JWT secret.
+        from cryptography.fernet import Fernet
+
+        key = directory / "secrets-key"
+        if not key.exists():
+            key.write_text(Fernet.generate_key().decode() + "\n")
+            key.chmod(0o600)
+        env["LOGISTICS_SECRETS_KEY"] = key.read_text().strip()
     env["LOGISTICS_VAR_DIR"] = str(directory)
     env.update(
         LOGISTICS_CLUSTER_DIR=str(directory),

@@ -39,6 +39,9 @@ PORT_SPAN = 70
 #: One cluster at a time on this machine, whichever xdist worker runs it (2 cores).
 LOCK = Path("/tmp/logistics-cluster-tests.lock")
 JWT_SECRET = "cluster-test-secret-0123456789-abcdefghijklmnop"
+SECRETS_KEY = (
+    "Jie2iDKjh-9v_B3Lrtw9kWdXidfOC0kD1vVr1Vvapdg="  # Fernet: stored secrets (carriers, webhook endpoints)
+)
 #: Routes that are not API traffic: probes and scrapes come from the balancers and the tests.
 NOT_API = ("healthz", "readyz", "metrics")
 
@@ -131,6 +134,7 @@ class Cluster:
             LOGISTICS_REDIS_URL=redis_url,
             LOGISTICS_BUS_NAMESPACE=self.namespace,
             LOGISTICS_JWT_SECRET=JWT_SECRET,
+            LOGISTICS_SECRETS_KEY=SECRETS_KEY,
             LOGISTICS_LOG_LEVEL="WARNING",
             LOGISTICS_ACCESS_LOG="false",
             # Enough connections for 2 processes x 2 replicas x 3 services next to the suite.
