@@ -2,7 +2,7 @@
 every request's Standard Webhooks signature (with the ``standardwebhooks`` package, as an
 integrator would) and answers per path: ``/ok``, ``/fail/<n>`` (500 for the first n
 requests of a message, then 200), ``/hang`` (never answers in time), ``/down`` (always 500),
-``/redirect`` (302 to ``/ok``)."""
+``/redirect`` (302 to ``/ok``), ``/slow…`` (200 after 0.3 s)."""
 
 from __future__ import annotations
 
@@ -91,6 +91,8 @@ class Receiver:
         if path.startswith("/fail/"):
             if self.seen[(path, message_id)] <= int(path.rsplit("/", 1)[1]):
                 return web.Response(status=500, text="not yet")
+        elif path.startswith("/slow"):
+            await asyncio.sleep(0.3)
         elif path == "/hang":
             await asyncio.sleep(self.hang_seconds)
         elif path == "/down":
