@@ -410,3 +410,19 @@ def test_the_payload_is_stored_as_json(client, service):
         payload = conn.execute(select(m.c.payload).where(m.c.id == delivery["message_id"])).scalar_one()
     body = orjson.loads(payload)
     assert set(body) == {"type", "timestamp", "data"} and body["data"]["endpoint_id"] == endpoint["id"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="web/idempotency.py stores the 201 answer, secret included, as plain bytes; "
+    "it needs to store this endpoint's answers sealed (asked of the lead)",
+)
+def test_an_idempotent_create_stores_no_plaintext_secret(client, service):
+    app = manager(client, service)
+    headers = {"Idempotency-Key": "sealed"}
+    secret = app.post_json(collection(service), endpoint_body(service), headers=headers).json["secret"]
+    with client.engine.connect() as conn:
+        stored_answers = [
+            bytes(r[0]) for r in conn.execute(text("SELECT response_body FROM idempotency_keys"))
+        ]
+    assert stored_answers and all(secret.encode() not in answer for answer in stored_answers)
