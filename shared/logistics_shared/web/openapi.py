@@ -99,9 +99,58 @@ def build_spec(registry: Registry) -> dict[str, Any]:
     _add_links(metas, patterns, operations)
     for path in sorted(operations):
         spec.path(path=path, operations=operations[path])
+    hooks = _webhooks(spec, registry)
     document = spec.to_dict()
     _merge_schema_extras(spec, document)
+    if hooks:
+        document["webhooks"] = hooks
     return document
+
+
+def _webhooks(spec: APISpec, registry: Registry) -> dict[str, Any]:
+    """OpenAPI 3.1 ``webhooks``: what a subscribed endpoint receives, one entry per public
+    event, with the Standard Webhooks headers."""
+    platform = registry.get("logistics.platform_tables")
+    if platform is None or platform.webhooks is None:
+        return {}
+    from ..webhooks.catalogue import PING_EVENT, Catalogue
+
+    headers = [
+        {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"},
+         "description": "The event's id: the same on every retry; de-duplicate by it."},
+        {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "string"},
+         "description": "Unix seconds when this attempt was signed."},
+        {"name": "webhook-signature", "in": "header", "required": True, "schema": {"type": "string"},
+         "description": 'Space-separated "v1,<base64 HMAC-SHA256>" of "<id>.<timestamp>.<body>" '
+         "with the endpoint's secret (two during a rotation's grace period)."},
+    ]  # fmt: skip
+    hooks: dict[str, Any] = {}
+    registered: set[str] = set()
+    catalogue = Catalogue(registry["logistics.service"].name)
+    for event in (*catalogue.events, PING_EVENT):
+        name = f"Webhook{event.schema.__name__}"
+        if name not in registered:  # events of one shape share their schema
+            spec.components.schema(name, schema=event.schema)
+            registered.add(name)
+        payload = {
+            "type": "object",
+            "required": ["type", "timestamp", "data"],
+            "properties": {
+                "type": {"const": event.type},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "data": {"$ref": f"#/components/schemas/{name}"},
+            },
+        }
+        hooks[event.type] = {
+            "post": {
+                "summary": event.description,
+                "description": f"Payload version {event.version}. Sent to the endpoints subscribed to it.",
+                "parameters": headers,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": payload}}},
+                "responses": {"2XX": {"description": "Received; any other answer is retried."}},
+            }
+        }
+    return hooks
 
 
 def _add_links(metas: list[ApiMeta], patterns: dict[str, str], operations: dict[str, Any]) -> None:

@@ -41,18 +41,18 @@ class _ShipmentState(_Shipment):
     status = fields.String(required=True)
 
 
-class _Line(Schema):
+class WebhookLine(Schema):
     sku = fields.String(required=True)
     quantity = fields.Integer(required=True)
 
 
-class _Shortage(Schema):
+class WebhookShortage(Schema):
     sku = fields.String(required=True)
     requested = fields.Integer()
     available = fields.Integer()
 
 
-class _Tracking(Schema):
+class WebhookTracking(Schema):
     status = fields.String(required=True)
     description = fields.String(allow_none=True)
     location = fields.String(allow_none=True)
@@ -61,7 +61,7 @@ class _Tracking(Schema):
 
 
 class ShipmentCreatedData(_Shipment):
-    lines = fields.List(fields.Nested(_Line), required=True)
+    lines = fields.List(fields.Nested(WebhookLine), required=True)
 
 
 class ShipmentReadyData(_ShipmentState):
@@ -71,7 +71,7 @@ class ShipmentReadyData(_ShipmentState):
 class ShipmentOnHoldData(_ShipmentState):
     reason = fields.String(required=True)
     detail = fields.String(required=True)
-    shortages = fields.List(fields.Nested(_Shortage), required=True)
+    shortages = fields.List(fields.Nested(WebhookShortage), required=True)
 
 
 class ShipmentLabelPurchasedData(_ShipmentState):
@@ -81,7 +81,7 @@ class ShipmentLabelPurchasedData(_ShipmentState):
 
 
 class ShipmentTrackedData(_ShipmentState):
-    tracking = fields.Nested(_Tracking, required=True)
+    tracking = fields.Nested(WebhookTracking, required=True)
 
 
 class ShipmentMovedData(ShipmentTrackedData):
