@@ -59,9 +59,16 @@ ROOT = DEPLOY.parent
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what containers must listen on
 #: A worker's health server listens on the web port + 100 (``logistics worker``'s default).
 WORKER_PORT_OFFSET = 100
+#: A webhook dispatcher's health server: the web port + 200 (``logistics dispatcher``'s default).
+DISPATCHER_PORT_OFFSET = 200
 UID = 10001  # the image's "logistics" user; k8s runAsUser must match
 NAMESPACE = "logistics"
-ROLES = ("migrate", "web", "worker")
+#: Process kinds; "dispatcher" only in the services with webhooks (webhook_services()).
+ROLES = ("migrate", "web", "worker", "dispatcher")
+#: The table a service with webhook subscriptions has in its metadata.
+WEBHOOK_TABLE = "webhook_endpoints"
+#: The Fernet key(s) that open stored secrets (webhook signing and carrier secrets).
+SECRETS_KEY_VAR = "LOGISTICS_SECRETS_KEY"
 RENDER = DEPLOY / "render.sh"
 #: Each balancer's template, and the one deploy/render.sh turns into its configuration.
 TEMPLATES = {
@@ -89,8 +96,26 @@ def services() -> dict[str, int]:
     return found
 
 
+@functools.cache
+def webhook_services() -> frozenset[str]:
+    """The services that offer webhook subscriptions (their metadata has the webhook tables),
+    and so run a dispatcher and hold a secrets key."""
+    from logistics_shared.service import discover
+
+    return frozenset(name for name, spec in discover().items() if WEBHOOK_TABLE in spec.metadata().tables)
+
+
+def roles(svc: str) -> tuple[str, ...]:
+    """The process kinds ``svc`` runs: a dispatcher only where it has webhooks."""
+    return tuple(r for r in ROLES if r != "dispatcher" or svc in webhook_services())
+
+
 def worker_port(svc: str) -> int:
     return services()[svc] + WORKER_PORT_OFFSET
+
+
+def dispatcher_port(svc: str) -> int:
+    return services()[svc] + DISPATCHER_PORT_OFFSET
 
 
 def command(role: str, svc: str) -> list[str]:
@@ -99,6 +124,8 @@ def command(role: str, svc: str) -> list[str]:
         return ["logistics", "serve", svc, "--host", ALL_INTERFACES, "--port", str(services()[svc])]
     if role == "worker":
         return ["logistics", "worker", svc, "--health-host", ALL_INTERFACES]
+    if role == "dispatcher":
+        return ["logistics", "dispatcher", svc, "--health-host", ALL_INTERFACES]
     return ["logistics", "migrate", svc]
 
 
@@ -483,13 +510,42 @@ def cmd_lb_env(shape: str, balancer: str) -> int:
 PREFIX_ONLY = {("support", "shipments")}
 
 
+class _RouteRecorder:
+    """Stands in for a Configurator: records the paths of add_route(), ignores views."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def add_route(self, _name: str, pattern: str, **_kwargs: Any) -> None:
+        self.paths.append(pattern)
+
+    def add_view(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+
+def webhook_paths(service: str) -> list[str]:
+    """The routes ``add_webhook_routes(config, service)`` (logistics_shared.webhooks.routes)
+    declares: the webhook subscriptions API, under /v1/<service>/..."""
+    from logistics_shared.webhooks.routes import add_webhook_routes
+
+    recorder = _RouteRecorder()
+    add_webhook_routes(recorder, service)
+    return recorder.paths
+
+
 def served_prefixes() -> dict[str, set[str]]:
-    """The first path segment of every /v1 route each service declares (routes*.py)."""
+    """The first path segment of every /v1 route each service declares (routes*.py): its own
+    add_route() calls, and the webhook API an ``add_webhook_routes(config, "<name>")`` adds."""
     found: dict[str, set[str]] = {}
     for path in sorted(ROOT.glob("services/*/*/routes*.py")):
         svc = path.parent.parent.name
-        for prefix in re.findall(r'add_route\(\s*"\w+",\s*"/v1/([a-z-]+)', path.read_text()):
-            found.setdefault(svc, set()).add(prefix)
+        text = path.read_text()
+        prefixes = set(re.findall(r'add_route\(\s*"\w+",\s*"/v1/([a-z-]+)', text))
+        for name in re.findall(r'add_webhook_routes\(\s*\w+,\s*"([a-z-]+)"', text):
+            for route in webhook_paths(name):
+                if m := re.match(r"/v1/([a-z-]+)", route):
+                    prefixes.add(m.group(1))
+        found.setdefault(svc, set()).update(prefixes)
     return found
 
 
@@ -610,7 +666,7 @@ def check_compose_depends_on(
 
 def check_compose_databases(problems: Problems, compose: Compose, svc: str) -> None:
     """Each process of a service is in compose and gets its own database URL, no other."""
-    for role in ROLES:
+    for role in roles(svc):
         name = f"{svc}-{role}"
         if not problems.check(name in compose.services, f"compose: service {name} is missing"):
             continue
@@ -631,6 +687,16 @@ def check_compose_commands(problems: Problems, compose: Compose, svc: str) -> No
         worker.get("command") == command("worker", svc),
         f"compose {svc}-worker: command {worker.get('command')}",
     )
+    if svc in webhook_services():
+        dispatcher = compose.services.get(f"{svc}-dispatcher", {})
+        problems.check(
+            dispatcher.get("command") == command("dispatcher", svc),
+            f"compose {svc}-dispatcher: command {dispatcher.get('command')}",
+        )
+    else:
+        problems.check(
+            f"{svc}-dispatcher" not in compose.services, f"compose: {svc} has no webhooks but a dispatcher"
+        )
 
 
 def check_compose_ports(problems: Problems, compose: Compose, svc: str) -> None:
@@ -642,6 +708,36 @@ def check_compose_ports(problems: Problems, compose: Compose, svc: str) -> None:
         web_port in compose.exposed(f"{svc}-web"), f"compose {svc}-web: does not expose {web_port}"
     )
     problems.check(port in compose.exposed(f"{svc}-worker"), f"compose {svc}-worker: does not expose {port}")
+    if svc in webhook_services():
+        port = dispatcher_port(svc)
+        hc = " ".join(compose.services.get(f"{svc}-dispatcher", {}).get("healthcheck", {}).get("test", []))
+        problems.check(f":{port}/" in hc, f"compose {svc}-dispatcher: healthcheck not on :{port}")
+        problems.check(
+            port in compose.exposed(f"{svc}-dispatcher"), f"compose {svc}-dispatcher: does not expose {port}"
+        )
+
+
+#: What a compose dispatcher may get beyond its database URL and secrets key (logging only).
+DISPATCHER_COMPOSE_EXTRA = frozenset({"LOGISTICS_LOG_FORMAT", "LOGISTICS_LOG_LEVEL"})
+
+
+def check_compose_secrets_key(problems: Problems, compose: Compose, svc: str) -> None:
+    """A webhook service's web and dispatcher get the secrets key, its worker does not; the
+    dispatcher gets its database URL, the key and logging settings, nothing else (no broker,
+    Redis or JWT secret); a service without webhooks has no key at all."""
+    for role in roles(svc):
+        env = environment_dict(compose.services.get(f"{svc}-{role}", {}).get("environment"))
+        has = SECRETS_KEY_VAR in env
+        if svc in webhook_services() and role in {"web", "dispatcher"}:
+            problems.check(has, f"compose {svc}-{role}: {SECRETS_KEY_VAR} not set")
+        elif role in {"worker"} or svc not in webhook_services():
+            problems.check(not has, f"compose {svc}-{role}: gets {SECRETS_KEY_VAR}, which it never reads")
+        if role == "dispatcher":
+            extra = sorted(set(env) - {database_var(svc), SECRETS_KEY_VAR} - DISPATCHER_COMPOSE_EXTRA)
+            problems.check(
+                not extra,
+                f"compose {svc}-dispatcher: needs its database URL and secrets key only, also gets {extra}",
+            )
 
 
 def check_compose_replicas(problems: Problems, compose: Compose) -> None:
@@ -822,6 +918,7 @@ def cmd_compose() -> int:
         check_compose_databases(problems, compose, svc)
         check_compose_commands(problems, compose, svc)
         check_compose_ports(problems, compose, svc)
+        check_compose_secrets_key(problems, compose, svc)
     check_compose_replicas(problems, compose)
     targets = upstream_targets(compose)
     check_targets(problems, compose, targets)
@@ -1014,6 +1111,11 @@ def database_secret(svc: str) -> str:
     return f"{svc}-database"
 
 
+def secrets_key_secret(svc: str) -> str:
+    """The Secret holding only ``svc``'s secrets key (LOGISTICS_SECRETS_KEY)."""
+    return f"{svc}-secrets-key"
+
+
 def check_database_secrets(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
     """A container reads its database URL from its own service's Secret, never another's."""
     names = {name for name, _ in ctr.secret_refs}
@@ -1022,6 +1124,10 @@ def check_database_secrets(problems: Problems, ctr: Container, _cluster: Cluster
             problems.check(
                 database_secret(other) not in names,
                 f"{ctr.name}: references {other}'s database Secret {database_secret(other)}",
+            )
+            problems.check(
+                secrets_key_secret(other) not in names,
+                f"{ctr.name}: references {other}'s secrets key Secret {secrets_key_secret(other)}",
             )
     ref = ctr.env.get(database_var(ctr.svc), {}).get("valueFrom", {}).get("secretKeyRef", {})
     problems.check(
@@ -1039,11 +1145,13 @@ def check_container_databases(problems: Problems, ctr: Container, _cluster: Clus
 
 
 def serving_port(ctr: Container) -> int | None:
-    """The port a web or worker container serves (HTTP, probes, metrics) on."""
+    """The port a web, worker or dispatcher container serves (HTTP, probes, metrics) on."""
     if ctr.component == "web":
         return services()[ctr.svc]
     if ctr.component == "worker":
         return worker_port(ctr.svc)
+    if ctr.component == "dispatcher":
+        return dispatcher_port(ctr.svc)
     return None
 
 
@@ -1072,8 +1180,8 @@ def check_scrape_annotations(problems: Problems, ctr: Container, port: int) -> N
 
 def check_component(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
     """The container runs its component's command; a web or worker one serves on its port."""
-    if ctr.component not in ROLES:
-        problems.append(f"{ctr.name}: unknown component {ctr.component}")
+    if ctr.component not in roles(ctr.svc):
+        problems.append(f"{ctr.name}: unknown component {ctr.component} (for {ctr.svc})")
         return
     problems.check(ctr.args == command(ctr.component, ctr.svc), f"{ctr.name}: args {ctr.args}")
     port = serving_port(ctr)
@@ -1086,10 +1194,55 @@ def check_component(problems: Problems, ctr: Container, _cluster: Cluster) -> No
 
 
 def check_database_only(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
-    """Migrations and the wait-for-schema gate read their database URL and no other Secret."""
-    if ctr.init or ctr.component == "migrate":
-        extra = sorted({name for name, _ in ctr.secret_refs} - {database_secret(ctr.svc)})
-        problems.check(not extra, f"{ctr.name}: needs only {database_secret(ctr.svc)}, also gets {extra}")
+    """Migrations and the wait-for-schema gate read their database URL and no other Secret
+    (a migrate Job of a service with stored secrets may also get its secrets key: a data
+    migration re-encrypts them, shipping's 0009); a dispatcher reads its database URL and
+    its secrets key, no broker, Redis or anything else."""
+    allowed = {database_secret(ctr.svc)}
+    if ctr.init:
+        pass
+    elif ctr.component == "migrate":
+        if ctr.svc in webhook_services():
+            allowed.add(secrets_key_secret(ctr.svc))
+    elif ctr.component == "dispatcher":
+        allowed.add(secrets_key_secret(ctr.svc))
+    else:
+        return
+    extra = sorted({name for name, _ in ctr.secret_refs} - allowed)
+    problems.check(not extra, f"{ctr.name}: needs only {', '.join(sorted(allowed))}, also gets {extra}")
+
+
+def secrets_key_held(ctr: Container, cluster: Cluster) -> bool:
+    """Whether the container gets LOGISTICS_SECRETS_KEY (env, or an envFrom Secret/ConfigMap)."""
+    if SECRETS_KEY_VAR in ctr.env:
+        return True
+    for ef in ctr.spec.get("envFrom", []):
+        if ef.get("secretRef") and SECRETS_KEY_VAR in cluster.secrets.get(
+            ef["secretRef"].get("name", ""), set()
+        ):
+            return True
+        if ef.get("configMapRef") and SECRETS_KEY_VAR in cluster.configmap_keys.get(
+            ef["configMapRef"].get("name", ""), set()
+        ):
+            return True
+    return False
+
+
+def check_secrets_key(problems: Problems, ctr: Container, cluster: Cluster) -> None:
+    """The secrets key goes where stored secrets are opened: web and dispatcher of a service
+    with webhooks must get it from its own ``<svc>-secrets-key`` Secret; workers, the
+    wait-for-schema gate and every container of a service without webhooks never get it
+    (a migrate Job may: check_database_only)."""
+    kind = "init" if ctr.init else str(ctr.component)
+    held = secrets_key_held(ctr, cluster)
+    if ctr.svc in webhook_services() and kind in {"web", "dispatcher"}:
+        ref = ctr.env.get(SECRETS_KEY_VAR, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        problems.check(
+            ref.get("name") == secrets_key_secret(ctr.svc) and ref.get("key") == SECRETS_KEY_VAR,
+            f"{ctr.name}: {SECRETS_KEY_VAR} does not come from Secret {secrets_key_secret(ctr.svc)}",
+        )
+    elif kind != "migrate" or ctr.svc not in webhook_services():
+        problems.check(not held, f"{ctr.name}: gets {SECRETS_KEY_VAR}, which a {kind} container never reads")
 
 
 JWT_SECRET_VAR = "LOGISTICS_JWT_SECRET"  # noqa: S105 - a variable's name, no value
@@ -1109,6 +1262,7 @@ ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "RS256"})
 JWT_ALLOWED: dict[str, frozenset[str]] = {
     "web": frozenset({JWT_ALGORITHM_VAR, JWT_PUBLIC_VAR}),
     "worker": frozenset(),
+    "dispatcher": frozenset(),
     "migrate": frozenset(),
     "init": frozenset(),
 }
@@ -1181,6 +1335,7 @@ CONTAINER_CHECKS: tuple[Callable[[Problems, Container, Cluster], None], ...] = (
     check_secret_refs,
     check_database_secrets,
     check_database_only,
+    check_secrets_key,
     check_container_databases,
     check_jwt_keys,
     check_component,
@@ -1238,6 +1393,27 @@ def check_objects_exist(problems: Problems, cluster: Cluster) -> None:
                 any(d["metadata"]["name"] == name for _, d in cluster.of_kind(kind)),
                 f"k8s: {kind}/{name} is missing",
             )
+        dispatcher = [
+            ("Deployment", f"{svc}-dispatcher"),
+            ("ScaledObject", f"{svc}-dispatcher"),
+            ("PodDisruptionBudget", f"{svc}-dispatcher"),
+            ("Secret", secrets_key_secret(svc)),
+        ]
+        for kind, name in dispatcher:
+            present = any(d["metadata"]["name"] == name for _, d in cluster.of_kind(kind))
+            if svc in webhook_services():
+                problems.check(present, f"k8s: {kind}/{name} is missing ({svc} has webhooks)")
+            else:
+                problems.check(not present, f"k8s: {kind}/{name}: {svc} has no webhooks")
+    if webhook_services():
+        problems.check(
+            any(
+                (m["spec"].get("selector", {}).get("matchLabels") or {}).get("app.kubernetes.io/component")
+                == "dispatcher"
+                for _, m in cluster.of_kind("PodMonitor")
+            ),
+            "k8s: no PodMonitor scrapes the dispatchers (app.kubernetes.io/component: dispatcher)",
+        )
 
 
 def check_service_targets(problems: Problems, cluster: Cluster) -> None:
@@ -1329,20 +1505,44 @@ def budget_overruns(rows: list[BudgetRow], limit: int, reserve: int) -> dict[str
     return {server: total for server, total in totals.items() if total > limit - reserve}
 
 
+def container_value(deployment: dict[str, Any], name: str) -> str | None:
+    """The literal ``value`` a Deployment's (first) container sets for ``name``, if any: it
+    overrides the ConfigMap's (``env`` wins over ``envFrom``)."""
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    for e in containers[0].get("env", []) if containers else []:
+        if e.get("name") == name and "value" in e:
+            return str(e["value"])
+    return None
+
+
 def budget_rows(cluster: Cluster) -> list[BudgetRow]:
     data: dict[str, str] = {}
     for _, c in cluster.of_kind("ConfigMap"):
         data |= c.get("data", {})
-    per_pool = int(data.get("LOGISTICS_DB_POOL_SIZE", DEFAULT_POOL_SIZE)) + int(
-        data.get("LOGISTICS_DB_MAX_OVERFLOW", DEFAULT_MAX_OVERFLOW)
-    )
+
+    def per_pool(workload: str) -> int:
+        deployment = cluster.deployments.get(workload, {})
+        size = container_value(deployment, "LOGISTICS_DB_POOL_SIZE")
+        overflow = container_value(deployment, "LOGISTICS_DB_MAX_OVERFLOW")
+        if size is None:
+            size = str(data.get("LOGISTICS_DB_POOL_SIZE", DEFAULT_POOL_SIZE))
+        if overflow is None:
+            overflow = str(data.get("LOGISTICS_DB_MAX_OVERFLOW", DEFAULT_MAX_OVERFLOW))
+        return int(size) + int(overflow)
+
     # A web process has two engines, each with a pool of its own: writes, and the autocommit
     # read engine (shared/logistics_shared/db.py make_read_engine); both keep up to pool_size
     # idle connections, so a process that served both holds connections in both (15 backends
     # were seen for one process with pool 8 + overflow 2, tests/ops/test_connection_budget.py).
     # A worker writes through one pool and holds the relay's LISTEN connection besides
-    # (bus/relay.py _Waiter).
-    per_process = {"web": 2 * per_pool, "worker": per_pool + 1}
+    # (bus/relay.py _Waiter). A webhook dispatcher, likewise: the service's engine, with the
+    # pool its container sets, and one LISTEN connection for the fan-out's NOTIFY
+    # (webhooks/dispatcher.py _listen).
+    per_process: dict[str, Callable[[str], int]] = {
+        "web": lambda workload: 2 * per_pool(workload),
+        "worker": lambda workload: per_pool(workload) + 1,
+        "dispatcher": lambda workload: per_pool(workload) + 1,
+    }
     # `logistics serve` runs gunicorn with LOGISTICS_WEB_WORKERS processes; 0 (the
     # default) means one per core of the node, which no budget can bound.
     processes = int(data.get("LOGISTICS_WEB_WORKERS", "0"))
@@ -1361,10 +1561,13 @@ def budget_rows(cluster: Cluster) -> list[BudgetRow]:
     for svc in services():
         url = urllib.parse.urlsplit(urls.get(f"LOGISTICS_{svc.upper()}_DATABASE_URL", ""))
         server = f"{url.hostname}:{url.port or 5432}"
-        for kind, procs in (("web", processes), ("worker", 1)):
+        kinds = [("web", processes), ("worker", 1)]
+        if f"{svc}-dispatcher" in cluster.deployments:
+            kinds.append(("dispatcher", 1))
+        for kind, procs in kinds:
             name = f"{svc}-{kind}"
             replicas = maxima.get(name, cluster.deployments.get(name, {}).get("spec", {}).get("replicas", 1))
-            rows.append(BudgetRow(server, name, replicas, procs, per_process[kind]))
+            rows.append(BudgetRow(server, name, replicas, procs, per_process[kind](name)))
         # The migrate Job holds one connection while it runs (alembic).
         rows.append(BudgetRow(server, f"{svc}-migrate", 1, 1, 1))
     return rows
@@ -1478,6 +1681,119 @@ def check_redis_egress(problems: Problems, cluster: Cluster) -> None:
         )
 
 
+#: Where a webhook dispatcher must never connect: private, shared (CGNAT), link-local and
+#: metadata ranges (the code refuses them too, logistics_shared/webhooks/addresses.py).
+DISPATCHER_EXCEPT = frozenset(
+    {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"}
+)
+#: The ports a dispatcher may reach the internet on (80 only with LOGISTICS_WEBHOOK_ALLOW_HTTP).
+WEBHOOK_PORTS = frozenset({443, 80})
+POSTGRES_PORT = 5432
+
+
+def rule_ports(rule: dict[str, Any]) -> set[Any] | None:
+    """The TCP ports of a NetworkPolicy rule (None: every port; endPort ranges expanded)."""
+    ports = rule.get("ports")
+    if not ports:
+        return None
+    found: set[Any] = set()
+    for p in ports:
+        if p.get("protocol", "TCP") != "TCP":
+            continue
+        if "port" not in p:
+            return None
+        if isinstance(p["port"], int) and "endPort" in p:
+            found |= set(range(p["port"], p["endPort"] + 1))
+        else:
+            found.add(p["port"])
+    return found
+
+
+def is_dns_rule(rule: dict[str, Any]) -> bool:
+    """An egress rule to kube-dns on port 53 only (the policy every pod gets)."""
+    ports = rule.get("ports") or []
+    to = rule.get("to") or []
+    return (
+        bool(ports)
+        and all(p.get("port") == 53 and "endPort" not in p for p in ports)
+        and bool(to)
+        and all(
+            "ipBlock" not in peer and "podSelector" in peer and "namespaceSelector" in peer for peer in to
+        )
+    )
+
+
+def public_only(rule: dict[str, Any]) -> bool:
+    """The rule's peers are ipBlocks of 0.0.0.0/0 that except every range in DISPATCHER_EXCEPT."""
+    to = rule.get("to") or []
+    return bool(to) and all(
+        set(peer) == {"ipBlock"}
+        and peer["ipBlock"].get("cidr") == "0.0.0.0/0"
+        and set(peer["ipBlock"].get("except") or []) >= DISPATCHER_EXCEPT
+        for peer in to
+    )
+
+
+def dispatcher_network_problems(policies: list[dict[str, Any]], labels: dict[str, str]) -> list[str]:
+    """What the NetworkPolicies selecting a dispatcher pod allow beyond its needs: egress to
+    kube-dns, to PostgreSQL (5432), and to public addresses on 443 (80) only; ingress to its
+    health port from the monitoring namespace only."""
+    found, web_out = [], False
+    for pol in policies:
+        spec = pol.get("spec", {})
+        if not selector_matches(spec.get("podSelector") or {}, labels):
+            continue
+        name = pol.get("metadata", {}).get("name")
+        types = spec.get("policyTypes") or (["Ingress", "Egress"] if "egress" in spec else ["Ingress"])
+        if "Egress" in types:
+            for i, rule in enumerate(spec.get("egress") or []):
+                ports = rule_ports(rule)
+                if is_dns_rule(rule):
+                    continue
+                if ports == {POSTGRES_PORT}:
+                    continue
+                if ports is not None and ports <= WEBHOOK_PORTS and public_only(rule):
+                    web_out = web_out or 443 in ports
+                    continue
+                where = sorted(ports) if ports else "every port"
+                found.append(
+                    f"NetworkPolicy {name} egress[{i}] lets it out to {where}"
+                    f" of {rule.get('to') or 'anywhere'}: only DNS, {POSTGRES_PORT} and 443/80 to"
+                    f" 0.0.0.0/0 except {', '.join(sorted(DISPATCHER_EXCEPT))}"
+                )
+        if "Ingress" in types:
+            for i, rule in enumerate(spec.get("ingress") or []):
+                peers = rule.get("from") or []
+                monitoring = bool(peers) and all(
+                    set(peer) == {"namespaceSelector"}
+                    and (peer["namespaceSelector"].get("matchLabels") or {}).get(
+                        "kubernetes.io/metadata.name"
+                    )
+                    == "monitoring"
+                    for peer in peers
+                )
+                if not (monitoring and rule_ports(rule) == {"health"}):
+                    found.append(
+                        f"NetworkPolicy {name} ingress[{i}] admits {peers or 'anyone'} on"
+                        f" {rule.get('ports') or 'every port'}: only the monitoring namespace, port health"
+                    )
+    if not web_out:
+        found.append(
+            "no NetworkPolicy lets it out to 443 on 0.0.0.0/0 except the private ranges: no webhook gets out"
+        )
+    return found
+
+
+def check_dispatcher_network(problems: Problems, cluster: Cluster) -> None:
+    policies = [doc for _, doc in cluster.of_kind("NetworkPolicy")]
+    for path, doc in cluster.of_kind("Deployment"):
+        if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "dispatcher":
+            continue
+        labels = doc["spec"]["template"].get("metadata", {}).get("labels", {})
+        for problem in dispatcher_network_problems(policies, labels):
+            problems.append(f"{path}: Deployment/{doc['metadata']['name']}: {problem}")
+
+
 def check_kustomization_kind(problems: Problems, kustomization: dict[str, Any]) -> None:
     problems.check(
         kustomization.get("kind") == "Kustomization"
@@ -1571,6 +1887,7 @@ def cmd_k8s() -> int:
     check_ingress_backends(problems, cluster)
     check_trigger_auth_secrets(problems, cluster)
     check_redis_egress(problems, cluster)
+    check_dispatcher_network(problems, cluster)
     check_kustomization(problems, cluster)
     return finish(
         problems,

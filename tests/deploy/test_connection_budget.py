@@ -58,3 +58,35 @@ def test_a_web_process_counts_both_engines_and_a_worker_its_listen_connection() 
         assert rows[f"{svc}-worker"].per_process == per_pool + 1
     # And the shipped pool serves every web thread from either engine without waiting.
     assert per_pool >= int(data["LOGISTICS_WEB_THREADS"])
+
+
+def test_a_dispatcher_counts_its_own_pool_and_its_listen_connection() -> None:
+    """The webhook dispatchers (shipping, support) are in the budget: max replicas x (the pool
+    and overflow their container sets, over the ConfigMap's) + 1 LISTEN connection."""
+    cluster = checks.Cluster(list(checks.k8s_documents()))
+    rows = {r.workload: r for r in checks.budget_rows(cluster)}
+    assert "inventory-dispatcher" not in rows
+    for svc in ("shipping", "support"):
+        deployment = cluster.deployments[f"{svc}-dispatcher"]
+        env = {
+            e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        pool = int(env["LOGISTICS_DB_POOL_SIZE"]) + int(env["LOGISTICS_DB_MAX_OVERFLOW"])
+        row = rows[f"{svc}-dispatcher"]
+        assert row.per_process == pool + 1
+        scaler = next(
+            so for _, so in cluster.of_kind("ScaledObject") if so["metadata"]["name"] == f"{svc}-dispatcher"
+        )
+        assert row.replicas == scaler["spec"]["maxReplicaCount"]
+
+
+def test_a_dispatcher_scaled_past_the_budget_fails() -> None:
+    docs = []
+    for path, doc in checks.k8s_documents():
+        if doc["kind"] == "ScaledObject" and doc["metadata"]["name"] == "shipping-dispatcher":
+            doc["spec"]["maxReplicaCount"] = 10
+        docs.append((path, doc))
+    problems = checks.Problems()
+    checks.check_connection_budget(problems, checks.Cluster(docs))
+    assert len(problems) == 1, problems
+    assert "shipping-dispatcher 30" in problems[0], problems

@@ -154,6 +154,146 @@ def test_database_only(ctr: object, ok: bool) -> None:
     assert (not problems) is ok
 
 
+# --- the secrets key (LOGISTICS_SECRETS_KEY) and the webhook dispatcher -----------------------
+KEY = "LOGISTICS_SECRETS_KEY"
+SHIP_OWN = ref(SHIP_DB, "shipping-database")
+SHIP_KEY = ref(KEY, "shipping-secrets-key")
+SUPPORT_KEY = ref(KEY, "support-secrets-key")
+REDIS = ref("LOGISTICS_REDIS_URL", "logistics-redis")
+KEY_CLUSTER = checks.Cluster(
+    [
+        *CLUSTER.docs,
+        secret("shipping-secrets-key", KEY),
+        secret("support-secrets-key", KEY),
+        secret("logistics-redis", "LOGISTICS_REDIS_URL"),
+    ]
+)
+
+
+def shipping(
+    env: list[dict[str, Any]], component: str, init: bool = False, env_from: list[Any] | None = None
+) -> object:
+    return checks.Container(
+        name="c",
+        svc="shipping",
+        component=component,
+        spec={"env": env, "envFrom": env_from or []},
+        pod={},
+        annotations={},
+        init=init,
+    )
+
+
+def secrets_key_problems(ctr: object) -> list[str]:
+    problems = checks.Problems()
+    for check in (checks.check_secrets_key, checks.check_database_only, checks.check_database_secrets):
+        check(problems, ctr, KEY_CLUSTER)
+    return list(problems)
+
+
+def test_the_webhook_services_are_shipping_and_support() -> None:
+    assert checks.webhook_services() == {"shipping", "support"}
+    assert checks.roles("inventory") == ("migrate", "web", "worker")
+    assert checks.roles("shipping") == ("migrate", "web", "worker", "dispatcher")
+
+
+@pytest.mark.parametrize(
+    ("ctr", "expected"),
+    [
+        pytest.param(shipping([SHIP_OWN, SHIP_KEY], "dispatcher"), [], id="dispatcher-database-and-key"),
+        pytest.param(
+            shipping([SHIP_OWN], "dispatcher"),
+            ["LOGISTICS_SECRETS_KEY does not come from Secret shipping-secrets-key"],
+            id="dispatcher-without-key",
+        ),
+        pytest.param(
+            shipping([SHIP_OWN, SHIP_KEY, BROKER], "dispatcher"),
+            ["also gets ['logistics-broker']"],
+            id="dispatcher-with-broker",
+        ),
+        pytest.param(
+            shipping([SHIP_OWN, SHIP_KEY, REDIS], "dispatcher"),
+            ["also gets ['logistics-redis']"],
+            id="dispatcher-with-redis",
+        ),
+        pytest.param(
+            shipping([SHIP_OWN, SUPPORT_KEY], "dispatcher"),
+            [
+                "does not come from Secret shipping-secrets-key",
+                "also gets ['support-secrets-key']",
+                "support's secrets key Secret",
+            ],
+            id="dispatcher-with-another-services-key",
+        ),
+        pytest.param(shipping([SHIP_OWN, SHIP_KEY, REDIS], "web"), [], id="web-with-key"),
+        pytest.param(
+            shipping([SHIP_OWN, REDIS], "web"),
+            ["LOGISTICS_SECRETS_KEY does not come from Secret shipping-secrets-key"],
+            id="web-without-key",
+        ),
+        pytest.param(shipping([SHIP_OWN, BROKER, REDIS], "worker"), [], id="worker-without-key"),
+        pytest.param(
+            shipping([SHIP_OWN, BROKER, SHIP_KEY], "worker"),
+            ["gets LOGISTICS_SECRETS_KEY, which a worker container never reads"],
+            id="worker-with-key",
+        ),
+        pytest.param(
+            shipping([SHIP_OWN], "worker", env_from=[{"secretRef": {"name": "shipping-secrets-key"}}]),
+            ["gets LOGISTICS_SECRETS_KEY, which a worker container never reads"],
+            id="worker-with-key-through-envfrom",
+        ),
+        pytest.param(shipping([SHIP_OWN, SHIP_KEY], "migrate"), [], id="migrate-may-get-key"),
+        pytest.param(
+            shipping([SHIP_OWN, SHIP_KEY], "worker", init=True),
+            ["gets LOGISTICS_SECRETS_KEY, which a init container never reads", "also gets"],
+            id="init-with-key",
+        ),
+        pytest.param(
+            container([OWN, ref(KEY, "inventory-secrets-key")]),
+            ["gets LOGISTICS_SECRETS_KEY, which a web container never reads"],
+            id="inventory-has-no-webhooks",
+        ),
+    ],
+)
+def test_secrets_key_and_dispatcher_secrets(ctr: object, expected: list[str]) -> None:
+    problems = secrets_key_problems(ctr)
+    assert len(problems) == len(expected), problems
+    for e in expected:
+        assert any(e in p for p in problems), (e, problems)
+
+
+def test_shipped_secrets_key_placement() -> None:
+    """Who gets LOGISTICS_SECRETS_KEY in deploy/k8s: shipping's and support's web and dispatcher
+    (and shipping's migrate Job, for migration 0009), each from its own Secret; nobody else."""
+    cluster = checks.Cluster(list(checks.k8s_documents()))
+    holders = set()
+    for _, doc in cluster.of_kind("Deployment") + cluster.of_kind("Job"):
+        pod = doc["spec"]["template"]["spec"]
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            for e in c.get("env", []):
+                if e["name"] == KEY:
+                    svc = doc["metadata"]["labels"]["app.kubernetes.io/name"]
+                    assert e["valueFrom"]["secretKeyRef"] == {"name": f"{svc}-secrets-key", "key": KEY}
+                    holders.add(f"{doc['metadata']['name']}/{c['name']}")
+    assert holders == {
+        "shipping-web/web",
+        "shipping-dispatcher/dispatcher",
+        "shipping-migrate/migrate",
+        "support-web/web",
+        "support-dispatcher/dispatcher",
+    }
+    dispatchers = [d for d in cluster.deployments.values() if d["metadata"]["name"].endswith("-dispatcher")]
+    assert len(dispatchers) == 2
+    for d in dispatchers:
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        secrets = {e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"] if "valueFrom" in e}
+        svc = d["metadata"]["labels"]["app.kubernetes.io/name"]
+        assert secrets == {f"{svc}-database", f"{svc}-secrets-key"}
+        assert not c.get("envFrom", []) or all("secretRef" not in ef for ef in c["envFrom"])
+        assert not {e["name"] for e in c["env"]} & {"LOGISTICS_BROKER_URL", "LOGISTICS_REDIS_URL"}
+        assert not [e["name"] for e in c["env"] if e["name"].startswith("LOGISTICS_JWT_")]
+
+
 PUBLIC_PEM = "/etc/logistics/jwt/public.pem"
 JWT_CLUSTER = checks.Cluster(
     [

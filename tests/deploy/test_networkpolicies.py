@@ -1,4 +1,6 @@
-"""deploy/checks.py k8s: a pod's egress to Redis exists iff its containers have the Redis Secret."""
+"""deploy/checks.py k8s: a pod's egress to Redis exists iff its containers have the Redis Secret;
+a webhook dispatcher reaches only DNS, its database and public addresses on 443, and only
+Prometheus reaches it."""
 
 from __future__ import annotations
 
@@ -68,6 +70,8 @@ def test_shipped_manifests_agree() -> None:
         ("inventory-migrate", False),
         ("support-web", False),
         ("support-worker", False),
+        ("shipping-dispatcher", False),
+        ("support-dispatcher", False),
     ],
 )
 def test_who_reaches_redis(name: str, reaches: bool) -> None:
@@ -100,7 +104,7 @@ def _policy(selector: dict[str, Any], ports: list[dict[str, Any]] | None) -> dic
         pytest.param(
             _with_policy(_policy({}, None)),
             {"inventory-web", "inventory-worker", "inventory-migrate", "support-web", "support-worker"}
-            | {"support-migrate", "shipping-migrate"},
+            | {"support-migrate", "shipping-migrate", "shipping-dispatcher", "support-dispatcher"},
             id="all-ports-for-every-pod",
         ),
         pytest.param(
@@ -109,7 +113,7 @@ def _policy(selector: dict[str, Any], ports: list[dict[str, Any]] | None) -> dic
                     {"matchLabels": {"app.kubernetes.io/name": "support"}}, [{"port": 6000, "endPort": 6400}]
                 )
             ),
-            {"support-web", "support-worker", "support-migrate"},
+            {"support-web", "support-worker", "support-migrate", "support-dispatcher"},
             id="port-range",
         ),
         pytest.param(
@@ -168,3 +172,98 @@ def test_a_pod_given_the_redis_secret_without_egress_fails() -> None:
 )
 def test_selector_matches(selector: dict[str, Any], labels: dict[str, str], matches: bool) -> None:
     assert checks.selector_matches(selector, labels) is matches
+
+
+# --- webhook dispatchers ----------------------------------------------------------------------
+PRIVATE = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+
+
+def dispatcher_problems(docs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    problems = checks.Problems()
+    checks.check_dispatcher_network(problems, checks.Cluster(docs))
+    return list(problems)
+
+
+def _replace_policy(name: str, policy: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    docs = [(p, d) for p, d in DOCS if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == name)]
+    return docs if policy is None else [*docs, ("deploy/k8s/networkpolicies.yaml", policy)]
+
+
+def _shipped(name: str) -> dict[str, Any]:
+    return copy.deepcopy(next(d for d in POLICIES if d["metadata"]["name"] == name))
+
+
+def test_shipped_dispatchers_reach_only_dns_their_database_and_public_https() -> None:
+    assert {d["metadata"]["name"] for _, d in DOCS if d["kind"] == "Deployment"} >= {
+        "shipping-dispatcher",
+        "support-dispatcher",
+    }
+    assert dispatcher_problems(DOCS) == []
+    for name in ("shipping-dispatcher", "support-dispatcher"):
+        labels = labels_of(name)
+        assert checks.egress_allows(POLICIES, labels, 443)
+        assert checks.egress_allows(POLICIES, labels, 5432)
+        for port in (5672, 6379, 15672, 80, 8080):
+            assert not checks.egress_allows(POLICIES, labels, port), (name, port)
+
+
+def _egress_variant(change: Any) -> list[tuple[str, dict[str, Any]]]:
+    policy = _shipped("dispatcher")
+    change(policy["spec"]["egress"])
+    return _replace_policy("dispatcher", policy)
+
+
+@pytest.mark.parametrize(
+    ("docs", "expected"),
+    [
+        pytest.param(
+            _replace_policy("dispatcher", None), "no NetworkPolicy lets it out to 443", id="policy-missing"
+        ),
+        pytest.param(
+            _egress_variant(lambda egress: egress[1]["to"][0]["ipBlock"]["except"].remove("169.254.0.0/16")),
+            "egress[1] lets it out to [443]",
+            id="metadata-range-not-excepted",
+        ),
+        pytest.param(
+            _egress_variant(lambda egress: egress[1].pop("to")),
+            "egress[1] lets it out to [443] of anywhere",
+            id="https-anywhere",
+        ),
+        pytest.param(
+            _egress_variant(lambda egress: egress[1]["ports"].append({"protocol": "TCP", "port": 6379})),
+            "egress[1] lets it out to [443, 6379]",
+            id="redis-to-the-internet",
+        ),
+        pytest.param(
+            _egress_variant(lambda egress: egress.append({"ports": [{"protocol": "TCP", "port": 5672}]})),
+            "egress[2] lets it out to [5672]",
+            id="broker",
+        ),
+        pytest.param(
+            _with_policy(_policy({"matchLabels": {"app.kubernetes.io/name": "support"}}, None)),
+            "NetworkPolicy extra egress[0] lets it out to every port",
+            id="another-policy-opens-everything",
+        ),
+    ],
+)
+def test_a_dispatcher_let_out_elsewhere_fails(docs: list[tuple[str, dict[str, Any]]], expected: str) -> None:
+    problems = dispatcher_problems(docs)
+    assert problems, "no problem found"
+    assert all("Deployment/" in p and "-dispatcher" in p for p in problems), problems
+    assert any(expected in p for p in problems), problems
+
+
+def test_a_dispatcher_open_to_more_than_prometheus_fails() -> None:
+    policy = _shipped("dispatcher")
+    policy["spec"]["ingress"][0]["from"].append(
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    )
+    problems = dispatcher_problems(_replace_policy("dispatcher", policy))
+    assert len(problems) == 2, problems  # shipping's and support's
+    assert all("ingress[0] admits" in p for p in problems), problems
+
+
+def test_the_shipped_rule_excepts_the_private_ranges() -> None:
+    rule = _shipped("dispatcher")["spec"]["egress"][1]
+    assert rule["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE}}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 443}]
