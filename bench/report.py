@@ -1,6 +1,6 @@
 """``make bench``: run the benchmarks, then write a Markdown report with PNG plots.
 
-    .venv/bin/python bench/report.py [--quick] [--only reads,instructions,writes,bus,import]
+    .venv/bin/python bench/report.py [--quick] [--only reads,instructions,writes,bus,import,webhooks]
 
 Each bench runs as its own process, as a person would run it, with ``LOGISTICS_BENCH_RESULTS``
 pointing at one JSON-lines file where it appends its headline figures (bench/kit/results.py);
@@ -47,6 +47,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "bus": ([], ["--messages=1000", "--latency-seconds=3"]),
     "import": ([], ["--rows=2000", "--rounds=1", "--skip-saga"]),
     "celery_baseline": ([], ["--messages=1000", "--rounds=1"]),
+    "webhooks": ([], ["--quick"]),
 }
 PIPELINE = "(c) PIPELINE: outbox insert -> handler commit"
 
