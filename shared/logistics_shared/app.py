@@ -73,6 +73,10 @@ class LazySecretBox:
         self.settings = settings
         self._box: Any = None
 
+    def load(self) -> None:
+        """Read the key now (a web process at start): a missing or bad one is a SettingsError."""
+        self._get()
+
     def _get(self) -> Any:
         if self._box is None:
             from .secretbox import SecretBox

@@ -71,8 +71,9 @@ def main() -> None:
 def make_app(spec: ServiceSpec, settings: Settings, *, web: bool = True) -> Any:
     """The service's WSGI app from its ``configure()``; ``web=False`` for worker processes.
 
-    A web process reads its JWT keys now, so a missing or bad key stops it at start; a
-    worker never verifies a token and needs none (the keys are read on first use).
+    A web process reads its JWT keys (and, where secrets are stored, the secrets key) now,
+    so a missing or bad key stops it at start; a worker never verifies a token and needs
+    none (the keys are read on first use).
     """
     from pyramid.interfaces import ISecurityPolicy
 
@@ -83,11 +84,19 @@ def make_app(spec: ServiceSpec, settings: Settings, *, web: bool = True) -> Any:
         app = spec.configure(settings).make_wsgi_app()
         if web:
             app.registry.queryUtility(ISecurityPolicy).keyring  # noqa: B018 - loads the keys
+            if _stores_secrets(app.registry):
+                # A web replica without it would answer 500 at its first carrier or webhook.
+                app.registry["logistics.secretbox"].load()
         return app
     except SettingsError as exc:
         # Some settings are only checked where they are used (the JWT secret, inside
         # configure()): still the operator's mistake, so one line, not a traceback.
         raise click.ClickException(str(exc)) from None
+
+
+def _stores_secrets(registry: Any) -> bool:
+    """Whether the service keeps secrets it must open (webhook endpoints; shipping's carriers)."""
+    return registry["logistics.platform_tables"].webhooks is not None
 
 
 def paste_app(spec: ServiceSpec, ini: Mapping[str, Any]) -> Any:

@@ -388,6 +388,11 @@ def _validate(values: dict[str, Any], service: str) -> None:
         raise SettingsError(
             "setting 'bus_retry_delays' (LOGISTICS_BUS_RETRY_DELAYS): a comma list of positive seconds"
         )
+    if values["webhook_allow_networks"].strip():
+        # At start-up, not at the first webhook request: a typo must not wait for one.
+        from .webhooks.addresses import parse_networks
+
+        parse_networks(values["webhook_allow_networks"])
     try:
         schedule = [float(part) for part in values["webhook_retry_schedule"].split(",")]
     except ValueError:

@@ -412,11 +412,6 @@ def test_the_payload_is_stored_as_json(client, service):
     assert set(body) == {"type", "timestamp", "data"} and body["data"]["endpoint_id"] == endpoint["id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/idempotency.py stores the 201 answer, secret included, as plain bytes; "
-    "it needs to store this endpoint's answers sealed (asked of the lead)",
-)
 def test_an_idempotent_create_stores_no_plaintext_secret(client, service):
     app = manager(client, service)
     headers = {"Idempotency-Key": "sealed"}

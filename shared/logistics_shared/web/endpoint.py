@@ -108,6 +108,7 @@ def endpoint(
     cross_field: dict[str, str] | None = None,
     creates: str | None = None,
     guard: Callable[[Request, bytes], None] | None = None,
+    sealed: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a JSON endpoint.
 
@@ -187,7 +188,7 @@ def endpoint(
             if idempotent:
                 from .idempotency import run_idempotent
 
-                return run_idempotent(request, lambda: _respond(view(request, **kwargs)))
+                return run_idempotent(request, lambda: _respond(view(request, **kwargs)), sealed=sealed)
             return _respond(view(request, **kwargs))
 
         def _respond(result: Any) -> Response:

@@ -50,7 +50,13 @@ def _fingerprint(request: Request) -> str:
     return digest.hexdigest()
 
 
-def run_idempotent(request: Request, produce: Callable[[], Response]) -> Response:
+#: Marks a stored answer encrypted with the registry's secret box (see ``sealed``).
+SEALED = b"sealed:"
+
+
+def run_idempotent(request: Request, produce: Callable[[], Response], *, sealed: bool = False) -> Response:
+    """``sealed``: the answer carries a secret shown once (a webhook endpoint's signing
+    secret), so it is stored encrypted with the secret box and decrypted to replay it."""
     key = request.headers.get(HEADER)
     if key is None:
         return produce()
@@ -86,7 +92,7 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
         },
     )
     if row_id is None:
-        row_id = _existing(engine, table, where, fingerprint, now, request.identity)
+        row_id = _existing(engine, table, where, fingerprint, now, request.identity, request.registry)
         if row_id is None:
             # The stored response was made for warehouses this token no longer covers:
             # do not replay it; the request runs as a new one, and the service layer
@@ -132,11 +138,21 @@ def run_idempotent(request: Request, produce: Callable[[], Response]) -> Respons
                 state="done",
                 response_status=response.status_code,
                 response_headers=orjson.dumps(headers).decode(),
-                response_body=response.body,
+                response_body=_seal(request.registry, response.body) if sealed else response.body,
                 scope=orjson.dumps(sorted(scope)).decode(),
             ),
         )
     return response
+
+
+def _seal(registry: Any, body: bytes) -> bytes:
+    return SEALED + registry["logistics.secretbox"].encrypt(body.decode()).encode()
+
+
+def _unseal(registry: Any, stored: bytes) -> bytes:
+    if not stored.startswith(SEALED):
+        return stored
+    return str(registry["logistics.secretbox"].decrypt(stored[len(SEALED) :].decode())).encode()
 
 
 def _claim(registry: Any, table: Any, values: dict[str, Any]) -> int | None:
@@ -164,7 +180,7 @@ def _claim(registry: Any, table: Any, values: dict[str, Any]) -> int | None:
 
 
 def _existing(
-    engine: Any, table: Any, where: Any, fingerprint: str, now: datetime, identity: Identity
+    engine: Any, table: Any, where: Any, fingerprint: str, now: datetime, identity: Identity, registry: Any
 ) -> int | Response | None:
     """The claimed row's id to run the request, its stored response, or ``None`` to run
     it without the key (the stored response is outside the caller's current scope)."""
@@ -188,7 +204,8 @@ def _existing(
             scope = orjson.loads(row.scope or "[]")
             if not all(identity.can_access_warehouse(code) for code in scope):
                 return None
-            response = ApiResponse(body=row.response_body, status=row.response_status, charset=None)
+            body = _unseal(registry, bytes(row.response_body))
+            response = ApiResponse(body=body, status=row.response_status, charset=None)
             response.headers.update(orjson.loads(row.response_headers or "{}"))
             response.headers["Idempotent-Replayed"] = "true"
             return response

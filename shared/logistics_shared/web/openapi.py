@@ -221,7 +221,8 @@ def _parameters(meta: ApiMeta, path: str) -> list[dict[str, Any]]:
 
 
 def _success(meta: ApiMeta) -> dict[str, Any]:
-    success: dict[str, Any] = {"description": "OK" if meta.status == 200 else "Created"}
+    words = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}
+    success: dict[str, Any] = {"description": words.get(meta.status, "Success")}
     if meta.produces:
         success["content"] = {
             media: {"schema": {"type": "string", "contentMediaType": media}, "description": text}

@@ -92,6 +92,7 @@ def build_views(service: str, permission: str) -> list[Callable[..., Any]]:
         response=EndpointWithSecretSchema,
         status=201,
         idempotent=True,
+        sealed=True,
         references=("/url", *scoped),
         creates="webhook_endpoint",
         example=examples["create"],
