@@ -73,7 +73,9 @@ def _spec(url: str) -> dict[str, Any]:
 def _operations(spec: dict[str, Any]) -> set[tuple[str, str]]:
     # The page lists the outbound webhooks (OpenAPI 3.1 ``webhooks``) with the paths.
     items = {**spec["paths"], **spec.get("webhooks", {})}
-    return {(method.upper(), path) for path, item in items.items() for method in item if method in HTTP_METHODS}
+    return {
+        (method.upper(), path) for path, item in items.items() for method in item if method in HTTP_METHODS
+    }
 
 
 def _colours(png: Path) -> int:
