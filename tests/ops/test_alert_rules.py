@@ -99,3 +99,68 @@ def test_prometheusrule_holds_the_same_groups() -> None:
     assert committed == module.render(), "re-run deploy/k8s/monitoring/render_rules.py"
     groups = yaml.safe_load(ALERTS.read_text())["groups"]
     assert yaml.safe_load(committed)["spec"]["groups"] == groups
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        pytest.param(
+            {"alertname": "LogisticsWebhookBacklogOld", "severity": "warning", "service": "shipping"},
+            "tickets",
+            id="webhook-warning",
+        ),
+        # Even a webhook alert marked critical would not page: failing endpoints are mostly the
+        # receivers' problem.
+        pytest.param(
+            {"alertname": "LogisticsWebhookFailureRate", "severity": "critical", "service": "support"},
+            "tickets",
+            id="webhook-never-pages",
+        ),
+        pytest.param(
+            {
+                "alertname": "LogisticsNoDispatcherUp",
+                "severity": "critical",
+                "app": "shipping",
+                "service": "shipping",
+            },
+            "paging",
+            id="no-dispatcher-pages",
+        ),
+        pytest.param(
+            {"alertname": "LogisticsOutboxStalled", "severity": "critical", "service": "inventory"},
+            "paging",
+            id="critical",
+        ),
+    ],
+)
+def test_alertmanager_routes(labels: dict[str, str], receiver: str) -> None:
+    amtool = need_tool("amtool")
+    args = [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER}"]
+    result = subprocess.run(
+        [*args, *(f"{k}={v}" for k, v in labels.items())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == [receiver], result.stdout
+
+
+def test_a_dead_dispatcher_mutes_its_services_webhook_warnings() -> None:
+    """LogisticsNoDispatcherUp carries `service` (label_replace of `app`), and an inhibit rule
+    mutes the same service's LogisticsWebhook* alerts while it fires."""
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    rules = [
+        r
+        for r in config["inhibit_rules"]
+        if r.get("source_matchers") == ['alertname="LogisticsNoDispatcherUp"']
+    ]
+    assert len(rules) == 1, config["inhibit_rules"]
+    assert rules[0]["target_matchers"] == ['alertname=~"LogisticsWebhook.+"']
+    assert rules[0]["equal"] == ["service"]
+    expr = {r["alert"]: r["expr"] for r in alert_rules()}["LogisticsNoDispatcherUp"]
+    assert "label_replace(" in expr and '"service"' in expr
+    webhook = [r for r in alert_rules() if r["alert"].startswith("LogisticsWebhook")]
+    assert len(webhook) == 3
+    assert all("service" in r["expr"] for r in webhook)
