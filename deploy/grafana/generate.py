@@ -212,7 +212,57 @@ def bus_board() -> Board:
         },
         unit="s",
     )
+    webhook_rows(board)
     return board
+
+
+def webhook_rows(board: Board) -> None:
+    """The webhook dispatchers (shipping, support): deliveries, latency, backlog, in flight and
+    disabled endpoints, per service. Backlog, age and disabled counts are read from the database
+    by every dispatcher replica (max); counters and in-flight are per process (sum)."""
+    board.row("Webhooks")
+    board.panel(
+        "Webhook deliveries by outcome",
+        {
+            "{{service}} {{outcome}}": "sum by (service, outcome) "
+            "(rate(logistics_webhook_deliveries_total[5m]))",
+            "attempts {{service}} {{outcome}}": "sum by (service, outcome) "
+            "(rate(logistics_webhook_attempts_total[5m]))",
+        },
+        unit="ops",
+        description="Deliveries finished (delivered, or failed after the last retry); attempts by outcome.",
+    )
+    board.panel(
+        "Webhook attempt latency p50 / p99",
+        {
+            f"p{q} {{{{service}}}}": f"histogram_quantile(0.{q}, sum by (service, le) "
+            "(rate(logistics_webhook_attempt_duration_seconds_bucket[5m])))"
+            for q in ("50", "99")
+        },
+        unit="s",
+        description="From connecting to an endpoint to its answer, or the failure.",
+    )
+    board.panel(
+        "Webhook due backlog",
+        {"due {{service}}": "max by (service) (logistics_webhook_due_deliveries)"},
+        description="Deliveries due now and not yet being sent (what the dispatchers' autoscaler reads).",
+    )
+    board.panel(
+        "Oldest due webhook delivery",
+        {"{{service}}": "max by (service) (logistics_webhook_oldest_due_age_seconds)"},
+        unit="s",
+        description="How long the oldest due delivery has waited (0: none is due).",
+    )
+    board.panel(
+        "Webhook deliveries in flight",
+        {"{{service}}": "sum by (service) (logistics_webhook_in_flight)"},
+        description="Requests to endpoints open right now, summed over dispatcher replicas.",
+    )
+    board.panel(
+        "Webhook endpoints disabled",
+        {"{{service}} {{reason}}": "max by (service, reason) (logistics_webhook_endpoints_disabled)"},
+        description="Endpoints off, by reason: failing (the dispatcher disabled them) or manual.",
+    )
 
 
 def boards() -> dict[str, Board]:

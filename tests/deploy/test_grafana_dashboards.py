@@ -11,6 +11,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from logistics_shared.metrics import ServiceMetrics
+from logistics_shared.webhooks.metrics import WebhookMetrics
 from support.sla_metrics import SlaMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -43,6 +44,8 @@ def _registered() -> set[str]:
     # A service's own metrics live in the same registry, added by the service (support's SLA).
     own = CollectorRegistry()
     SlaMetrics(own)
+    # The webhook dispatcher's metrics, in the registry of a service with webhooks.
+    WebhookMetrics("shipping", own)
     for family in [*ServiceMetrics("inventory").registry.collect(), *own.collect()]:
         suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(
             family.type, ("",)
@@ -108,3 +111,22 @@ def test_compose_runs_grafana_with_the_provisioning_and_dashboards():
     provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/logistics.yml").read_text())
     path = provider["providers"][0]["options"]["path"]
     assert f"./grafana/dashboards:{path}:ro" in volumes
+
+
+def test_the_bus_board_has_a_webhooks_row():
+    board = _dashboards()["bus"]
+    rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
+    assert "Webhooks" in rows
+    start = next(i for i, p in enumerate(board["panels"]) if p["type"] == "row" and p["title"] == "Webhooks")
+    following = board["panels"][start + 1 :]
+    end = next((i for i, p in enumerate(following) if p["type"] == "row"), len(following))
+    exprs = " ".join(t["expr"] for p in following[:end] for t in p["targets"])
+    for name in (
+        "logistics_webhook_deliveries_total",
+        "logistics_webhook_attempt_duration_seconds_bucket",
+        "logistics_webhook_due_deliveries",
+        "logistics_webhook_oldest_due_age_seconds",
+        "logistics_webhook_in_flight",
+        "logistics_webhook_endpoints_disabled",
+    ):
+        assert name in exprs, name

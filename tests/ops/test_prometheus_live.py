@@ -1,10 +1,13 @@
 """The shipped alerts and dashboards on a real Prometheus scraping live processes.
 
 ``logistics serve inventory`` and ``logistics worker inventory`` run on a private cloned
-database and a private bus namespace, the worker reaching RabbitMQ through a TCP proxy. A
-Prometheus of the test's own (Debian's package, own directory and port) scrapes both, labelled
-as deploy/prometheus/prometheus.yml relabels them, and evaluates deploy/prometheus/alerts.yml
-with every ``for:`` shortened (expressions unchanged). After some traffic:
+database and a private bus namespace, the worker reaching RabbitMQ through a TCP proxy; a
+``logistics dispatcher shipping`` (inventory has no webhooks) on a private cloned shipping
+database, with a secrets key of its own and no endpoint: it exports every webhook metric, at
+zero. A Prometheus of the test's own (Debian's package, own directory and port) scrapes the
+three, labelled as deploy/prometheus/prometheus.yml relabels them, and evaluates
+deploy/prometheus/alerts.yml with every ``for:`` shortened (expressions unchanged). After some
+traffic:
 
 (a) every alert expression evaluates without error;
 (b) every dashboard panel query (deploy/grafana/dashboards/*.json, rows' panels included,
@@ -22,7 +25,9 @@ with every ``for:`` shortened (expressions unchanged). After some traffic:
 (c) with the proxy cut, more unsent outbox rows than LogisticsOutboxBacklog's threshold (a
     stock count imported through ``logistics inventory import``) make it pending, then firing;
     it resolves once the proxy heals and the relay drains the outbox;
-(d) with the worker stopped (SIGTERM), LogisticsNoWorkerUp and LogisticsTargetDown fire.
+(d) with the worker stopped (SIGTERM), LogisticsNoWorkerUp and LogisticsTargetDown fire;
+(e) with the dispatcher stopped (SIGTERM, exit 0), LogisticsNoDispatcherUp and
+    LogisticsTargetDown (component=dispatcher) fire.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the lock
+from cryptography.fernet import Fernet
 
 from logistics_shared.identity import Role
 from logistics_shared.security import load_keyring, mint_token
@@ -65,6 +71,8 @@ LOGISTICS = str(Path(sys.executable).with_name("logistics"))
 FOR = "4s"
 WAIT = 60.0
 SERVICE = "inventory"
+#: The service whose webhook dispatcher runs here (inventory has no webhooks).
+DISPATCHER = "shipping"
 #: Dashboards of services this test does not run: their queries only have to evaluate.
 NOT_RUNNING = ("shipping", "support")
 #: Selectors of failures the test does not cause: a query made only of these may be empty.
@@ -243,7 +251,8 @@ def test_alerts_and_dashboards_on_a_live_prometheus(
 ) -> None:
     binary = need_prometheus()
     database_url = database_factory(specs[SERVICE], "postgres")
-    web_port, worker_port, prometheus_port = free_ports(3)
+    dispatcher_database_url = database_factory(specs[DISPATCHER], "postgres")
+    web_port, worker_port, dispatcher_port, prometheus_port = free_ports(4)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGISTICS_", "PROMETHEUS_"))}
     env.update(
         {
@@ -260,16 +269,33 @@ def test_alerts_and_dashboards_on_a_live_prometheus(
             "LOGISTICS_QUEUE_METRICS_SECONDS": "1",
         }
     )
+    # The dispatcher reads its database and its secrets key only (as on Kubernetes: no broker,
+    # no JWT key), with the pool its Deployment sets.
+    dispatcher_env = {k: v for k, v in env.items() if not k.startswith("LOGISTICS_")}
+    dispatcher_env.update(
+        {
+            f"LOGISTICS_{DISPATCHER.upper()}_DATABASE_URL": dispatcher_database_url,
+            "LOGISTICS_SECRETS_KEY": Fernet.generate_key().decode(),
+            "LOGISTICS_LOG_LEVEL": "WARNING",
+            "LOGISTICS_VAR_DIR": str(tmp_path / "var-dispatcher"),
+            "LOGISTICS_DB_POOL_SIZE": "2",
+            "LOGISTICS_DB_MAX_OVERFLOW": "0",
+        }
+    )
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
             {
                 "job_name": f"logistics-{component}",
                 "static_configs": [
-                    {"targets": [f"127.0.0.1:{port}"], "labels": {"app": SERVICE, "component": component}}
+                    {"targets": [f"127.0.0.1:{port}"], "labels": {"app": app, "component": component}}
                 ],
             }
-            for component, port in (("web", web_port), ("worker", worker_port))
+            for component, app, port in (
+                ("web", SERVICE, web_port),
+                ("worker", SERVICE, worker_port),
+                ("dispatcher", DISPATCHER, dispatcher_port),
+            )
         ],
     }
     rules = shortened_rules()
@@ -287,10 +313,21 @@ def test_alerts_and_dashboards_on_a_live_prometheus(
             env,
         )
         processes.start("worker", [LOGISTICS, "worker", SERVICE, "--health-port", str(worker_port)], env)
+        processes.start(
+            "dispatcher",
+            [LOGISTICS, "dispatcher", DISPATCHER, "--health-port", str(dispatcher_port)],
+            dispatcher_env,
+        )
         stack.enter_context(running(prometheus))
         try:
             run_the_proof(
-                prometheus, processes, proxy, env, web_port, worker_port, tmp_path, (rabbit, namespace)
+                prometheus,
+                processes,
+                proxy,
+                env,
+                (web_port, worker_port, dispatcher_port),
+                tmp_path,
+                (rabbit, namespace),
             )
         except AssertionError as exc:
             raise AssertionError(
@@ -303,19 +340,23 @@ def run_the_proof(
     processes: Processes,
     proxy: TcpProxy,
     env: dict[str, str],
-    web_port: int,
-    worker_port: int,
+    ports: tuple[int, int, int],
     tmp_path: Path,
     bus: tuple[str, str],
 ) -> None:
     rabbit, namespace = bus
-    for name, port in (("web", web_port), ("worker", worker_port)):
-        poll(functools.partial(ready, port), bool, what=f"{SERVICE} {name} ready on :{port}", timeout=WAIT)
+    web_port, worker_port, dispatcher_port = ports
+    for name, port in (("web", web_port), ("worker", worker_port), ("dispatcher", dispatcher_port)):
+        poll(functools.partial(ready, port), bool, what=f"{name} ready on :{port}", timeout=WAIT)
 
     def targets() -> dict[str, str]:
         return {t["labels"]["component"]: t["health"] for t in prometheus.targets()}
 
-    poll(targets, lambda t: t == {"web": "up", "worker": "up"}, what="both targets up in Prometheus")
+    poll(
+        targets,
+        lambda t: t == {"web": "up", "worker": "up", "dispatcher": "up"},
+        what="the three targets up in Prometheus",
+    )
 
     # -- traffic: a warehouse, items, receipts, reservations ----------------------------------------
     settings = make_settings(SERVICE, env[f"LOGISTICS_{SERVICE.upper()}_DATABASE_URL"], tmp_path)
@@ -442,3 +483,26 @@ def run_the_proof(
         timeout=WAIT,
     )
     assert processes.running["web"].poll() is None, "the web process died"
+
+    # -- (e) the dispatcher stopped: no dispatcher up, its target down -------------------------------
+    code = processes.stop("dispatcher")
+    assert code == 0, f"the dispatcher exited {code} on SIGTERM"
+
+    def dispatcher_alerts() -> dict[str, str]:
+        firing = {}
+        for alert in prometheus.alerts():
+            labels = alert["labels"]
+            if labels.get("app") != DISPATCHER:
+                continue
+            if labels["alertname"] == "LogisticsNoDispatcherUp" or (
+                labels["alertname"] == "LogisticsTargetDown" and labels.get("component") == "dispatcher"
+            ):
+                firing[labels["alertname"]] = alert["state"]
+        return firing
+
+    poll(
+        dispatcher_alerts,
+        lambda a: a == {"LogisticsNoDispatcherUp": "firing", "LogisticsTargetDown": "firing"},
+        what="LogisticsNoDispatcherUp and LogisticsTargetDown (component=dispatcher) firing after SIGTERM",
+        timeout=WAIT,
+    )
