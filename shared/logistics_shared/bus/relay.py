@@ -122,7 +122,10 @@ class OutboxRelay:
                 # Confirmed or parked as unroutable, the event happened: webhooks get it
                 # (a nacked row is published again later, and fanned out then).
                 nacked = set(result.nacked)
-                self.webhooks.write(session, [row for row in rows if row.id not in nacked], now)
+                published = [row for row in rows if row.id not in nacked]
+                # The claim counted the enabled endpoints: none, no query of them at all.
+                if rows[0].webhook_endpoints:
+                    self.webhooks.write(session, published, now)
         return len(rows)
 
     def _claim_statement(self) -> Any:
@@ -140,6 +143,12 @@ class OutboxRelay:
             oldest = oldest.with_for_update(skip_locked=True)
             # Evaluated in the claiming statement, so it costs no round trip of its own.
             columns.append(func.set_config("synchronous_commit", "off", True).label("async_commit"))
+        if self.webhooks is not None:
+            # Evaluated once per claim (an uncorrelated subquery): the fan-out is skipped
+            # without a round trip of its own while nobody subscribes.
+            endpoints = self.webhooks.tables.endpoints
+            enabled = select(func.count()).select_from(endpoints).where(endpoints.c.enabled.is_(True))
+            columns.append(enabled.scalar_subquery().label("webhook_endpoints"))
         return (
             update(outbox)
             .where(outbox.c.id.in_(oldest.scalar_subquery()))
