@@ -5,24 +5,27 @@
     deploy/local/cluster.py status | urls | ctl <supervisorctl command...>
 
 ``up`` creates (when missing) and migrates one PostgreSQL database per service, starts
-supervisord with deploy/local/supervisord.conf, waits until every replica, worker and both
-balancers answer, and prints the URLs. supervisord runs the processes; this script only
+supervisord with deploy/local/supervisord.conf, waits until every replica, worker, webhook
+dispatcher and both balancers answer, and prints the URLs. supervisord runs the processes; this script only
 lays out the ports, the environment and the databases, then hands over.
 
 Per service: LOGISTICS_CLUSTER_WEB_REPLICAS web replicas (default 2) of
 LOGISTICS_CLUSTER_WEB_PROCESSES gunicorn processes each (default 2), and
-LOGISTICS_CLUSTER_WORKER_REPLICAS workers (default 2); nginx and HAProxy in front.
-Ports, from LOGISTICS_CLUSTER_BASE_PORT (B, default 7000):
+LOGISTICS_CLUSTER_WORKER_REPLICAS workers (default 2); in the services with webhooks
+(shipping, support) LOGISTICS_CLUSTER_DISPATCHER_REPLICAS webhook dispatchers (default 1);
+nginx and HAProxy in front. Ports, from LOGISTICS_CLUSTER_BASE_PORT (B, default 7000):
 
     B      nginx              B+1  HAProxy          B+2  HAProxy stats (/stats, /metrics)
     B+10+r inventory web r    B+20+r shipping web   B+30+r support web
     B+40+r inventory worker r B+50+r shipping worker  B+60+r support worker   (health, /metrics)
+    B+70+r shipping dispatcher r   B+80+r support dispatcher r                (health, /metrics)
 
 The machine's services, unless the environment says otherwise:
 ``LOGISTICS_<SVC>_DATABASE_URL`` (postgresql://postgres@127.0.0.1:5432/cluster_<svc>),
 ``LOGISTICS_BROKER_URL`` (amqp://guest:guest@127.0.0.1:5672//), ``LOGISTICS_REDIS_URL``
 (redis://127.0.0.1:6379/0), ``LOGISTICS_BUS_NAMESPACE`` (cluster), ``LOGISTICS_JWT_SECRET``
-(generated once into the cluster directory, LOGISTICS_CLUSTER_DIR, default var/cluster).
+and ``LOGISTICS_SECRETS_KEY`` (each generated once into the cluster directory,
+LOGISTICS_CLUSTER_DIR, default var/cluster).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ MAX_REPLICAS = 10
 #: Offsets from the base port: the balancers, then a block of MAX_REPLICAS per program.
 NGINX, HAPROXY, HAPROXY_STATS = 0, 1, 2
 WEB_BLOCK, WORKER_BLOCK = 1, 4  # web of the i-th service at B + 10*(1+i), its workers at B + 10*(4+i)
+#: The j-th service with webhooks has its dispatchers at B + 10*(7+j).
+DISPATCHER_BLOCK = 7
 
 
 def services() -> dict[str, int]:
@@ -53,6 +58,15 @@ def services() -> dict[str, int]:
     from logistics_shared.service import discover
 
     return dict(sorted(((name, spec.port) for name, spec in discover().items()), key=lambda kv: kv[1]))
+
+
+def webhook_services() -> list[str]:
+    """The services with webhook subscriptions (their metadata has the webhook tables), in port
+    order: each runs `logistics dispatcher <svc>`."""
+    from logistics_shared.service import discover
+
+    found = sorted(discover().items(), key=lambda kv: kv[1].port)
+    return [name for name, spec in found if "webhook_endpoints" in spec.metadata().tables]
 
 
 def count(environ: dict[str, str], name: str, default: int) -> int:
@@ -70,9 +84,13 @@ class Layout:
         self.web_replicas = count(environ, "LOGISTICS_CLUSTER_WEB_REPLICAS", 2)
         self.web_processes = int(environ.get("LOGISTICS_CLUSTER_WEB_PROCESSES", "2"))
         self.worker_replicas = count(environ, "LOGISTICS_CLUSTER_WORKER_REPLICAS", 2)
+        self.dispatcher_replicas = count(environ, "LOGISTICS_CLUSTER_DISPATCHER_REPLICAS", 1)
         self.services = list(services())
+        self.webhook_services = webhook_services()
         if len(self.services) > 3:
             raise SystemExit("the port layout has room for three services")
+        if len(self.webhook_services) > 2:
+            raise SystemExit("the port layout has room for two services with webhooks")
 
     def web_ports(self, svc: str) -> list[int]:
         first = self.base + 10 * (WEB_BLOCK + self.services.index(svc))
@@ -81,6 +99,13 @@ class Layout:
     def worker_ports(self, svc: str) -> list[int]:
         first = self.base + 10 * (WORKER_BLOCK + self.services.index(svc))
         return [first + r for r in range(self.worker_replicas)]
+
+    def dispatcher_ports(self, svc: str) -> list[int]:
+        """The health ports of ``svc``'s webhook dispatchers (none where it has no webhooks)."""
+        if svc not in self.webhook_services:
+            return []
+        first = self.base + 10 * (DISPATCHER_BLOCK + self.webhook_services.index(svc))
+        return [first + r for r in range(self.dispatcher_replicas)]
 
     @property
     def nginx(self) -> int:
@@ -97,7 +122,7 @@ class Layout:
     def all_ports(self) -> list[int]:
         ports = [self.nginx, self.haproxy, self.haproxy_stats]
         for svc in self.services:
-            ports += self.web_ports(svc) + self.worker_ports(svc)
+            ports += self.web_ports(svc) + self.worker_ports(svc) + self.dispatcher_ports(svc)
         return ports
 
 
@@ -146,6 +171,7 @@ def environment(layout: Layout, directory: Path) -> dict[str, str]:
         LOGISTICS_CLUSTER_WEB_REPLICAS=str(layout.web_replicas),
         LOGISTICS_CLUSTER_WEB_PROCESSES=str(layout.web_processes),
         LOGISTICS_CLUSTER_WORKER_REPLICAS=str(layout.worker_replicas),
+        LOGISTICS_CLUSTER_DISPATCHER_REPLICAS=str(layout.dispatcher_replicas),
         LOGISTICS_CLUSTER_AUTORESTART=env.get("LOGISTICS_CLUSTER_AUTORESTART", "true"),
         LOGISTICS_CLUSTER_NGINX_PORT=str(layout.nginx),
         LOGISTICS_CLUSTER_HAPROXY_PORT=str(layout.haproxy),
@@ -160,6 +186,8 @@ def environment(layout: Layout, directory: Path) -> dict[str, str]:
         upper = svc.upper()
         env[f"LOGISTICS_CLUSTER_{upper}_WEB_PORT"] = str(layout.web_ports(svc)[0])
         env[f"LOGISTICS_CLUSTER_{upper}_WORKER_PORT"] = str(layout.worker_ports(svc)[0])
+        if layout.dispatcher_ports(svc):
+            env[f"LOGISTICS_CLUSTER_{upper}_DISPATCHER_PORT"] = str(layout.dispatcher_ports(svc)[0])
         env[f"LOGISTICS_LB_{upper}_SERVERS"] = " ".join(f"127.0.0.1:{p}" for p in layout.web_ports(svc))
     return env
 
@@ -218,6 +246,9 @@ def endpoints(layout: Layout) -> list[tuple[str, str]]:
         checks += [(f"{svc} web :{p}", f"http://127.0.0.1:{p}/readyz") for p in layout.web_ports(svc)]
         checks += [(f"{svc} worker :{p}", f"http://127.0.0.1:{p}/readyz") for p in layout.worker_ports(svc)]
         checks += [
+            (f"{svc} dispatcher :{p}", f"http://127.0.0.1:{p}/readyz") for p in layout.dispatcher_ports(svc)
+        ]
+        checks += [
             (f"nginx -> {svc}", f"http://127.0.0.1:{layout.nginx}/{svc}/readyz"),
             (f"haproxy -> {svc}", f"http://127.0.0.1:{layout.haproxy}/{svc}/readyz"),
         ]
@@ -274,13 +305,18 @@ def print_urls(layout: Layout, directory: Path) -> None:
     workers = ", ".join(
         f"{svc} {' '.join(str(p) for p in layout.worker_ports(svc))}" for svc in layout.services
     )
+    dispatchers = ", ".join(
+        f"{svc} {' '.join(str(p) for p in layout.dispatcher_ports(svc))}" for svc in layout.webhook_services
+    )
     print(
         f"""cluster up ({layout.web_replicas} web replicas x {layout.web_processes} processes and \
-{layout.worker_replicas} workers per service):
+{layout.worker_replicas} workers per service, {layout.dispatcher_replicas} webhook dispatcher(s) \
+per service with webhooks):
   nginx          http://127.0.0.1:{layout.nginx}/          e.g. /v1/stock, /inventory/readyz
   HAProxy        http://127.0.0.1:{layout.haproxy}/          stats http://127.0.0.1:{layout.haproxy_stats}/stats
   web replicas   {replicas}   (/metrics on each)
   workers        {workers}   (/readyz, /metrics)
+  dispatchers    {dispatchers}   (/readyz, /metrics)
   token          LOGISTICS_JWT_SECRET="$(cat {directory}/jwt-secret)" .venv/bin/logistics token --role admin
   processes      .venv/bin/python deploy/local/cluster.py status   (ctl <supervisorctl command> for more)
   logs           {directory}/logs/
