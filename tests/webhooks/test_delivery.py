@@ -209,3 +209,18 @@ def _shipment():
     from ..helpers.shipping import shipment_body
 
     return shipment_body()
+
+
+def test_an_endpoint_deleted_mid_delivery_does_not_stop_the_dispatcher(shipping, dispatcher, receiver):
+    doomed = subscribe(shipping, receiver.url("/hang"), ["shipment.*"])
+    other = subscribe(shipping, receiver.url("/ok"), ["shipment.*"])
+    running = dispatcher(shipping)
+    shipping.as_().post_json(f"/v1/shipping/webhook-endpoints/{doomed['id']}/ping", {}, status=202)
+    wait_until(lambda: receiver.at("/hang"), what="the request in flight")
+    shipping.as_().delete(f"/v1/shipping/webhook-endpoints/{doomed['id']}", status=204)
+    # Its attempt times out after the delete: nothing to record it on, and the rest goes on.
+    wait_until(lambda: shipping.registry["logistics.webhook_metrics"].attempts.labels("shipping", "timeout")
+               ._value.get() >= 1, what="the timeout")  # fmt: skip
+    shipping.as_().post_json(f"/v1/shipping/webhook-endpoints/{other['id']}/ping", {}, status=202)
+    wait_until(lambda: log(shipping, other["id"], status="delivered"), what="the next delivery recorded")
+    assert running.dispatcher.readiness()["status"] == "ready"

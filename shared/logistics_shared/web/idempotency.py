@@ -146,7 +146,7 @@ def run_idempotent(request: Request, produce: Callable[[], Response], *, sealed:
 
 
 def _seal(registry: Any, body: bytes) -> bytes:
-    return SEALED + registry["logistics.secretbox"].encrypt(body.decode()).encode()
+    return SEALED + str(registry["logistics.secretbox"].encrypt(body.decode())).encode()
 
 
 def _unseal(registry: Any, stored: bytes) -> bytes:

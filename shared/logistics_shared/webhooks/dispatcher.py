@@ -45,6 +45,8 @@ T = TypeVar("T")
 CLAIM_BATCH = 200
 #: An endpoint gets at most this many waves of its concurrency claimed ahead.
 WAVES = 2
+#: Writes of one batch of outcomes tried before it is given up (the database is down longer).
+RECORD_TRIES = 30
 
 
 class Dispatcher:
@@ -109,6 +111,7 @@ class Dispatcher:
         self._per_endpoint: dict[str, int] = defaultdict(int)
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._record_failures = 0
         timeout = aiohttp.ClientTimeout(
             total=self.attempt_seconds,
             sock_connect=self.settings.webhook_connect_timeout,
@@ -267,10 +270,24 @@ class Dispatcher:
         try:
             disabled = await self._in_db(self.store.record, batch)
         except Exception as exc:  # noqa: BLE001 - keep them and try again
+            self._record_failures += 1
+            if self._record_failures >= RECORD_TRIES:
+                # Their leases run out and they are sent again: a duplicate, never a loss,
+                # rather than one bad batch stopping every later one from being written.
+                log.error(
+                    "dropping %d webhook outcomes after %d failed writes (%s)",
+                    len(batch),
+                    self._record_failures,
+                    describe_error(exc),
+                    extra={"service": self.service},
+                )
+                self._record_failures = 0
+                return
             log.warning("could not record %d webhook attempts (%s)", len(batch), describe_error(exc))
             self._results[:0] = batch
             await asyncio.sleep(1.0)
             return
+        self._record_failures = 0
         for outcome in batch:
             if outcome.ok:
                 self.metrics.deliveries.labels(self.service, "delivered").inc()

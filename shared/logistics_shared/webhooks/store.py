@@ -204,6 +204,18 @@ class DeliveryStore:
             else:
                 retried.append({**values, "b_status": "failed", "b_next": None, "b_finished": now})
         with self.session_factory() as session, session.begin():
+            # An endpoint deleted while its delivery was in flight took the delivery with it:
+            # its attempt has nothing to belong to. The lock keeps a delete from racing this.
+            alive = select(d.c.id).where(d.c.id.in_([o.delivery.id for o in outcomes]))
+            if self.postgres:
+                alive = alive.with_for_update()
+            kept = set(session.execute(alive).scalars())
+            attempts = [row for row in attempts if row["delivery_id"] in kept]
+            outcomes = [o for o in outcomes if o.delivery.id in kept]
+            delivered = [row for row in delivered if row["b_id"] in kept]
+            retried = [row for row in retried if row["b_id"] in kept]
+            if not outcomes:
+                return []
             session.execute(a.insert(), attempts)
             # Only while the claim is still ours: a record after the lease ran out (it cannot,
             # the attempt is bounded by timeouts shorter than the lease) would not count twice.
