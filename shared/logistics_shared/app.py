@@ -90,6 +90,9 @@ class LazySecretBox:
     def decrypt(self, token: str) -> str:
         return str(self._get().decrypt(token))
 
+    def rotate(self, token: str) -> str:
+        return str(self._get().rotate(token))
+
 
 def _writes_only(request: Any) -> bool:
     from .db import READ_ONLY_METHODS

@@ -414,6 +414,34 @@ def events(markdown: bool) -> None:
     Console().print(table)
 
 
+@main.command("reencrypt-secrets")
+@click.argument("service")
+def reencrypt_secrets(service: str) -> None:
+    """Encrypt every stored secret of a service again with the first LOGISTICS_SECRETS_KEY key.
+
+    After putting a new key first (LOGISTICS_SECRETS_KEY=<new>,<old>) and restarting, run this;
+    then the old key can be dropped. Safe to run while the service runs, and to repeat.
+    """
+    from .stored_secrets import encrypted_columns, reencrypt
+
+    spec = _spec(service)
+    settings = _settings(spec)
+    app = make_app(spec, settings, web=False)
+    registry = app.registry
+    try:
+        box = registry["logistics.secretbox"]
+        box.load()
+        counts = reencrypt(
+            registry["dbengine"], box, encrypted_columns(spec, registry["logistics.platform_tables"])
+        )
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    for column, count in counts.items():
+        click.echo(f"{column}: {count} re-encrypted")
+    if not counts:
+        click.echo(f"{spec.name} stores no secrets")
+
+
 @main.group()
 def dlq() -> None:
     """Inspect and operate a service's dead-letter queue."""

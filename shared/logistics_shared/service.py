@@ -48,6 +48,9 @@ class ServiceSpec:
     settings: type | None = None
     #: OpenAPI security schemes beyond the bearer token (a carrier webhook's signature).
     security_schemes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Columns holding secrets encrypted with the secret box, besides the webhook endpoints'
+    #: (``logistics reencrypt-secrets`` rotates them to the newest key).
+    stored_secrets: Callable[[], tuple[Any, ...]] | None = None
     #: Loads the service's demo data through its own HTTP API (``logistics demo``); run in port order.
     demo: Callable[[DemoContext], None] | None = None
 

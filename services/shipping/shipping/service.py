@@ -17,6 +17,7 @@ SERVICE = ServiceSpec(
     role_permissions=lazy("shipping.permissions:role_permissions"),
     handlers=lazy("shipping.handlers:handlers"),
     demo=lazy("shipping.demo:load"),
+    stored_secrets=lazy("shipping.models.carrier:stored_secrets"),
     # Carriers authenticate their webhook with an HMAC of the body, not a bearer token.
     security_schemes={
         "carrier_signature": {

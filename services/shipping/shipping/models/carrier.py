@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -68,3 +70,8 @@ labels = Table(
     CheckConstraint("format IN ('pdf', 'zpl')", name="format_known"),
     CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
 )
+
+
+def stored_secrets() -> tuple[Any, ...]:
+    """The columns of encrypted secrets (``logistics reencrypt-secrets shipping``)."""
+    return (carriers.c.webhook_secret_encrypted,)
