@@ -1328,7 +1328,17 @@ def check_jwt_keys(problems: Problems, ctr: Container, cluster: Cluster) -> None
         )
 
 
+def check_entrypoint(problems: Problems, ctr: Container, _cluster: Cluster) -> None:
+    """A container sets ``args`` only: ``command`` would replace the image's entry point, tini,
+    which forwards SIGTERM to the process and reaps zombies (PID 1)."""
+    problems.check(
+        "command" not in ctr.spec,
+        f"{ctr.name}: sets command, which replaces the image's entry point (tini); use args",
+    )
+
+
 CONTAINER_CHECKS: tuple[Callable[[Problems, Container, Cluster], None], ...] = (
+    check_entrypoint,
     check_container_security,
     check_resources,
     check_config_refs,
