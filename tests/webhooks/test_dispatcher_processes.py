@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -80,7 +82,7 @@ def test_two_dispatchers_share_a_burst_and_never_send_the_same_attempt(shipping,
         assert conn.execute(select(func.count()).select_from(a)).scalar_one() == len(ids)
 
 
-def _start(client, tmp_path: Path) -> subprocess.Popen[bytes]:
+def _start(client, tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -95,20 +97,34 @@ def _start(client, tmp_path: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [LOGISTICS, "dispatcher", "shipping", "--health-port", str(port)], env=env, stdout=log, stderr=log
     )
-    return process
+    return process, port
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
 
 
 def test_a_dispatcher_killed_mid_burst_loses_nothing(shipping, receiver, tmp_path):
     ids = burst(shipping, receiver)
-    first = _start(shipping, tmp_path)
+    first, _ = _start(shipping, tmp_path)
     try:
         wait_until(lambda: len(receiver.received) >= 60, timeout=60, what="the burst under way")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         at_kill = len(receiver.received)
         assert at_kill < len(ids), "the burst was over before the kill; nothing was tested"
-        second = _start(shipping, tmp_path)
+        second, port = _start(shipping, tmp_path)
         try:
+            # Its port: ready once its loop reached the database, and its metrics.
+            wait_until(lambda: _get(port, "/readyz")[0] == 200, what="the dispatcher's /readyz")
+            status, metrics = _get(port, "/metrics")
+            assert status == 200 and "logistics_webhook_due_deliveries" in metrics
             # The killed one's claims expire (its lease), then the second sends them.
             wait_until(lambda: delivered(shipping) == len(ids), timeout=120, what="every delivery delivered")
         finally:
