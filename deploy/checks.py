@@ -717,14 +717,16 @@ def check_compose_ports(problems: Problems, compose: Compose, svc: str) -> None:
         )
 
 
-#: What a compose dispatcher may get beyond its database URL and secrets key (logging only).
-DISPATCHER_COMPOSE_EXTRA = frozenset({"LOGISTICS_LOG_FORMAT", "LOGISTICS_LOG_LEVEL"})
+#: What a compose dispatcher may get beyond its database URL and secrets key: logging, its pool.
+DISPATCHER_COMPOSE_EXTRA = frozenset(
+    {"LOGISTICS_LOG_FORMAT", "LOGISTICS_LOG_LEVEL", "LOGISTICS_DB_POOL_SIZE", "LOGISTICS_DB_MAX_OVERFLOW"}
+)
 
 
 def check_compose_secrets_key(problems: Problems, compose: Compose, svc: str) -> None:
     """A webhook service's web and dispatcher get the secrets key, its worker does not; the
-    dispatcher gets its database URL, the key and logging settings, nothing else (no broker,
-    Redis or JWT secret); a service without webhooks has no key at all."""
+    dispatcher gets its database URL, the key, logging and pool settings, nothing else (no
+    broker, Redis or JWT secret); a service without webhooks has no key at all."""
     for role in roles(svc):
         env = environment_dict(compose.services.get(f"{svc}-{role}", {}).get("environment"))
         has = SECRETS_KEY_VAR in env
