@@ -34,8 +34,9 @@ from .bus import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "deploy" / "local" / "cluster.py"
-#: Ports of the cluster, from its base: the balancers at +0..+2, the programs' blocks up to +69.
-PORT_SPAN = 70
+#: Ports of the cluster, from its base: the balancers at +0..+2, the programs' blocks up to +89
+#: (the webhook dispatchers at +70..+89).
+PORT_SPAN = 90
 #: One cluster at a time on this machine, whichever xdist worker runs it (2 cores).
 LOCK = Path("/tmp/logistics-cluster-tests.lock")
 JWT_SECRET = "cluster-test-secret-0123456789-abcdefghijklmnop"
