@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from logistics_shared.webhooks.dispatcher import Dispatcher
 from logistics_shared.webhooks.fanout import new_delivery, write_deliveries
 
 from ..helpers.bus import wait_until
@@ -139,3 +141,37 @@ def test_a_dispatcher_killed_mid_burst_loses_nothing(shipping, receiver, tmp_pat
     # Only what the killed one had in flight can arrive twice: at most two waves of the
     # per-endpoint concurrency for each endpoint.
     assert duplicates <= ENDPOINTS * 2 * shipping.settings.webhook_endpoint_concurrency
+
+
+def test_a_slow_endpoints_backlog_is_claimed_only_as_it_can_take_it(shipping, receiver):
+    """One endpoint, 300 due deliveries, 4 at a time: the dispatcher claims what can start
+    and never claims rows only to give them back (a busy loop of claims and releases)."""
+    tables = shipping.registry["logistics.platform_tables"].webhooks
+    endpoint = subscribe(shipping, receiver.url("/slow/one"), ["shipment.*"])
+    now = datetime.now(UTC)
+    messages = [
+        {
+            "id": str(uuid.uuid4()),
+            "event_type": "shipment.ready",
+            "warehouse": "AMS",
+            "payload": "{}",
+            "created_at": now,
+        }
+        for _ in range(300)
+    ]
+    deliveries = [new_delivery(endpoint["id"], m["id"], "shipment.ready", now) for m in messages]
+    with shipping.registry["dbsession_factory"]() as session, session.begin():
+        write_deliveries(session, tables, messages, deliveries, "shipping")
+    runner = Dispatcher("shipping", shipping.settings, shipping.registry)
+    released: list[int] = []
+    give_back = runner.store.release
+    runner.store.release = lambda batch: (released.append(len(batch)), give_back(batch))[1]  # type: ignore[method-assign]
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(receiver.received) >= 60, timeout=60, what="60 deliveries")
+        given_back = sum(released)  # before the stop, which releases what it cuts short
+    finally:
+        runner.stop()
+        thread.join(30)
+    assert given_back == 0, f"claimed only to be given back: {released}"

@@ -43,6 +43,8 @@ T = TypeVar("T")
 
 #: How many deliveries one claim takes at most.
 CLAIM_BATCH = 200
+#: Seconds a wake-up waits for more slots to free before claiming.
+CLAIM_DEBOUNCE = 0.02
 #: An endpoint gets at most this many waves of its concurrency claimed ahead.
 WAVES = 2
 #: Writes of one batch of outcomes tried before it is given up (the database is down longer).
@@ -150,7 +152,14 @@ class Dispatcher:
             claimed: list[Claimed] = []
             if free > 0:
                 try:
-                    claimed = await self._in_db(self.store.claim, min(free, CLAIM_BATCH), self.lease)
+                    # One wave of each endpoint's concurrency at most, and none for endpoints
+                    # with no room for a wave: all it claims can start (a slow endpoint's
+                    # backlog is not claimed only to be given back, over and over).
+                    busy = (WAVES - 1) * self.per_endpoint
+                    full = [e for e, n in self._per_endpoint.items() if n > busy]
+                    claimed = await self._in_db(
+                        self.store.claim, min(free, CLAIM_BATCH), self.lease, full, self.per_endpoint
+                    )
                     self.running.set()
                 except Exception as exc:  # noqa: BLE001 - the database is down: wait and retry
                     log.warning(
@@ -162,6 +171,10 @@ class Dispatcher:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake_or_stop(), self.settings.webhook_poll_seconds)
+                    # Woken (a delivery finished, or new ones were written): a moment more
+                    # collects the others finishing now into the same claim, so the claims
+                    # come in tens per second, not one per finished delivery.
+                    await asyncio.sleep(CLAIM_DEBOUNCE)
 
     async def _wake_or_stop(self) -> None:
         assert self._stopping is not None

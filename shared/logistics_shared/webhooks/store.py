@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,22 +83,32 @@ class DeliveryStore:
         self.postgres = session_factory.kw["bind"].dialect.name == "postgresql"
 
     # -- claiming ---------------------------------------------------------------
-    def claim(self, limit: int, lease: timedelta) -> list[Claimed]:
+    def claim(
+        self, limit: int, lease: timedelta, skip: Collection[str] = (), per_endpoint: int | None = None
+    ) -> list[Claimed]:
+        """Claim up to ``limit`` due deliveries, at most ``per_endpoint`` of any one endpoint and
+        none of those in ``skip`` (endpoints this dispatcher already sends its fill to): what an
+        endpoint cannot take now stays unclaimed for the next round, or another dispatcher."""
         d, e, m = self.tables.deliveries, self.tables.endpoints, self.tables.messages
         now = datetime.now(UTC)
         token = str(uuid.uuid4())
-        due = (
-            select(d.c.id)
-            .where(
-                d.c.status == "pending",
-                d.c.next_attempt_at <= now,
-                or_(d.c.claimed_until.is_(None), d.c.claimed_until < now),
-                # A disabled endpoint's deliveries wait: enabling it again sends them.
-                d.c.endpoint_id.in_(select(e.c.id).where(e.c.enabled.is_(True))),
-            )
-            .order_by(d.c.next_attempt_at)
-            .limit(limit)
-        )
+        conditions = [
+            d.c.status == "pending",
+            d.c.next_attempt_at <= now,
+            or_(d.c.claimed_until.is_(None), d.c.claimed_until < now),
+            # A disabled endpoint's deliveries wait: enabling it again sends them.
+            d.c.endpoint_id.in_(select(e.c.id).where(e.c.enabled.is_(True))),
+        ]
+        if skip:
+            conditions.append(d.c.endpoint_id.not_in(list(skip)))
+        candidates = select(d.c.id).where(*conditions)
+        if per_endpoint is not None:
+            # The oldest few of each endpoint: one slow endpoint's backlog cannot fill a claim
+            # that would only be given back (and its deliveries keep their order of age).
+            rank = func.row_number().over(partition_by=d.c.endpoint_id, order_by=d.c.next_attempt_at)
+            ranked = select(d.c.id, rank.label("rank")).where(*conditions).subquery()
+            candidates = select(ranked.c.id).where(ranked.c.rank <= per_endpoint)
+        due = select(d.c.id).where(d.c.id.in_(candidates)).order_by(d.c.next_attempt_at).limit(limit)
         if self.postgres:
             # Other dispatchers skip what this one is claiming instead of waiting for it.
             due = due.with_for_update(of=d, skip_locked=True)
