@@ -46,6 +46,10 @@ def test_every_post_without_a_body_schema_is_a_declared_action(specs, service_cl
         "reservation_consume": "POST",
         "shipment_cancel": "POST",
         "shipment_retry": "POST",
+        # Outbound webhooks (shipping and support): actions on an endpoint and a delivery.
+        "webhook_endpoint_rotate_secret": "POST",
+        "webhook_endpoint_ping": "POST",
+        "webhook_delivery_redeliver": "POST",
     }
 
 

@@ -158,7 +158,9 @@ def test_gunicorn_logs_each_line_once_in_json_at_the_configured_level(
         for _ in range(5):
             assert get(port, "/readyz")[0] == 200
         process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
+        # Exit 0 is the point here; how fast is test_sigterm_*'s (more than the 30 s graceful
+        # timeout only if a worker still booting missed the signal, seen under heavy load).
+        assert process.wait(45) == 0
     lines = [line for line in (tmp_path / "serve.log").read_text().splitlines() if line.strip()]
     # The CLI's banner (click.echo, not a log line) comes first; everything else is JSON.
     assert lines[0].startswith("inventory listening on http://"), lines[0]

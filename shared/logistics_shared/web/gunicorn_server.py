@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,11 @@ class GunicornServer(BaseApplication):
 
 
 def _post_fork(server: Any, worker: Any) -> None:
+    # Until the worker installs its own handlers (after this hook), it still has the
+    # master's, which only queue a signal for the master's loop: a SIGTERM from the
+    # master's shutdown landing now was lost, and the master waited out the whole graceful
+    # timeout for a worker that never started serving. A booting worker may just die.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # The app was built in the master: its engines' pools must not be shared across the
     # fork (a connection used by two processes corrupts both); each worker opens its own.
     registry = server.app.application.registry
