@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Any
 from pyramid.decorator import reify
 from pyramid.request import Request
 
+# At import, not in the property: a relative import inside a function runs the import
+# machinery (and a Python-level property of the module's spec) on every read request.
+from ..db import request_dbsession
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.orm import Session
@@ -34,8 +38,6 @@ class LogisticsRequest(Request):  # type: ignore[misc]  # Pyramid ships no type 
     @reify  # type: ignore[untyped-decorator]
     def dbsession(self) -> Session | Connection:
         """A read connection (GET, HEAD, OPTIONS) or the request's transaction's session."""
-        from ..db import request_dbsession
-
         return request_dbsession(self)
 
     @reify  # type: ignore[untyped-decorator]
