@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.config import Configurator
+from pyramid.interfaces import IRoutesMapper
 from pyramid.tweens import EXCVIEW
 from pyramid_tm import TMActivePredicate, explicit_manager
 from sqlalchemy import Table
@@ -22,6 +23,7 @@ from .security import UNDECLARED, JWTSecurityPolicy, load_keyring
 from .service import ServiceSpec
 from .settings import Settings
 from .web.request import LogisticsRequest
+from .web.routing import IndexedRoutesMapper
 
 
 def base_configurator(
@@ -36,6 +38,8 @@ def base_configurator(
         }
     )
     registry = config.registry
+    # Before any route: Pyramid uses the mapper registered, or makes its own (web/routing.py).
+    registry.registerUtility(IndexedRoutesMapper(), IRoutesMapper)
     registry["logistics.settings"] = settings
     registry["logistics.service"] = spec
     registry["logistics.platform_tables"] = platform
