@@ -7,8 +7,12 @@ same setup and warm-up, so (I(N2) - I(N1)) / (N2 - N1) is the cost of one reques
 start-up, imports and the warm-up cancel out. The limit is bench/limits.py: the same
 SQL through psycopg_pool in a bare Pyramid view, the same JSON.
 
+Both runs get the same ``PYTHONHASHSEED``: with a random one the start-up alone moved by
+about ten million instructions from run to run (dict and set layouts), which does not
+cancel and was several hundred thousand per request at ``--n2 - --n1`` of 30.
+
     .venv/bin/python bench/instructions.py [--endpoints stock,item,shipment,tickets,tracking]
-                                           [--n1 30] [--n2 130]
+                                           [--n1 30] [--n2 130] [--hash-seed 0]
 
 The data is the demo's (bench/kit/demo_data.py: ``logistics demo`` on three fresh PostgreSQL
 databases); the tracking lookup runs uncached (local cache off, no Redis).
@@ -87,7 +91,14 @@ def inner(target: str, service: str, path: str, requests: int, database_url: str
 
 
 def _count(
-    target: str, service: str, path: str, requests: int, database_url: str, var_dir: str, out: Path
+    target: str,
+    service: str,
+    path: str,
+    requests: int,
+    database_url: str,
+    var_dir: str,
+    out: Path,
+    hash_seed: int,
 ) -> int:
     command = [
         "valgrind",
@@ -108,7 +119,8 @@ def _count(
         "--var-dir",
         var_dir,
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     match = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or match is None:
         raise SystemExit(f"callgrind run failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -122,6 +134,7 @@ def main() -> None:
     )
     parser.add_argument("--n1", type=int, default=30, help="requests in the first run")
     parser.add_argument("--n2", type=int, default=130, help="requests in the second run")
+    parser.add_argument("--hash-seed", type=int, default=0, help="PYTHONHASHSEED of every measured process")
     parser.add_argument("--inner", choices=("ours", "limit"), help=argparse.SUPPRESS)
     parser.add_argument("--service", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -150,7 +163,14 @@ def main() -> None:
                 started = time.monotonic()
                 runs = [
                     _count(
-                        target, read.service, read.path, n, url, var_dir, Path(var_dir) / f"{target}-{n}.out"
+                        target,
+                        read.service,
+                        read.path,
+                        n,
+                        url,
+                        var_dir,
+                        Path(var_dir) / f"{target}-{n}.out",
+                        args.hash_seed,
                     )
                     for n in (args.n1, args.n2)
                 ]

@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.config import Configurator
-from pyramid_tm import explicit_manager
+from pyramid.interfaces import IRoutesMapper
+from pyramid.tweens import EXCVIEW
+from pyramid_tm import TMActivePredicate, explicit_manager
 from sqlalchemy import Table
 
+from .db import READ_ONLY_METHODS
 from .metrics import ServiceMetrics
 from .outbox import Outbox
 from .platform_tables import PlatformTables
@@ -20,6 +23,7 @@ from .security import UNDECLARED, JWTSecurityPolicy, load_keyring
 from .service import ServiceSpec
 from .settings import Settings
 from .web.request import LogisticsRequest
+from .web.routing import IndexedRoutesMapper
 
 
 def base_configurator(
@@ -34,6 +38,8 @@ def base_configurator(
         }
     )
     registry = config.registry
+    # Before any route: Pyramid uses the mapper registered, or makes its own (web/routing.py).
+    registry.registerUtility(IndexedRoutesMapper(), IRoutesMapper)
     registry["logistics.settings"] = settings
     registry["logistics.service"] = spec
     registry["logistics.platform_tables"] = platform
@@ -50,7 +56,11 @@ def base_configurator(
     for key, value in registry_extras.items():
         registry[key] = value
 
-    config.include("pyramid_tm")
+    # pyramid_tm's includeme, except ``request.tm``: it adds that with add_request_method,
+    # and any such property makes Pyramid build a new request subclass on every request
+    # (see web/request.py), so LogisticsRequest declares ``tm`` itself.
+    config.add_tween("pyramid_tm.tm_tween_factory", over=EXCVIEW)
+    config.add_view_predicate("tm_active", TMActivePredicate)
     config.include("logistics_shared.db")
     # The keys are read when first needed (web: at start, see cli.make_app), so a worker,
     # built by the same configure(), holds no JWT key at all.
@@ -95,8 +105,6 @@ class LazySecretBox:
 
 
 def _writes_only(request: Any) -> bool:
-    from .db import READ_ONLY_METHODS
-
     return request.method not in READ_ONLY_METHODS
 
 

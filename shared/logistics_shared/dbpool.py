@@ -36,16 +36,24 @@ class _Meter:
         self._last = None
 
     def update(self, pool: QueuePool) -> None:
-        # Called on every checkout and return; the counts change far less often than
-        # that, and each set() takes the metric's lock (or writes its mmap file).
-        idle, in_use = pool.checkedin(), pool.checkedout()
-        state = (in_use, idle + in_use, max(0, pool.overflow()))
-        if state == self._last:
+        # Called on every checkout and return, so as cheap as it can be: one look at the
+        # pool's queue (checkedout() would take its lock a second time) and a set() only
+        # for a value that changed, since each set() takes the metric's lock (or writes
+        # its mmap file). A read's checkout and return move only checked_out.
+        idle, overflow, size = pool.checkedin(), pool.overflow(), pool.size()
+        # QueuePool.checkedout(), from the same look (overflow() is 0 for an unbounded pool).
+        in_use = size - idle + overflow if size else pool.checkedout()
+        state = (in_use, idle + in_use, max(0, overflow))
+        last = self._last
+        if state == last:
             return
         self._last = state
-        self.checked_out.set(state[0])
-        self.connections.set(state[1])
-        self.overflow.set(state[2])
+        if last is None or state[0] != last[0]:
+            self.checked_out.set(state[0])
+        if last is None or state[1] != last[1]:
+            self.connections.set(state[1])
+        if last is None or state[2] != last[2]:
+            self.overflow.set(state[2])
 
 
 class MeteredQueuePool(QueuePool):

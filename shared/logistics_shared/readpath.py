@@ -129,6 +129,22 @@ def _plan(stmt: Select[Any], dialect: Dialect) -> _Plan:
 class ReadConnection(Connection):
     """The read engine's connection class (``make_read_engine``); see the module docstring."""
 
+    def __init__(
+        self,
+        engine: Any,
+        connection: Any = None,
+        _has_events: bool | None = None,
+        _allow_revalidate: bool = True,
+        _allow_autobegin: bool = True,
+    ) -> None:
+        if _has_events is None and not engine._has_events and not type(self)._has_events:
+            # Nobody listens to the engine or to connections: nothing to join. Joining
+            # builds a dispatcher for this connection and one joined to the engine's, a
+            # tenth of the read path's own instructions per request. (A listener added to
+            # the engine while this request-long connection lives would not see it.)
+            _has_events = False
+        super().__init__(engine, connection, _has_events, _allow_revalidate, _allow_autobegin)
+
     def execute(self, statement: Any, parameters: Any = None, *, execution_options: Any = None) -> Any:
         if (
             execution_options is None

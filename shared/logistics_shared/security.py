@@ -6,6 +6,7 @@ secret (or only a public key for RS256/EdDSA) and checks tokens itself.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import jwt
-from cachetools import TTLCache
 from pyramid.request import Request
 from pyramid.security import Allowed, Denied
 
@@ -149,24 +149,45 @@ class TokenCache:
 
     Verifying a signature is a fifth of a cheap read; clients send the same
     token on every request. Failures are not cached.
+
+    A plain dict rather than a ``cachetools.TTLCache``: a hit is one ``dict.get``
+    (atomic, so no lock) and a comparison with the entry's own deadline, where the
+    TTLCache took a lock, its timer and its expiry bookkeeping on every request.
+    Only inserts take the lock; a full cache drops its expired entries and, if that
+    is not enough, its oldest tenth.
     """
 
     def __init__(self, keyring: KeyRing, ttl: float = 60.0, size: int = 10_000) -> None:
         self.keyring = keyring
-        self._cache: TTLCache[str, tuple[Identity, float]] = TTLCache(maxsize=size, ttl=ttl)
+        self.ttl = ttl
+        self.size = size
+        #: token -> (identity, valid until: the earlier of ``ttl`` after it was verified
+        #: and its ``exp`` plus the leeway), oldest first.
+        self._cache: dict[str, tuple[Identity, float]] = {}
         self._lock = threading.Lock()
 
     def verify(self, token: str) -> Identity:
         now = time.time()
-        with self._lock:
-            hit = self._cache.get(token)
+        hit = self._cache.get(token)
         if hit is not None and hit[1] > now:
             return hit[0]
         identity = verify_token(self.keyring, token)
         expires = jwt.decode(token, options={"verify_signature": False}).get("exp", now)
+        until = min(now + self.ttl, float(expires) + self.keyring.leeway)
         with self._lock:
-            self._cache[token] = (identity, float(expires) + self.keyring.leeway)
+            self._cache.pop(token, None)  # a re-verified token goes to the young end
+            if len(self._cache) >= self.size:
+                self._make_room(now)
+            self._cache[token] = (identity, until)
         return identity
+
+    def _make_room(self, now: float) -> None:
+        for token in [t for t, (_identity, until) in self._cache.items() if until <= now]:
+            del self._cache[token]
+        if len(self._cache) >= self.size:
+            # All still valid: the oldest tenth goes, so the scan above is rare.
+            for token in list(itertools.islice(self._cache, max(1, self.size // 10))):
+                del self._cache[token]
 
 
 class JWTSecurityPolicy:
@@ -201,7 +222,8 @@ class JWTSecurityPolicy:
         if cached is not _MISSING:
             return cast("Identity | None", cached)
         identity = None
-        header = request.headers.get("Authorization", "")
+        # The WSGI variable itself: request.headers is a view that translates every name.
+        header = request.environ.get("HTTP_AUTHORIZATION", "")
         if header:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
@@ -224,9 +246,10 @@ class JWTSecurityPolicy:
             return Denied("not authenticated")
         if permission == UNDECLARED:
             return Denied("view declares no permission")
+        # The message is formatted only when read (Pyramid's debug_authorization): not per request.
         if identity.role is Role.ADMIN or permission in self.role_permissions.get(identity.role, frozenset()):
-            return Allowed(f"role {identity.role} holds {permission}")
-        return Denied(f"role {identity.role} lacks {permission}")
+            return Allowed("role %s holds %s", identity.role, permission)
+        return Denied("role %s lacks %s", identity.role, permission)
 
     def remember(self, request: Request, userid: str, **kw: Any) -> list[tuple[str, str]]:
         return []

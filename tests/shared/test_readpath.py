@@ -219,6 +219,22 @@ def test_unmarked_statements_and_engines_with_listeners_take_sqlalchemys_path(en
     assert seen, "a listener on the engine sees every statement"
 
 
+def test_a_connection_joins_the_engines_events_only_when_someone_listens(engines) -> None:
+    read, _ = engines
+    with read.connect() as conn:
+        # Nobody listens: no dispatcher of its own, none joined to the engine's.
+        assert conn._has_events is False and "dispatch" not in vars(conn)
+        # A listener on the connection itself still hears what it runs, read path or not.
+        seen: list[str] = []
+        event.listen(conn, "before_cursor_execute", lambda *args: seen.append(args[2]))
+        assert conn.execute(prebuilt(select(literal(1).label("x")))).scalar() == 1
+        assert conn.execute(select(literal(2))).scalar() == 2
+        assert len(seen) == 2
+    event.listen(read, "before_cursor_execute", lambda *args: None)
+    with read.connect() as conn:
+        assert "dispatch" in vars(conn), "joined to the engine's listeners"
+
+
 def test_a_disconnect_is_sqlalchemys_error_and_the_pool_recovers(engines) -> None:
     """The backend terminated under a read (PostgreSQL restarted): DBAPIError with the
     connection invalidated (the 503 problem), then the next checkout works."""

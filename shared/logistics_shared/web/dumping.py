@@ -95,6 +95,10 @@ def _converter(field: fields.Field[Any], outer: frozenset[type]) -> Callable[[An
     raise LookupError  # e.g. Method or Function fields read the object: marshmallow does it
 
 
+#: What ``dict.get`` answers for a key the object does not hold.
+_ABSENT = object()
+
+
 def compile_dump(schema: Schema, many: bool | None = None) -> Dump:
     """A function equal to ``schema.dump`` (``many`` defaults to the schema's)."""
     return _compile(schema, schema.many if many is None else many, frozenset())
@@ -122,9 +126,16 @@ def _compile(schema: Schema, many: bool, outer: frozenset[type]) -> Dump:
             return schema.dump(obj, many=False)
         out = {}
         for name, key, attribute, field, convert in steps:
-            if convert is not None and attribute in obj:
-                out[key] = convert(obj[attribute])
-                continue
+            if convert is not None:
+                value = obj.get(attribute, _ABSENT)
+                if value is not _ABSENT:
+                    # A str (or None) for a String field is its own output: _string inline,
+                    # without a call per field (most fields of most responses are strings).
+                    if convert is _string and (value is None or type(value) is str):
+                        out[key] = value
+                    else:
+                        out[key] = convert(value)
+                    continue
             value = field.serialize(name, obj, accessor=get_attribute)  # marshmallow's own path
             if value is not missing:
                 out[key] = value

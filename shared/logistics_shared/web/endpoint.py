@@ -19,6 +19,7 @@ from .. import errors
 from ..errors import pointer_errors
 from .body import parse_json, read_optional_raw, read_raw
 from .dumping import compile_dump
+from .loading import Load, compile_load
 from .query import query_dict, query_pairs
 from .responses import json_response
 
@@ -72,9 +73,10 @@ class ApiMeta:
     creates: str | None = None
 
 
-def load(schema: Schema, data: Any, *, location: str = "body") -> Any:
+def load(schema: Schema | Load, data: Any, *, location: str = "body") -> Any:
+    """``schema.load(data)`` (or a :func:`~.loading.compile_load` function's), errors as a 422."""
     try:
-        return schema.load(data)
+        return schema.load(data) if isinstance(schema, Schema) else schema(data)
     except ValidationError as exc:
         found = pointer_errors(exc.messages)
         if location != "body":
@@ -132,7 +134,8 @@ def endpoint(
     if method in {"POST", "PUT", "PATCH"} and body is None:
         raise TypeError(f"{method} {route}: declare a body schema, or action=True for an action")
     body_schema = body() if body else None
-    query_schema = query() if query else None
+    # A query string is read on every GET: loaded by a plain loop over the schema's fields.
+    query_schema = compile_load(query()) if query else None
     response_schema = response(many=many) if response else None
     dump = compile_dump(response_schema) if response_schema is not None else None
 

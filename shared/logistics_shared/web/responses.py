@@ -36,10 +36,29 @@ class ApiResponse(Response):  # type: ignore[misc]  # pyramid (WebOb) ships no t
         return list(self.headerlist)
 
 
+#: The headers a response holds once built with a body and a content type.
+_BUILT = frozenset({"content-type", "content-length"})
+
+
+def _add_headers(response: Response, headers: dict[str, str]) -> None:
+    """``response.headers.update(headers)`` for a response just built.
+
+    It holds only Content-Type and Content-Length, so any other name (an ETag, a
+    Location) is appended as it is: ``update`` goes through the ABC's loop and a
+    scan of the whole header list per name.
+    """
+    headerlist = response.headerlist
+    for name, value in headers.items():
+        if name.lower() in _BUILT:
+            response.headers[name] = value
+        else:
+            headerlist.append((name, value))
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     response = ApiResponse(body=dumps(body), status=status, content_type="application/json")
     if headers:
-        response.headers.update(headers)
+        _add_headers(response, headers)
     return response
 
 
@@ -50,5 +69,6 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
         content_type=PROBLEM_JSON,
         charset=None,
     )
-    response.headers.update(problem.headers)
+    if problem.headers:
+        _add_headers(response, problem.headers)
     return response

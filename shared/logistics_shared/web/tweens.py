@@ -35,7 +35,7 @@ def observability_tween_factory(
     log_access = registry["logistics.settings"].access_log
 
     def tween(request: Request) -> Response:
-        incoming = request.headers.get("X-Request-ID", "")
+        incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
         # 128 random bits in hex, as uuid4().hex but without building a UUID.
         rid = incoming if _VALID_ID.match(incoming) else os.urandom(16).hex()
         token = request_id.set(rid)
