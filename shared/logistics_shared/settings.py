@@ -380,28 +380,22 @@ def _validate(values: dict[str, Any], service: str) -> None:
         )
     if values["jwt_algorithm"] == "HS256" and values["jwt_secret"]:
         _check_secret_length(values["jwt_secret"], "setting 'jwt_secret' (LOGISTICS_JWT_SECRET)")
-    try:
-        delays = [float(part) for part in values["bus_retry_delays"].split(",")]
-    except ValueError:
-        delays = []
-    if not delays or any(d <= 0 for d in delays):
-        raise SettingsError(
-            "setting 'bus_retry_delays' (LOGISTICS_BUS_RETRY_DELAYS): a comma list of positive seconds"
-        )
+    for key in ("bus_retry_delays", "webhook_retry_schedule"):
+        _check_seconds_list(values[key], key)
     if values["webhook_allow_networks"].strip():
         # At start-up, not at the first webhook request: a typo must not wait for one.
         from .webhooks.addresses import parse_networks
 
         parse_networks(values["webhook_allow_networks"])
+
+
+def _check_seconds_list(raw: str, key: str) -> None:
     try:
-        schedule = [float(part) for part in values["webhook_retry_schedule"].split(",")]
+        seconds = [float(part) for part in raw.split(",")]
     except ValueError:
-        schedule = []
-    if not schedule or any(d <= 0 for d in schedule):
-        raise SettingsError(
-            "setting 'webhook_retry_schedule' (LOGISTICS_WEBHOOK_RETRY_SCHEDULE): "
-            "a comma list of positive seconds"
-        )
+        seconds = []
+    if not seconds or any(d <= 0 for d in seconds):
+        raise SettingsError(f"setting {key!r} (LOGISTICS_{key.upper()}): a comma list of positive seconds")
 
 
 #: RFC 7518 3.2: an HS256 key must be at least as long as the hash output (256 bits).
