@@ -4,6 +4,7 @@ lets them finish within the grace period or releases them for the next one."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -55,3 +56,18 @@ def test_stopping_releases_what_does_not_finish_in_the_grace_period(
     assert rows[quick["id"]].status == "delivered"
     hung = rows[stuck["id"]]
     assert (hung.status, hung.attempts, hung.claim, hung.claimed_until) == ("pending", 0, None, None)
+
+
+def test_a_stop_before_the_loop_runs_is_not_lost(service_client):
+    shipping = service_client("shipping", "sqlite", **SETTINGS)
+    from logistics_shared.webhooks.dispatcher import Dispatcher
+
+    runner = Dispatcher("shipping", shipping.settings, shipping.registry)
+    runner.stop()  # a SIGTERM right at start-up
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    thread.join(5)
+    alive = thread.is_alive()
+    runner.stop()  # (for the failing case: end it)
+    thread.join(10)
+    assert not alive, "the stop before start-up was lost: the dispatcher kept running"

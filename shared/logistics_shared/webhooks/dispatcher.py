@@ -80,6 +80,7 @@ class Dispatcher:
         self.running = threading.Event()
         self.last_beat = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested = False
         self._stopping: asyncio.Event | None = None
         self._db = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"{service}-dispatcher-db")
 
@@ -90,9 +91,12 @@ class Dispatcher:
 
     def stop(self) -> None:
         """Thread-safe: stop claiming; the loop drains in-flight work and returns."""
+        # Also before the loop runs (a SIGTERM at start-up): _main sees the flag.
+        self._stop_requested = True
         loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None:
-            loop.call_soon_threadsafe(stopping.set)
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # it closed just now: it has stopped
+                loop.call_soon_threadsafe(stopping.set)
 
     def readiness(self) -> dict[str, Any]:
         alive = self.running.is_set() and time.monotonic() - self.last_beat < max(
@@ -105,8 +109,10 @@ class Dispatcher:
 
     # -- the loop ---------------------------------------------------------------
     async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if self._stop_requested:
+            self._stopping.set()
         self._wake = asyncio.Event()
         self._results: list[Outcome] = []
         self._tasks: dict[asyncio.Task[None], Claimed] = {}
