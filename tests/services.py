@@ -93,13 +93,6 @@ def need_podman(*also: str) -> str:
 
 def free_port_block() -> int:
     """An offset that makes 6541-6543 free ports (for a `logistics up --port-offset`)."""
-    for _ in range(50):
-        offset = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
-        try:
-            for port in (6541 + offset, 6542 + offset, 6543 + offset):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-            return offset
-        except OSError:
-            continue
-    raise RuntimeError("no free port block")
+    from .helpers.ports import free_block
+
+    return free_block((0, 1, 2)) - 6541

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from .bus import wait_until
+from .ports import free_block
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "deploy" / "local" / "cluster.py"
@@ -58,17 +58,7 @@ def launcher() -> ModuleType:
 
 def free_base_port() -> int:
     """A base port whose whole block (PORT_SPAN ports) is free on 127.0.0.1 right now."""
-    for _ in range(100):
-        base = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(base, base + PORT_SPAN):
-                    probe = stack.enter_context(socket.socket())
-                    probe.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free block of ports for the cluster")
+    return free_block(range(PORT_SPAN))
 
 
 @contextlib.contextmanager
