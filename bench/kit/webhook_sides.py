@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -89,22 +89,18 @@ class ThreadPoolDispatcher:
     """Claims like the dispatcher, sends each delivery on a pool thread with ``requests``."""
 
     def __init__(self, settings: Any, reg: Any, threads: int) -> None:
-        from logistics_shared.webhooks.dispatcher import WAVES
+        from logistics_shared.webhooks.dispatcher import attempt_seconds, lease
 
         self.settings = settings
         self.box = reg["logistics.secretbox"]
         self.engine = reg["dbengine"]
-        self.store = DeliveryStore(
-            SERVICE,
-            reg["logistics.platform_tables"].webhooks,
-            reg["dbsession_factory"],
-            retry_delays=settings.webhook_retry_delays,
-            disable_after=timedelta(hours=settings.webhook_disable_after_hours),
-            retention=timedelta(days=settings.webhook_retention_days),
+        self.store = DeliveryStore.from_settings(
+            SERVICE, reg["logistics.platform_tables"].webhooks, reg["dbsession_factory"], settings
         )
         self.allow = parse_networks(settings.webhook_allow_networks)
-        self.attempt_seconds = settings.webhook_connect_timeout + settings.webhook_read_timeout
-        self.lease = timedelta(seconds=WAVES * self.attempt_seconds + 10)
+        # The same attempt bound and lease as the dispatcher's.
+        self.attempt_seconds = attempt_seconds(settings)
+        self.lease = lease(settings)
         self.timeout = (settings.webhook_connect_timeout, settings.webhook_read_timeout)
         self.threads = threads
         self.ahead = 2 * threads

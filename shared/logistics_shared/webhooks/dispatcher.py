@@ -51,6 +51,16 @@ WAVES = 2
 RECORD_TRIES = 30
 
 
+def attempt_seconds(settings: Settings) -> float:
+    """The longest one attempt takes: connecting, then waiting for the answer."""
+    return settings.webhook_connect_timeout + settings.webhook_read_timeout
+
+
+def lease(settings: Settings) -> timedelta:
+    """How long a claim holds: every wave claimed ahead can run to its timeouts, with a margin."""
+    return timedelta(seconds=WAVES * attempt_seconds(settings) + 10)
+
+
 class Dispatcher:
     def __init__(self, service: str, settings: Settings, registry: Any) -> None:
         tables = registry["logistics.platform_tables"].webhooks
@@ -61,18 +71,10 @@ class Dispatcher:
         self.box = registry["logistics.secretbox"]
         self.metrics: WebhookMetrics = registry["logistics.webhook_metrics"]
         self.engine = registry["dbengine"]
-        self.store = DeliveryStore(
-            service,
-            tables,
-            registry["dbsession_factory"],
-            retry_delays=settings.webhook_retry_delays,
-            disable_after=timedelta(hours=settings.webhook_disable_after_hours),
-            retention=timedelta(days=settings.webhook_retention_days),
-        )
+        self.store = DeliveryStore.from_settings(service, tables, registry["dbsession_factory"], settings)
         self.allow = parse_networks(settings.webhook_allow_networks)
-        self.attempt_seconds = settings.webhook_connect_timeout + settings.webhook_read_timeout
-        # Long enough for every wave claimed ahead to run to its timeouts, with a margin.
-        self.lease = timedelta(seconds=WAVES * self.attempt_seconds + 10)
+        self.attempt_seconds = attempt_seconds(settings)
+        self.lease = lease(settings)
         self.per_endpoint = settings.webhook_endpoint_concurrency
         self.max_in_flight = settings.webhook_max_in_flight
         self.grace = settings.web_graceful_timeout

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..settings import Settings
 from .catalogue import ENDPOINT_DISABLED, Catalogue
 from .fanout import new_delivery, subscribers, write_deliveries
 from .tables import WebhookTables
@@ -81,6 +82,19 @@ class DeliveryStore:
         self.retention = retention
         self.catalogue = Catalogue(service)
         self.postgres = session_factory.kw["bind"].dialect.name == "postgresql"
+
+    @classmethod
+    def from_settings(
+        cls, service: str, tables: WebhookTables, session_factory: sessionmaker[Session], settings: Settings
+    ) -> DeliveryStore:
+        return cls(
+            service,
+            tables,
+            session_factory,
+            retry_delays=settings.webhook_retry_delays,
+            disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+            retention=timedelta(days=settings.webhook_retention_days),
+        )
 
     # -- claiming ---------------------------------------------------------------
     def claim(
