@@ -93,8 +93,10 @@ def apply_event(session: Session, event_type: str, occurred_at: Any, data: dict[
         "version": data.get("version"),
     }
     if insert_unless_exists(session, shipment_view, fresh, ["shipment_id"]):
-        if fresh["reference"] or fresh["tracking_number"]:
-            _fill_in_automatic_tickets(session, shipment_id, fresh["reference"], fresh["tracking_number"])
+        if data.get("reference") or data.get("tracking_number"):
+            _fill_in_automatic_tickets(
+                session, shipment_id, data.get("reference"), data.get("tracking_number")
+            )
         return
     row = session.execute(
         select(shipment_view).where(shipment_view.c.shipment_id == shipment_id).with_for_update()
