@@ -262,18 +262,3 @@ def note_delivery(session: Session, shipment_id: str, occurred_at: Any) -> int:
             ticket_domain.add_comment(session, ticket_id, SYSTEM, body, "internal")
             noted += 1
     return noted
-
-
-def find(
-    session: Session, actor: Identity, *, tracking_number: str | None, reference: str | None
-) -> list[dict[str, Any]]:
-    """Shipments matching a tracking number or a reference (without either: the 20 most
-    recently updated), each with its tickets."""
-    stmt = select(shipment_view.c.shipment_id).order_by(shipment_view.c.updated_at.desc()).limit(20)
-    if tracking_number:
-        stmt = stmt.where(shipment_view.c.tracking_number == tracking_number)
-    if reference:
-        stmt = stmt.where(shipment_view.c.reference == reference)
-    if not actor.all_warehouses:
-        stmt = stmt.where(shipment_view.c.warehouse.in_(sorted(actor.warehouses)))
-    return [get(session, shipment_id, actor) for shipment_id in session.execute(stmt).scalars()]
