@@ -523,6 +523,93 @@ def dlq_purge(service: str, message_id: str | None, yes: bool) -> None:
     click.echo(f"purged {count} message(s)")
 
 
+def _moment(text: str, option: str) -> Any:
+    """An ISO 8601 time (UTC unless it names an offset) or a duration ago (``90m``, ``2d``)."""
+    from datetime import UTC, datetime, timedelta
+
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
+        except ValueError:
+            raise click.BadParameter(
+                f"{text!r}: an ISO 8601 time (2026-12-01T08:00:00Z) or a duration ago (90m, 8h, 2d)",
+                param_hint=option,
+            ) from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+@main.command()
+@click.argument("service")
+@click.option("--since", required=True, help="From this time: ISO 8601 (UTC by default) or ago (8h, 2d).")
+@click.option("--until", default=None, help="Up to (not including) this time; default: now.")
+@click.option("--to", "consumer", required=True, help="The one consumer (service.handler) to send to.")
+@click.option(
+    "--type", "types", multiple=True, help="Only this event type; repeatable (default: all it takes)."
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be sent, per type; send nothing.")
+def replay(
+    service: str, since: str, until: str | None, consumer: str, types: tuple[str, ...], dry_run: bool
+) -> None:
+    """Re-send a service's own events to one consumer's queue (to fill a new read model).
+
+    The events are the outbox rows the service published from --since on (kept for
+    LOGISTICS_OUTBOX_RETENTION_HOURS), with their original ids and envelopes. They go
+    through the default exchange to the consumer's queue alone: no other consumer and
+    no webhook endpoint gets them. The consumer's inbox skips events it applied
+    already, so a replay can be repeated safely. `logistics events` lists the consumers.
+    """
+    from .bus.replay import Replay, ReplayError, find_consumer, selection_for
+
+    spec = _spec(service)
+    start, end = _moment(since, "--since"), _moment(until, "--until") if until else None
+    try:
+        target = find_consumer(spec.name, consumer, _services())
+    except ReplayError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    try:
+        selection = selection_for(target, types, start, end)
+    except ReplayError as exc:
+        raise click.UsageError(str(exc)) from None
+    settings = _settings(spec)
+    registry = make_app(spec, settings, web=False).registry
+    job = Replay(
+        producer=spec.name,
+        consumer=target,
+        selection=selection,
+        settings=settings,
+        session_factory=registry["dbsession_factory"],
+        outbox=registry["logistics.platform_tables"].outbox,
+    )
+    planned = job.count()
+    if planned.oldest_kept is not None and planned.oldest_kept > start:
+        click.echo(
+            f"note: the oldest event {spec.name} still keeps is from {planned.oldest_kept.isoformat()} "
+            f"(LOGISTICS_OUTBOX_RETENTION_HOURS={settings.outbox_retention_hours:g})",
+            err=True,
+        )
+    if dry_run:
+        _replay_summary(f"would send to {job.queue}", planned.by_type)
+        return
+    total = planned.total
+
+    def progress(done: Any) -> None:
+        click.echo(f"sent {done.total}/{total}", err=True)
+
+    try:
+        sent = job.run(progress)
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from None
+    _replay_summary(f"sent to {job.queue}", sent.by_type)
+
+
+def _replay_summary(title: str, by_type: Mapping[str, int]) -> None:
+    for event_type, count in sorted(by_type.items()):
+        click.echo(f"{event_type}: {count}")
+    click.echo(f"{title}: {sum(by_type.values())} event(s)")
+
+
 @main.command("broker-policy")
 @click.argument("service")
 @click.option("--vhost", default=None, help="Virtual host (default: the one LOGISTICS_BROKER_URL names).")

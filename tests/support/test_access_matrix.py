@@ -102,6 +102,12 @@ MATRIX = (
         default=201,
     ),
     Row("GET", "shipments", "/v1/shipments?reference=ORDER-1", NOT_STAFF),
+    Row(
+        "GET",
+        "shipments",
+        "/v1/shipments?status=awaiting_stock&warehouse=AMS&since=2020-01-01T00:00:00Z&sort=reference",
+        NOT_STAFF,
+    ),
     Row("GET", "shipment", "/v1/shipments/{shipment_id}", NOT_STAFF),
     Row("GET", "sla_policies", "/v1/sla-policies", NOT_STAFF),
     Row("GET", "sla_policy", "/v1/sla-policies/high", NOT_STAFF),

@@ -195,3 +195,38 @@ def test_reads_with_bad_filters_and_hidden_tickets(sup: Client) -> None:
              get(f"/v1/tickets/{unknown}/comments", 404, **staff), world.linked, unknown),
     )  # fmt: skip
     run_table(sup, cases, twins)
+
+
+def test_shipment_list_bad_input(sup: Client) -> None:
+    from logistics_shared.schemas import encode_cursor
+
+    build(sup)
+    valid = sup.as_("support_agent").get("/v1/shipments", {"limit": 1}).json
+    assert valid["items"]
+    forged = {
+        "another sort's": encode_cursor("reference", "v:2026-01-01T00:00:00+00:00", str(uuid.uuid4())),
+        "unknown sort's": encode_cursor("price", "v:1", str(uuid.uuid4())),
+        "bad time": encode_cursor("-updated_at", "v:yesterday", str(uuid.uuid4())),
+        "unmarked value": encode_cursor("-updated_at", "2026-01-01T00:00:00+00:00", str(uuid.uuid4())),
+        "two parts": encode_cursor("-updated_at", "v:2026-01-01T00:00:00+00:00"),
+    }
+    cases = [
+        get("/v1/shipments?status=lost", 422, "/status"),
+        get("/v1/shipments?status=", 422, "/status"),
+        get("/v1/shipments?warehouse=a%20b", 422, "/warehouse"),
+        get("/v1/shipments?reference=", 422, "/reference"),
+        get("/v1/shipments?tracking_number=" + "x" * 33, 422, "/tracking_number"),
+        get("/v1/shipments?since=yesterday", 422, "/since"),
+        get("/v1/shipments?since=2026-12-01T10:00:00", 422, "/since"),  # no offset
+        get("/v1/shipments?until=9999-01-01T00:00:00Z", 422, "/until"),
+        get("/v1/shipments?sort=price", 422, "/sort"),
+        get("/v1/shipments?sort=--updated_at", 422, "/sort"),
+        get("/v1/shipments?sort=status", 422, "/sort"),
+        get("/v1/shipments?limit=0", 422, "/limit"),
+        get("/v1/shipments?limit=201", 422, "/limit"),
+        get("/v1/shipments?limit=1.5", 422, "/limit"),
+        get("/v1/shipments?cursor=garbage", 422, "/cursor"),
+        *(get(f"/v1/shipments?cursor={cursor}", 422, "/cursor") for cursor in forged.values()),
+        get("/v1/shipments?bogus=1", 422, "/bogus"),
+    ]
+    run_table(sup, cases)

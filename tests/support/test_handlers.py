@@ -161,7 +161,7 @@ def test_reservation_failure_opens_one_high_ticket(sup):
     deliver(sup, handlers.reservation_failed, {**failed, "id": uuid.uuid4()})
     (ticket,) = sup.as_().get("/v1/tickets", {"shipment_id": sid}).json["items"]
     assert ticket["priority"] == "high"
-    assert ticket["description"] == "SKU-1: 2 requested, 0 available"
+    assert ticket["description"].endswith("sku | requested | available\nSKU-1 | 2 | 0")
     assert "automatic" in ticket["tags"]
     # A reservation for something that is not a shipment opens nothing.
     other = envelope("stock.reservation_failed", {**data, "reference": "PO-7"}, T0, producer="inventory")
@@ -254,3 +254,125 @@ def test_find_shipments_by_tracking_number_or_reference(sup):
     # Without a filter: the most recently updated shipments, newest first.
     assert [s["shipment_id"] for s in agent.get("/v1/shipments").json["items"]] == [sid]
     sup.as_("warehouse_staff", "AMS").get("/v1/shipments", {"reference": "ORDER-77"}, status=403)
+
+
+def label_of(sid, reference, tracking_number):
+    return {**label(sid), "reference": reference, "tracking_number": tracking_number}
+
+
+def requested(sid, reference, at=T0):
+    data = {
+        **state(sid, "awaiting_stock"),
+        "reference": reference,
+        "lines": [{"sku": "SKU-1", "quantity": 2}],
+    }
+    return envelope("shipment.requested", data, at)
+
+
+def automatic_ticket(client, sid):
+    (ticket,) = client.as_("support_agent").get("/v1/tickets", {"shipment_id": sid}).json["items"]
+    return ticket
+
+
+def test_the_exception_ticket_links_the_order_and_the_tracking_number_of_the_read_model(sup):
+    """A carrier exception carries no tracking number: the read model knows it from the label."""
+    sid = str(uuid.uuid4())
+    deliver(sup, handlers.shipment_view, requested(sid, "R-1001"))
+    deliver(
+        sup,
+        handlers.shipment_view,
+        envelope("shipment.label_purchased", label_of(sid, "R-1001", "1ZTEST0001"), T0),
+    )
+    exception = envelope(
+        "shipment.exception",
+        {**tracked(sid, "exception", "in_transit", T0, "Address not found"), "reference": "R-1001"},
+        T0 + timedelta(hours=1),
+    )
+    deliver(sup, handlers.shipment_trouble, exception)
+    ticket = automatic_ticket(sup, sid)
+    assert (ticket["order_reference"], ticket["tracking_number"]) == ("R-1001", "1ZTEST0001")
+    assert ticket["subject"] == "Delivery exception: order R-1001 (1ZTEST0001)"
+    assert ticket["description"] == "Address not found"
+    assert (ticket["priority"], ticket["tags"]) == ("high", ["automatic", "exception"])
+
+
+def test_the_failed_delivery_ticket_says_the_same_in_the_same_style(sup):
+    sid = str(uuid.uuid4())
+    deliver(
+        sup,
+        handlers.shipment_view,
+        envelope("shipment.label_purchased", label_of(sid, "R-1002", "1ZTEST0002"), T0),
+    )
+    failed = envelope(
+        "shipment.delivery_failed",
+        {**tracked(sid, "delivery_failed", "out_for_delivery", T0, "Nobody home"), "reference": "R-1002"},
+        T0 + timedelta(hours=1),
+    )
+    deliver(sup, handlers.shipment_trouble, failed)
+    ticket = automatic_ticket(sup, sid)
+    assert (ticket["order_reference"], ticket["tracking_number"]) == ("R-1002", "1ZTEST0002")
+    assert ticket["subject"] == "Delivery failed: order R-1002 (1ZTEST0002)"
+    assert ticket["description"] == "Nobody home"
+    assert ticket["priority"] == "normal"
+
+
+def test_the_shortage_ticket_names_the_order_and_lists_the_short_lines(sup):
+    sid = str(uuid.uuid4())
+    deliver(sup, handlers.shipment_view, requested(sid, "R-1003"))
+    data = {
+        "reference": sid,  # inventory reserves for the shipment's id
+        "warehouse": "AMS",
+        "reason": "shortage",
+        "detail": "SKU-1: 2 requested, 0 available; SKU-2: 5 requested, 3 available",
+        "shortages": [
+            {"sku": "SKU-1", "requested": 2, "available": 0},
+            {"sku": "SKU-2", "requested": 5, "available": 3},
+        ],
+    }
+    deliver(
+        sup, handlers.reservation_failed, envelope("stock.reservation_failed", data, T0, producer="inventory")
+    )
+    ticket = automatic_ticket(sup, sid)
+    assert ticket["subject"] == "Stock shortage: order R-1003"
+    assert (ticket["order_reference"], ticket["tracking_number"]) == ("R-1003", None)  # no label yet
+    assert ticket["description"] == (
+        "Stock could not be reserved at AMS.\n\nsku | requested | available\nSKU-1 | 2 | 0\nSKU-2 | 5 | 3"
+    )
+
+
+def test_a_ticket_opened_before_the_read_model_knew_the_shipment_is_filled_in_when_it_learns(sup):
+    """The shortage can reach support before shipment.requested does (two queues): the ticket
+    names the shipment by id, then gets the order reference, tracking number and subject."""
+    sid = str(uuid.uuid4())
+    data = {
+        "reference": sid,
+        "warehouse": "AMS",
+        "reason": "shortage",
+        "detail": "SKU-1: 2 requested, 0 available",
+        "shortages": [{"sku": "SKU-1", "requested": 2, "available": 0}],
+    }
+    deliver(
+        sup, handlers.reservation_failed, envelope("stock.reservation_failed", data, T0, producer="inventory")
+    )
+    early = automatic_ticket(sup, sid)
+    assert early["subject"] == f"Stock shortage: shipment {sid}"
+    assert early["order_reference"] is None
+    deliver(sup, handlers.shipment_view, requested(sid, "R-1004"))
+    ticket = automatic_ticket(sup, sid)
+    assert (ticket["subject"], ticket["order_reference"]) == ("Stock shortage: order R-1004", "R-1004")
+    assert ticket["version"] == early["version"] + 1  # an ETag taken before does not match any more
+    deliver(
+        sup,
+        handlers.shipment_view,
+        envelope("shipment.label_purchased", label_of(sid, "R-1004", "1ZTEST0004"), T0),
+    )
+    assert automatic_ticket(sup, sid)["tracking_number"] == "1ZTEST0004"
+    # An agent's own subject is kept.
+    agent = sup.as_("support_agent")
+    current = automatic_ticket(sup, sid)
+    agent.patch_json(
+        f"/v1/tickets/{current['id']}",
+        {"subject": "Customer waiting"},
+        headers={"If-Match": f'"{current["version"]}"'},
+    )
+    assert automatic_ticket(sup, sid)["subject"] == "Customer waiting"

@@ -70,3 +70,17 @@ def test_a_shortage_and_a_carrier_exception_each_open_one_ticket(everything):
     )
     assert len(tickets_for(support, shipment["id"])) == 1
     assert len(tickets_for(support, short["id"])) == 1
+    # Each names the order, links what is known, in one subject style (the shortage ticket
+    # may open before the read model knows the order: it is filled in when it does).
+    linked = ("Stock shortage: order SHORT", "SHORT", None)
+    wait_until(
+        lambda: _links(tickets_for(support, short["id"])[0]) == linked,
+        what=f"shortage ticket {linked}, got {_links(tickets_for(support, short['id'])[0])}",
+    )
+    assert "SKU-1 | 9 | 0" in tickets_for(support, short["id"])[0]["description"]
+    exception = tickets_for(support, shipment["id"])[0]
+    assert _links(exception) == (f"Delivery exception: order EXC ({number})", "EXC", number)
+
+
+def _links(ticket):
+    return ticket["subject"], ticket["order_reference"], ticket["tracking_number"]

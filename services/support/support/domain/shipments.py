@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import insert_unless_exists
@@ -21,12 +21,36 @@ from . import tickets as ticket_domain
 
 SYSTEM = "service:support"
 
-#: cause -> (priority, subject)
+#: cause -> (priority, what the subject calls it)
 CAUSES = {
-    "exception": ("high", "Shipment exception"),
+    "exception": ("high", "Delivery exception"),
     "delivery_failed": ("normal", "Delivery failed"),
-    "reservation_failed": ("high", "Stock could not be reserved"),
+    "reservation_failed": ("high", "Stock shortage"),
 }
+
+
+def automatic_subject(
+    cause: str, shipment_id: str, reference: str | None, tracking_number: str | None
+) -> str:
+    """One style for every cause: ``Stock shortage: order R-1001``,
+    ``Delivery exception: order R-1001 (1Z999AA1)``; the shipment's id only while its
+    order reference is not known yet."""
+    what = CAUSES[cause][1]
+    subject = f"{what}: order {reference}" if reference else f"{what}: shipment {shipment_id}"
+    if tracking_number:
+        subject += f" ({tracking_number})"
+    return subject[:200]
+
+
+def _description(cause: str, data: dict[str, Any]) -> str:
+    if cause == "reservation_failed":
+        shortages = data.get("shortages") or []
+        if not shortages:
+            return str(data.get("detail") or "Stock could not be reserved.")
+        lines = [f"{s['sku']} | {s['requested']} | {s['available']}" for s in shortages]
+        where = f" at {data['warehouse']}" if data.get("warehouse") else ""
+        return "\n".join([f"Stock could not be reserved{where}.", "", "sku | requested | available", *lines])
+    return str(data.get("detail") or (data.get("tracking") or {}).get("description") or CAUSES[cause][1])
 
 
 def _at(value: Any) -> datetime:
@@ -69,6 +93,10 @@ def apply_event(session: Session, event_type: str, occurred_at: Any, data: dict[
         "version": data.get("version"),
     }
     if insert_unless_exists(session, shipment_view, fresh, ["shipment_id"]):
+        if data.get("reference") or data.get("tracking_number"):
+            _fill_in_automatic_tickets(
+                session, shipment_id, data.get("reference"), data.get("tracking_number")
+            )
         return
     row = session.execute(
         select(shipment_view).where(shipment_view.c.shipment_id == shipment_id).with_for_update()
@@ -90,6 +118,11 @@ def apply_event(session: Session, event_type: str, occurred_at: Any, data: dict[
         session.execute(
             update(shipment_view).where(shipment_view.c.shipment_id == shipment_id).values(**values)
         )
+        if "tracking_number" in values or (values.get("reference") and not row.reference):
+            reference = values.get("reference") or row.reference
+            _fill_in_automatic_tickets(
+                session, shipment_id, reference, values.get("tracking_number") or row.tracking_number
+            )
 
 
 def _newer(version: int | None, at: datetime, row: Any) -> bool:
@@ -116,7 +149,11 @@ def get(session: Session, shipment_id: str, actor: Identity | None = None) -> di
 def open_automatic_ticket(
     session: Session, outbox: Outbox, shipment_id: str, cause: str, data: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """One ticket per (shipment, cause): a repeated or re-sent event opens nothing more."""
+    """One ticket per (shipment, cause): a repeated or re-sent event opens nothing more.
+
+    It links what is known of the shipment: the order reference and tracking number
+    from the event, else from the read model (a carrier exception carries no tracking
+    number; a shortage names the shipment by its id alone)."""
     ticket_id = str(uuid.uuid4())
     claimed = insert_unless_exists(
         session,
@@ -126,24 +163,75 @@ def open_automatic_ticket(
     )
     if not claimed:
         return None
-    priority, subject = CAUSES[cause]
-    reference = data.get("reference") or shipment_id
-    detail = data.get("detail") or (data.get("tracking") or {}).get("description") or subject
+    known = session.execute(
+        select(shipment_view.c.reference, shipment_view.c.tracking_number).where(
+            shipment_view.c.shipment_id == shipment_id
+        )
+    ).first()
+    # inventory's reference is the shipment's id, not the order's: only shipping's events say it.
+    reference = (data.get("reference") if cause != "reservation_failed" else None) or (
+        known and known.reference
+    )
+    tracking_number = data.get("tracking_number") or (known and known.tracking_number) or None
     return ticket_domain.create(
         session,
         outbox,
         SYSTEM,
         {
-            "subject": f"{subject}: shipment {reference}"[:200],
-            "description": detail,
+            "subject": automatic_subject(cause, shipment_id, reference, tracking_number),
+            "description": _description(cause, data),
             "type": "incident",
-            "priority": priority,
+            "priority": CAUSES[cause][0],
             "queue": "shipments",
             "tags": ["automatic", cause],
             "shipment_id": shipment_id,
+            "order_reference": reference,
+            "tracking_number": tracking_number,
         },
         ticket_id=ticket_id,
     )
+
+
+def _fill_in_automatic_tickets(
+    session: Session, shipment_id: str, known_reference: str | None, known_tracking_number: str | None
+) -> None:
+    """Link what the read model learnt since to the shipment's automatic tickets.
+
+    A ticket can open before the read model knows the shipment (the shortage and
+    ``shipment.requested`` travel on different queues), or before its label: its
+    missing order reference and tracking number are filled in now, and a subject
+    still as it was generated is generated again (an agent's own is kept). The
+    version moves, so an ``If-Match`` taken before no longer matches."""
+    stale = session.execute(
+        select(
+            tickets.c.id,
+            tickets.c.subject,
+            tickets.c.order_reference,
+            tickets.c.tracking_number,
+            auto_tickets.c.cause,
+        )
+        .join(auto_tickets, auto_tickets.c.ticket_id == tickets.c.id)
+        .where(
+            auto_tickets.c.shipment_id == shipment_id,
+            or_(tickets.c.order_reference.is_(None), tickets.c.tracking_number.is_(None)),
+        )
+    ).all()
+    for ticket in stale:
+        reference = ticket.order_reference or known_reference
+        tracking_number = ticket.tracking_number or known_tracking_number
+        if (reference, tracking_number) == (ticket.order_reference, ticket.tracking_number):
+            continue
+        values: dict[str, Any] = {"order_reference": reference, "tracking_number": tracking_number}
+        generated = automatic_subject(
+            ticket.cause, shipment_id, ticket.order_reference, ticket.tracking_number
+        )
+        if ticket.subject == generated:
+            values["subject"] = automatic_subject(ticket.cause, shipment_id, reference, tracking_number)
+        session.execute(
+            update(tickets)
+            .where(tickets.c.id == ticket.id)
+            .values(version=tickets.c.version + 1, updated_at=datetime.now(UTC), **values)
+        )
 
 
 def on_reservation_failed(session: Session, outbox: Outbox, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -174,18 +262,3 @@ def note_delivery(session: Session, shipment_id: str, occurred_at: Any) -> int:
             ticket_domain.add_comment(session, ticket_id, SYSTEM, body, "internal")
             noted += 1
     return noted
-
-
-def find(
-    session: Session, actor: Identity, *, tracking_number: str | None, reference: str | None
-) -> list[dict[str, Any]]:
-    """Shipments matching a tracking number or a reference (without either: the 20 most
-    recently updated), each with its tickets."""
-    stmt = select(shipment_view.c.shipment_id).order_by(shipment_view.c.updated_at.desc()).limit(20)
-    if tracking_number:
-        stmt = stmt.where(shipment_view.c.tracking_number == tracking_number)
-    if reference:
-        stmt = stmt.where(shipment_view.c.reference == reference)
-    if not actor.all_warehouses:
-        stmt = stmt.where(shipment_view.c.warehouse.in_(sorted(actor.warehouses)))
-    return [get(session, shipment_id, actor) for shipment_id in session.execute(stmt).scalars()]

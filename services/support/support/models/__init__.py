@@ -14,12 +14,14 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from .meta import metadata, outbox, platform
-from .shipment import auto_tickets, shipment_view
+from .shipment import REFERENCE_KEY, SHIPMENT_STATUSES, auto_tickets, shipment_view
 from .sla import sla_policies
 from .ticket import PRIORITIES, STATUSES, TYPES, VISIBILITIES, ticket_comments, tickets
 
 __all__ = [
     "PRIORITIES",
+    "REFERENCE_KEY",
+    "SHIPMENT_STATUSES",
     "STATUSES",
     "TYPES",
     "VISIBILITIES",

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
-from logistics_shared.schemas import StrictSchema, Text, UtcDateTime
+from logistics_shared.schemas import (
+    Code,
+    PageQuerySchema,
+    Text,
+    UtcDateTime,
+    UtcDateTimeIn,
+    page_schema,
+)
+
+from ..domain.shipment_list import SORTS
+from ..models import SHIPMENT_STATUSES
 
 
 class TrackingSchema(Schema):
@@ -32,13 +42,21 @@ class ShipmentViewSchema(Schema):
     tickets = fields.List(fields.Nested(LinkedTicketSchema))
 
 
-class ShipmentLookupSchema(StrictSchema):
-    """Find shipments by what a customer quotes: a tracking number or a reference
-    (neither: the most recently updated ones)."""
+class ShipmentListQuerySchema(PageQuerySchema):
+    """The read model's shipments: by what a customer quotes (tracking number, reference),
+    by status or warehouse, and by when they last changed (``since <= updated_at < until``)."""
 
     tracking_number = Text(32)
     reference = Text(100)
+    status = fields.String(validate=validate.OneOf(SHIPMENT_STATUSES))
+    warehouse = Code()
+    since = UtcDateTimeIn(metadata={"description": "Last changed at or after (the read model's updated_at)."})
+    until = UtcDateTimeIn(metadata={"description": "Last changed before."})
+    sort = fields.String(
+        load_default=SORTS[0],
+        validate=validate.OneOf(SORTS),
+        metadata={"description": "A field, '-' first for descending; newest change first by default."},
+    )
 
 
-class ShipmentLookupResultSchema(Schema):
-    items = fields.List(fields.Nested(ShipmentViewSchema))
+ShipmentPageSchema = page_schema(ShipmentViewSchema, "ShipmentPageSchema")

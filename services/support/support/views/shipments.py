@@ -6,9 +6,9 @@ from pyramid.request import Request
 
 from logistics_shared.web.endpoint import endpoint
 
-from ..domain import shipments
+from ..domain import shipment_list, shipments
 from ..permissions import Permission
-from ..schemas.shipments import ShipmentLookupResultSchema, ShipmentLookupSchema, ShipmentViewSchema
+from ..schemas.shipments import ShipmentListQuerySchema, ShipmentPageSchema, ShipmentViewSchema
 
 
 @endpoint(
@@ -28,16 +28,19 @@ def get(request: Request) -> dict[str, Any]:
     "shipments",
     "GET",
     permission=Permission.DESK_READ,
-    summary="Find shipments by tracking number or reference, else the 20 latest (the local read model)",
+    summary="List the local read model's shipments: by tracking number, reference, status, warehouse, "
+    "last change (since/until), sorted (newest change first by default)",
     tags=("shipments",),
-    query=ShipmentLookupSchema,
-    response=ShipmentLookupResultSchema,
+    query=ShipmentListQuerySchema,
+    response=ShipmentPageSchema,
 )
-def find(request: Request, query: dict[str, Any]) -> dict[str, Any]:
-    found = shipments.find(
+def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
+    rows, cursor = shipment_list.list_(
         request.dbsession,
         request.identity,
-        tracking_number=query.get("tracking_number"),
-        reference=query.get("reference"),
+        filters=query,
+        sort=query["sort"],
+        cursor=query["cursor"],
+        limit=query["limit"],
     )
-    return {"items": found}
+    return {"items": rows, "next_cursor": cursor}
