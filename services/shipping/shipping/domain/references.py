@@ -25,6 +25,8 @@ row the lock was waiting for; a VOLATILE function takes a new snapshot for each 
 it runs, so its read comes after the wait (READ COMMITTED, the engines' isolation).
 That costs one round trip per create, the read itself. SQLite needs no lock: its
 writers are serialised from BEGIN (``BEGIN IMMEDIATE``, ``logistics_shared.db``).
+A create with the opt-out neither reads nor locks: racing one without it, both may
+commit, which is what the opt-out's caller asked for.
 """
 
 from __future__ import annotations
