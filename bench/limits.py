@@ -74,8 +74,9 @@ TICKET_COLUMNS = (
     " sla_first_response_breached_at, sla_resolution_breached_at"
 )
 TICKETS_SQL = f"SELECT {TICKET_COLUMNS} FROM tickets ORDER BY created_at, id LIMIT %(limit)s"
-#: support's "breaching soon" window (support/domain/sla.py ``SOON``).
-SOON = timedelta(hours=1)
+#: support's "breaching soon": the last quarter of a target (support/domain/sla.py, the
+#: default of LOGISTICS_SLA_BREACHING_SOON_FRACTION).
+SOON_FRACTION = 0.25
 INTERNAL = (
     "sla_paused_at",
     "sla_paused_seconds",
@@ -96,10 +97,12 @@ def _sla_state(ticket: dict[str, Any], now: datetime) -> str:
         return "met"
     if ticket["status"] == "pending":
         return "paused"
-    dues = [ticket["resolution_due"]]
+    opened = ticket["created_at"]
+    clocks = [(ticket["resolution_due"], opened + timedelta(seconds=ticket["sla_paused_seconds"] or 0))]
     if ticket["first_responded_at"] is None:
-        dues.append(ticket["first_response_due"])
-    return "breaching_soon" if any(due is not None and due <= now + SOON for due in dues) else "ok"
+        clocks.append((ticket["first_response_due"], opened))
+    soon = any(due is not None and due - (due - start) * SOON_FRACTION <= now for due, start in clocks)
+    return "breaching_soon" if soon else "ok"
 
 
 def _json(body: Any) -> Response:

@@ -157,9 +157,12 @@ def sla_rows(board: Board, s: str) -> None:
         description="New, open or pending tickets past their first-response or resolution target.",
     )
     board.panel(
-        "SLA breaching soon (due within the hour)",
+        "SLA breaching soon (the last part of a target)",
         {"{{priority}}": f"max by (priority) (logistics_support_sla_breaching_soon{{{s}}})"},
-        description="Open tickets not breached yet whose next target is due within an hour.",
+        description=(
+            "Open tickets not breached yet in the last part of a target "
+            "(LOGISTICS_SLA_BREACHING_SOON_FRACTION of it, the last quarter by default)."
+        ),
     )
     board.panel(
         "Open tickets",

@@ -17,11 +17,13 @@ from typing import Any, overload
 import zope.sqlalchemy
 from pyramid.config import Configurator
 from pyramid.request import Request
-from sqlalchemy import MetaData, Table, and_, create_engine, event, or_
+from sqlalchemy import Float, MetaData, Table, and_, create_engine, event, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
 
 from .settings import Settings
 
@@ -273,6 +275,28 @@ def aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+class epoch_seconds(FunctionElement[float]):  # noqa: N801 - used like a SQL function
+    """``epoch_seconds(column)``: a datetime column as seconds since 1970 (a float), for
+    arithmetic on times that must read the same on PostgreSQL and SQLite
+    (``EXTRACT(EPOCH ...)`` there, ``julianday`` here: to the microsecond, where
+    SQLAlchemy's own ``extract('epoch')`` on SQLite drops the fraction of a second)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "epoch_seconds"
+
+
+@compiles(epoch_seconds)
+def _epoch_seconds(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_seconds_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
+    # SQLite stores UTC datetimes as text; julianday() reads them (an offset too).
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
 
 
 def created_keyset(created: Any, ident: Any, cursor: str) -> Any:

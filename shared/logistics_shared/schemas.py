@@ -49,6 +49,15 @@ class StrictInteger(fields.Integer):
         return super()._validated(value)
 
 
+class StrictBoolean(fields.Boolean):
+    """``true`` or ``false`` only: ``1``, ``"yes"`` and ``"true"`` are not booleans."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 def Quantity(**kwargs: Any) -> StrictInteger:  # noqa: N802 - a field factory reads like a type
     return StrictInteger(validate=validate.Range(min=1, max=MAX_QUANTITY), **kwargs)
 

@@ -136,9 +136,17 @@ def test_shipping_accepts_its_examples(service_client, backend):
     )
     assert res.json == {"result": "accepted", "shipment_status": "out_for_delivery"}
     docs.sent.add(("carrier_webhook", "POST"))
-    to_cancel = docs.send("shipments", "POST", "/v1/shipments")
+    # The example again names the live shipment it made (a 409); others need references of
+    # their own.
+    again = client.as_().post_json("/v1/shipments", docs.example("shipments", "POST"), status=409)
+    assert again.json["existing_shipment"]["id"] == shipment["id"]
+
+    def another(reference: str) -> dict[str, Any]:
+        return {**docs.example("shipments", "POST"), "reference": reference}
+
+    to_cancel = docs.send("shipments", "POST", "/v1/shipments", another("ORDER-1002"))
     docs.send("shipment_cancel", "POST", f"/v1/shipments/{to_cancel['id']}/cancel")
-    on_hold = docs.send("shipments", "POST", "/v1/shipments")
+    on_hold = docs.send("shipments", "POST", "/v1/shipments", another("ORDER-1003"))
     failed = {"reference": on_hold["id"], "reason": "insufficient_stock", "detail": "TEE-M: 0 of 2"}
     _saga_step(client, shipment_domain.on_reservation_failed, failed)
     docs.send("shipment_retry", "POST", f"/v1/shipments/{on_hold['id']}/retry")

@@ -3,6 +3,7 @@ would, signed carrier webhooks, and delivering an event to a handler as the work
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from datetime import UTC, datetime
@@ -66,9 +67,14 @@ SMALL = {"weight_g": 1200, "length_mm": 200, "width_mm": 150, "height_mm": 100} 
 BULKY = {"weight_g": 1200, "length_mm": 400, "width_mm": 300, "height_mm": 200}  # dimensional 4800 g
 
 
-def shipment_body(parcels=(SMALL,), warehouse="AMS", reference="ORDER-1", **ship_to):
+_references = itertools.count(1)
+
+
+def shipment_body(parcels=(SMALL,), warehouse="AMS", reference=None, **ship_to):
+    """A shipment to create; a reference of its own unless one is named (a live shipment's
+    reference again is a 409: shipping/domain/references.py)."""
     return {
-        "reference": reference,
+        "reference": reference or f"ORDER-{next(_references)}",
         "warehouse": warehouse,
         "ship_to": {**ADDRESS, **ship_to},
         "lines": [{"sku": "SKU-1", "quantity": 2}],

@@ -88,8 +88,11 @@ def build(ship: Client) -> World:
     admin.post_json("/v1/carriers/POSTNL/services", {**SERVICE, "code": "economy"},
                     headers={"Idempotency-Key": "k-service"})  # fmt: skip
 
+    references = iter(range(1, 100))
+
     def shipment(key: str = "", **changes: Any) -> str:
-        body = {**SHIPMENT, **changes}
+        # A reference of its own: the same one again, while that shipment lives, is a 409.
+        body = {**SHIPMENT, "reference": f"WORLD-{next(references)}", **changes}
         headers = {"Idempotency-Key": key} if key else {}
         return admin.post_json("/v1/shipments", body, headers=headers, status=201).json["id"]
 
@@ -221,6 +224,14 @@ def test_create_shipment_bad_input(ship: Client) -> None:
         Case("Idempotency-Key over 255 characters", m, p, js(SHIPMENT), 422, ("/Idempotency-Key",),
              headers=(("Idempotency-Key", "k" * 256),)),
         Case("as a support agent", m, p, js(SHIPMENT), 403, role="support_agent"),
+        *invalid(m, p, SHIPMENT, "/allow_duplicate_reference", ("true", "yes", 1, 0, None, [], {})),
+        # The world's first shipment is live: its reference again is a 409 that writes nothing.
+        Case("a live shipment's reference again", m, p, js({**SHIPMENT, "reference": "WORLD-1"}), 409),
+        Case("... by staff of its warehouse", m, p, js({**SHIPMENT, "reference": "WORLD-1"}), 409, **STAFF),
+        Case("... with a new Idempotency-Key", m, p, js({**SHIPMENT, "reference": "WORLD-1"}), 409,
+             headers=(("Idempotency-Key", "k-new"),)),
+        Case("... opting out with false", m, p,
+             js({**SHIPMENT, "reference": "WORLD-1", "allow_duplicate_reference": False}), 409),
     ]  # fmt: skip
     run_table(ship, cases, (staff_twin(m, p, SHIPMENT, "/warehouse"),))
 

@@ -44,7 +44,9 @@ def test_due_times_follow_the_priority(sup):
     created = datetime.fromisoformat(ticket["created_at"])
     assert datetime.fromisoformat(ticket["first_response_due"]) - created == timedelta(hours=1)
     assert datetime.fromisoformat(ticket["resolution_due"]) - created == timedelta(hours=4)
-    assert ticket["sla_state"] == "breaching_soon"  # urgent: first response due within the hour
+    # Urgent: the first answer is due within the hour, but "breaching soon" is the last
+    # quarter of it (tests/support/test_sla_breaching_soon.py).
+    assert ticket["sla_state"] == "ok"
     lowered = agent.patch_json(f"/v1/tickets/{ticket['id']}", {"priority": "low"}).json
     assert datetime.fromisoformat(lowered["resolution_due"]) - created == timedelta(days=7)
     assert lowered["sla_state"] == "ok"

@@ -40,7 +40,7 @@ def set_due(client: Any, ticket_id: str, **dues: timedelta) -> None:
     now = datetime.now(UTC)
     with client.engine.begin() as conn:
         for column, offset in dues.items():
-            assert column in ("first_response_due", "resolution_due")
+            assert column in ("first_response_due", "resolution_due", "created_at")
             conn.execute(
                 text(f"UPDATE tickets SET {column} = :due WHERE id = :id"),
                 {"due": now + offset, "id": ticket_id},
@@ -56,7 +56,9 @@ def test_the_gauges_follow_the_tickets_table(service_client: Any) -> None:
             agent.post_json("/v1/tickets", {**TICKET, "priority": priority, "subject": subject}).json["id"]
         )
 
-    urgent = create("urgent", "first response due within the hour")  # the policy: 1 h -> soon
+    urgent = create("urgent", "first response due in 10 minutes")
+    # Opened 50 minutes ago: its hour to the first answer is in its last quarter -> soon.
+    set_due(support, urgent, created_at=timedelta(minutes=-50), first_response_due=timedelta(minutes=10))
     low = create("low", "a week to go")
     late = create("high", "nobody answered")
     set_due(support, late, first_response_due=timedelta(minutes=-5))

@@ -2,7 +2,8 @@
 
 ``logistics_support_tickets_open{priority}``, ``logistics_support_sla_breached{priority}``
 (open tickets past a target) and ``logistics_support_sla_breaching_soon{priority}`` (open,
-not breached, a target due within :data:`~support.domain.sla.SOON`) are facts about the
+not breached, in the last part of a target: ``LOGISTICS_SLA_BREACHING_SOON_FRACTION``, the
+rule of :func:`support.domain.sla.soon_clause`, as the tickets' ``sla_state``) are facts about the
 ``tickets`` table, read the way the outbox backlog is read
 (:mod:`logistics_shared.bus.backlog`): one ``SELECT ... GROUP BY priority`` every
 ``LOGISTICS_OUTBOX_METRICS_SECONDS`` in the worker, independent of the broker.
@@ -28,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from logistics_shared.logs import describe_error
 
-from .domain.sla import OPEN_STATES, SOON
+from .domain.sla import OPEN_STATES, soon_clause
 from .models import PRIORITIES, tickets
 
 log = logging.getLogger(__name__)
@@ -57,13 +58,13 @@ class SlaMetrics:
         )
         self.breaching_soon = Gauge(
             "logistics_support_sla_breaching_soon",
-            "Open tickets not breached yet with a target due within the hour, by priority.",
+            "Open tickets not breached yet in the last part of a target (breaching soon), by priority.",
             labels,
             registry=registry,
         )
 
 
-def _statement(now: datetime) -> Any:
+def _statement(now: datetime, soon_fraction: float) -> Any:
     t = tickets.c
     running = t.status.in_(("new", "open"))
     breached = or_(
@@ -72,13 +73,7 @@ def _statement(now: datetime) -> Any:
         and_(t.first_responded_at.is_(None), t.first_response_due < now),
         and_(running, t.resolution_due < now),
     )
-    soon = and_(
-        running,
-        or_(
-            t.resolution_due <= now + SOON,
-            and_(t.first_responded_at.is_(None), t.first_response_due <= now + SOON),
-        ),
-    )
+    soon = and_(running, soon_clause(now, soon_fraction))
     return (
         select(
             t.priority,
@@ -95,9 +90,10 @@ def _statement(now: datetime) -> Any:
 class SlaGauges:
     """Sets the SLA gauges from one query per run; a failure is logged once per change."""
 
-    def __init__(self, *, engine: Engine, metrics: SlaMetrics) -> None:
+    def __init__(self, *, engine: Engine, metrics: SlaMetrics, soon_fraction: float) -> None:
         self.engine = engine
         self.metrics = metrics
+        self.soon_fraction = soon_fraction
         self._last_error = ""
 
     def measure(self, now: datetime | None = None) -> dict[str, tuple[int, int, int]]:
@@ -105,7 +101,7 @@ class SlaGauges:
         breached, breaching soon)}``."""
         now = now or datetime.now(UTC)
         with self.engine.connect() as conn:
-            rows = conn.execute(_statement(now)).all()
+            rows = conn.execute(_statement(now, self.soon_fraction)).all()
         found = dict.fromkeys(PRIORITIES, (0, 0, 0))
         for priority, count, breached, soon in rows:
             found[priority] = (int(count), int(breached or 0), int(soon or 0))
@@ -135,6 +131,7 @@ def gauges_for(registry: Any) -> SlaGauges:
         found = SlaGauges(
             engine=registry.get("dbengine_read") or registry["dbengine"],
             metrics=SlaMetrics(registry["logistics.metrics"].registry),
+            soon_fraction=registry["logistics.settings"].own.sla_breaching_soon_fraction,
         )
         registry[REGISTRY_KEY] = found
     return found

@@ -20,6 +20,7 @@ from ..schemas import (
     Code,
     PageQuerySchema,
     PatchSchema,
+    StrictBoolean,
     StrictSchema,
     Text,
     UtcDateTime,
@@ -42,15 +43,6 @@ ATTEMPT_OUTCOMES = ("delivered", "http_error", "timeout", "connect_error", "refu
 _URL = re.compile(r'https?://[!"$-\[\]-~]+\Z')
 URL_PATTERN_ECMA = '^https?://[!"$-\\[\\]-~]+$'
 _PATTERN_CHARSET = re.compile(r"[a-z_.*]{1,100}\Z")
-
-
-class StrictBoolean(fields.Boolean):
-    """``true`` or ``false`` only: ``1``, ``"yes"`` and ``"true"`` are not booleans."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
 
 
 def subscribable(catalogue: Catalogue) -> list[str]:

@@ -20,7 +20,7 @@ from logistics_shared.readpath import prebuilt
 from logistics_shared.schemas import page_of
 
 from ..models import labels, parcels, shipment_history, shipment_lines, shipments
-from . import tracking
+from . import references, tracking
 from .lifecycle import transition
 
 
@@ -44,13 +44,18 @@ def _requested(
 def create(
     session: Session, outbox: Outbox, actor: Identity, data: dict[str, Any], hold_for: timedelta | None = None
 ) -> dict[str, Any]:
-    """Record the shipment ``awaiting_stock`` and ask inventory to reserve (the saga's first step)."""
+    """Record the shipment ``awaiting_stock`` and ask inventory to reserve (the saga's first step).
+
+    A reference a live shipment of the warehouse already has is a 409 unless
+    ``allow_duplicate_reference`` (:mod:`.references`)."""
     if not actor.can_access_warehouse(data["warehouse"]):
         raise InvalidField("/warehouse", f"Unknown warehouse {data['warehouse']!r}.")
     skus = [line["sku"] for line in data["lines"]]
     for index, sku in enumerate(skus):
         if sku in skus[:index]:
             raise InvalidField(f"/lines/{index}/sku", f"SKU {sku!r} appears twice; merge the lines.")
+    if not data.get("allow_duplicate_reference"):
+        references.refuse_duplicate(session, data["warehouse"], data["reference"])
     now = datetime.now(UTC)
     shipment = {
         "id": str(uuid.uuid4()),

@@ -43,6 +43,8 @@ shipments = Table(
 )
 Index("ix_shipments_warehouse_created", shipments.c.warehouse, shipments.c.created_at)
 Index("ix_shipments_reference", shipments.c.reference)
+# A create looks for a live shipment with its (warehouse, reference): domain/references.py.
+Index("ix_shipments_warehouse_reference", shipments.c.warehouse, shipments.c.reference)
 Index("ix_shipments_status", shipments.c.status)
 
 shipment_lines = Table(

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from logistics_shared.errors import PROBLEM_BASE, Conflict
 from logistics_shared.schemas import (
     MAX_MILLIMETRES,
     AddressOutSchema,
     AddressSchema,
     Code,
+    ConflictProblemSchema,
     PageQuerySchema,
     Quantity,
     Sku,
+    StrictBoolean,
     StrictInteger,
     StrictSchema,
     Text,
@@ -20,6 +23,7 @@ from logistics_shared.schemas import (
     page_schema,
 )
 
+from ..domain.references import DuplicateReference
 from ..models import STATUSES
 from .tracking import TrackingEventSchema
 
@@ -44,6 +48,15 @@ class ShipmentCreateSchema(StrictSchema):
     ship_to = fields.Nested(AddressSchema, required=True)
     lines = fields.List(fields.Nested(LineInSchema), required=True, validate=validate.Length(min=1, max=200))
     parcels = fields.List(fields.Nested(ParcelInSchema), load_default=list, validate=validate.Length(max=50))
+    allow_duplicate_reference = StrictBoolean(
+        load_default=False,
+        metadata={
+            "description": (
+                "true: create the shipment even if a shipment of this warehouse that is not "
+                "cancelled has the same reference (otherwise a 409 names that one)"
+            )
+        },
+    )
 
 
 class CancelSchema(StrictSchema):
@@ -108,3 +121,30 @@ class ShipmentQuerySchema(PageQuerySchema):
 
 
 ShipmentPageSchema = page_schema(ShipmentSummarySchema, "ShipmentPageSchema")
+
+
+# --- problems: the extension members of a create's 409 -------------------------------
+class ExistingShipmentSchema(Schema):
+    id = fields.String(required=True, metadata={"format": "uuid"})
+    href = fields.String(required=True, metadata={"description": "Its path: GET it there"})
+    reference = fields.String(required=True)
+    warehouse = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    created_at = UtcDateTime(required=True)
+
+
+DUPLICATE_REFERENCE = PROBLEM_BASE + DuplicateReference.slug
+CONFLICT = PROBLEM_BASE + Conflict.slug
+
+
+class ShipmentCreateConflictProblemSchema(ConflictProblemSchema):
+    """409 of a create: a live shipment of the warehouse has the reference (``type``
+    ``urn:logistics:problem:duplicate-shipment-reference``, with ``existing_shipment``),
+    or a request with the same ``Idempotency-Key`` is still running (``type``
+    ``urn:logistics:problem:conflict``)."""
+
+    type = fields.String(required=True, validate=validate.OneOf((DUPLICATE_REFERENCE, CONFLICT)))
+    existing_shipment = fields.Nested(
+        ExistingShipmentSchema,
+        metadata={"description": "The shipment that already has the reference (the oldest, if several)"},
+    )

@@ -9,10 +9,11 @@ from logistics_shared.schemas import ONE_LINE_PER_SKU, postal_code_rule
 from logistics_shared.web.endpoint import Reply, endpoint
 from logistics_shared.web.etag import etag, expected_version
 
-from ..domain import shipments
+from ..domain import references, shipments
 from ..permissions import Permission
 from ..schemas.shipments import (
     CancelSchema,
+    ShipmentCreateConflictProblemSchema,
     ShipmentCreateSchema,
     ShipmentPageSchema,
     ShipmentQuerySchema,
@@ -36,6 +37,7 @@ def _hold_for(request: Request) -> timedelta | None:
     body=ShipmentCreateSchema,
     response=ShipmentSchema,
     status=201,
+    problems=((409, ShipmentCreateConflictProblemSchema),),
     idempotent=True,
     references=("/warehouse",),
     creates="shipment",
@@ -55,7 +57,18 @@ def _hold_for(request: Request) -> timedelta | None:
     },
 )
 def create(request: Request, body: dict[str, Any]) -> Reply:
-    shipment = shipments.create(request.dbsession, request.outbox, request.identity, body, _hold_for(request))
+    """A reference that a shipment of the same warehouse already has, while that one is
+    not cancelled, is a 409 (``urn:logistics:problem:duplicate-shipment-reference``)
+    naming it in ``existing_shipment``, so a client retrying without an
+    ``Idempotency-Key`` does not reserve the stock twice; ``"allow_duplicate_reference":
+    true`` creates another shipment with the reference anyway. A retry with the same
+    ``Idempotency-Key`` replays the first answer (its 201), as for any create."""
+    try:
+        shipment = shipments.create(
+            request.dbsession, request.outbox, request.identity, body, _hold_for(request)
+        )
+    except references.DuplicateReference as duplicate:
+        raise duplicate.linked(request.route_path("shipment", id=duplicate.existing["id"])) from None
     return Reply(
         shipment,
         headers={

@@ -8,6 +8,16 @@ they were promised. The resolution clock stops while the ticket is
 ``pending`` (waiting for the customer) and the due time moves by the time
 spent there. The worker's sweep marks a breach once per ticket and kind and
 emits ``ticket.sla_breached``.
+
+"Breaching soon" is relative to the target: a clock is breaching soon in the last
+``soon_fraction`` of its target (the setting ``sla_breaching_soon_fraction``, 0.25 by
+default: the last quarter), so an urgent ticket with an hour to its first answer is
+``ok`` when it is opened and breaching soon 45 minutes later, and a low one with a week
+to its resolution is breaching soon for its last 42 hours. The target is read off the
+ticket, not the policy (which may have changed since): the time from its opening to its
+due time, less the time it spent pending, which moved the resolution due time and is
+not counted (:func:`soon_at`). :func:`state`, the list filter (:func:`filter_for`) and
+the gauges (``support.sla_metrics``) all use this one rule.
 """
 
 from __future__ import annotations
@@ -18,14 +28,14 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from logistics_shared.db import aware
+from logistics_shared.db import aware, epoch_seconds
 from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
 from logistics_shared.outbox import Outbox
 
 from ..models import PRIORITIES, sla_policies, tickets
 
-#: "Breaching soon" means due within this window.
-SOON = timedelta(hours=1)
+#: "Breaching soon" by default: the last quarter of a target.
+DEFAULT_SOON_FRACTION = 0.25
 OPEN_STATES = ("new", "open", "pending")
 
 
@@ -105,7 +115,24 @@ def on_change(
     return extra
 
 
-def state(ticket: dict[str, Any], now: datetime) -> str:
+def soon_at(due: datetime, started: datetime, soon_fraction: float) -> datetime:
+    """When a clock running from ``started`` (the opening, plus the time spent pending
+    for the resolution clock) to ``due`` starts breaching soon: ``soon_fraction`` of
+    its target before it is due."""
+    return due - (due - started) * soon_fraction
+
+
+def _clocks(ticket: dict[str, Any]) -> list[tuple[datetime | None, datetime]]:
+    """The running clocks: (due time, start without the time spent pending)."""
+    opened = aware(ticket["created_at"])
+    paused = timedelta(seconds=ticket.get("sla_paused_seconds") or 0)
+    clocks: list[tuple[datetime | None, datetime]] = [(aware(ticket.get("resolution_due")), opened + paused)]
+    if ticket.get("first_responded_at") is None:
+        clocks.append((aware(ticket.get("first_response_due")), opened))
+    return clocks
+
+
+def state(ticket: dict[str, Any], now: datetime, soon_fraction: float) -> str:
     """``met``, ``breached``, ``paused``, ``breaching_soon`` or ``ok``."""
     if ticket.get("sla_first_response_breached_at") or ticket.get("sla_resolution_breached_at"):
         return "breached"
@@ -113,15 +140,27 @@ def state(ticket: dict[str, Any], now: datetime) -> str:
         return "met"
     if ticket["status"] == "pending":
         return "paused"
-    dues = [aware(ticket.get("resolution_due"))]
-    if ticket.get("first_responded_at") is None:
-        dues.append(aware(ticket.get("first_response_due")))
-    if any(due is not None and due <= now + SOON for due in dues):
+    if any(due is not None and soon_at(due, start, soon_fraction) <= now for due, start in _clocks(ticket)):
         return "breaching_soon"
     return "ok"
 
 
-def filter_for(sla_state: str, now: datetime) -> Any:
+def soon_clause(now: datetime, soon_fraction: float) -> Any:
+    """SQL true for a ticket with a running clock past its :func:`soon_at` (or due),
+    whatever its status: ``soon_at <= now`` in seconds since the epoch,
+    ``(1 - f) * due + f * start <= now``."""
+    t, f, at = tickets.c, soon_fraction, now.timestamp()
+    resolution_start = epoch_seconds(t.created_at) + t.sla_paused_seconds
+    return or_(
+        (1 - f) * epoch_seconds(t.resolution_due) + f * resolution_start <= at,
+        and_(
+            t.first_responded_at.is_(None),
+            (1 - f) * epoch_seconds(t.first_response_due) + f * epoch_seconds(t.created_at) <= at,
+        ),
+    )
+
+
+def filter_for(sla_state: str, now: datetime, soon_fraction: float) -> Any:
     """A WHERE clause selecting tickets in ``sla_state`` (list filter)."""
     breached = or_(
         tickets.c.sla_first_response_breached_at.is_not(None),
@@ -132,10 +171,7 @@ def filter_for(sla_state: str, now: datetime) -> Any:
         return breached
     if sla_state == "paused":
         return and_(~breached, tickets.c.status == "pending")
-    soon = or_(
-        tickets.c.resolution_due <= now + SOON,
-        and_(tickets.c.first_responded_at.is_(None), tickets.c.first_response_due <= now + SOON),
-    )
+    soon = soon_clause(now, soon_fraction)
     if sla_state == "breaching_soon":
         return and_(~breached, running, soon)
     return and_(~breached, running, ~soon)  # "ok"

@@ -39,9 +39,12 @@ def _tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))  # de-duplicated, order kept
 
 
-def _row(row: Any, now: datetime | None = None) -> dict[str, Any]:
+def _row(row: Any, soon_fraction: float | None, now: datetime | None = None) -> dict[str, Any]:
+    """A ticket as the API shows it; without ``sla_state`` when no ``soon_fraction`` is
+    given (the setting ``sla_breaching_soon_fraction``: an event handler shows nothing)."""
     data = _row_fields(row)
-    data["sla_state"] = sla.state(data, now or datetime.now(UTC))
+    if soon_fraction is not None:
+        data["sla_state"] = sla.state(data, now or datetime.now(UTC), soon_fraction)
     return data
 
 
@@ -52,7 +55,12 @@ def _row_fields(row: Any) -> dict[str, Any]:
 
 
 def create(
-    session: Session, outbox: Outbox, created_by: str, data: dict[str, Any], ticket_id: str | None = None
+    session: Session,
+    outbox: Outbox,
+    created_by: str,
+    data: dict[str, Any],
+    ticket_id: str | None = None,
+    soon_fraction: float | None = None,
 ) -> dict[str, Any]:
     now = datetime.now(UTC)
     values = {
@@ -74,7 +82,9 @@ def create(
         values["shipment_id"] = str(values["shipment_id"])
     # The stored row comes back from the INSERT itself (the number, the defaults):
     # no SELECT of it afterwards.
-    ticket = _row(session.execute(tickets.insert().values(**values).returning(*tickets.c)).one())
+    ticket = _row(
+        session.execute(tickets.insert().values(**values).returning(*tickets.c)).one(), soon_fraction
+    )
     number = ticket["number"]
     outbox.emit(
         "ticket.created",
@@ -103,7 +113,9 @@ def _visible_to(actor: Identity) -> Any:
     return tickets.c.shipment_id.in_(theirs)
 
 
-def load(session: Session, ticket_id: str, actor: Identity | None = None) -> dict[str, Any]:
+def load(
+    session: Session, ticket_id: str, actor: Identity | None = None, soon_fraction: float | None = None
+) -> dict[str, Any]:
     try:
         uuid.UUID(ticket_id)
     except ValueError:
@@ -115,7 +127,7 @@ def load(session: Session, ticket_id: str, actor: Identity | None = None) -> dic
     row = session.execute(stmt).first()
     if row is None:
         raise NotFound(f"No ticket {ticket_id!r}.")
-    return _row(row)
+    return _row(row, soon_fraction)
 
 
 #: Equality filters of the list, each a column of the same name.
@@ -147,9 +159,10 @@ def list_(
     filters: dict[str, Any],
     cursor: str | None,
     limit: int,
+    soon_fraction: float,
 ) -> tuple[list[dict[str, Any]], str | None]:
     if filters.get("q") or filters.get("sla"):
-        stmt = _filtered_list(actor, filters, cursor, limit)
+        stmt = _filtered_list(actor, filters, cursor, limit, soon_fraction)
         params: dict[str, Any] = {}
     else:
         filtered = tuple(name for name in EQUALITY_FILTERS if filters.get(name) is not None)
@@ -162,20 +175,22 @@ def list_(
         stmt = _list_query(filtered, not actor.all_warehouses, bool(cursor))
     now = datetime.now(UTC)
     return page_of(
-        [_row(r, now) for r in session.execute(stmt, params)],
+        [_row(r, soon_fraction, now) for r in session.execute(stmt, params)],
         limit,
         lambda r: (aware(r["created_at"]).isoformat(), r["id"]),
     )
 
 
-def _filtered_list(actor: Identity, filters: dict[str, Any], cursor: str | None, limit: int) -> Any:
+def _filtered_list(
+    actor: Identity, filters: dict[str, Any], cursor: str | None, limit: int, soon_fraction: float
+) -> Any:
     """A listing with a search term or an SLA state, whose clauses depend on their values."""
     conditions = []
     for name in EQUALITY_FILTERS:
         if filters.get(name) is not None:
             conditions.append(tickets.c[name] == str(filters[name]))
     if filters.get("sla"):
-        conditions.append(sla.filter_for(filters["sla"], datetime.now(UTC)))
+        conditions.append(sla.filter_for(filters["sla"], datetime.now(UTC), soon_fraction))
     scope = _visible_to(actor)
     if scope is not None:
         conditions.append(scope)
@@ -222,13 +237,14 @@ def change(
     ticket_id: str,
     changes: dict[str, Any],
     expected_version: int | None,
+    soon_fraction: float | None = None,
 ) -> dict[str, Any]:
     """Apply ``changes`` (status through the lifecycle) in one conditional UPDATE.
 
     The UPDATE is guarded by the version read here (or the one ``If-Match``
     named), so the lifecycle check and the write cannot be split by another writer.
     """
-    ticket = load(session, ticket_id)
+    ticket = load(session, ticket_id, soon_fraction=soon_fraction)
     if expected_version is not None and expected_version != ticket["version"]:
         raise PreconditionFailed.stale("ticket", ticket["version"], expected_version)
     if ticket["status"] == "closed":
@@ -254,7 +270,7 @@ def change(
         if expected_version is not None:
             raise PreconditionFailed.stale("ticket", current["version"], expected_version)
         raise Conflict("The ticket changed while this request ran; fetch it and try again.")
-    updated = _row(row)
+    updated = _row(row, soon_fraction)
     ref = {"ticket_id": ticket_id, "number": updated["number"]}
     if "status" in values:
         outbox.emit(

@@ -24,6 +24,12 @@ from ..schemas.tickets import (
 TAGS = ("tickets",)
 
 
+def _soon(request: Request) -> float:
+    """The share of a target that is "breaching soon" (``sla_state``, ``?sla=``)."""
+    fraction: float = request.registry["logistics.settings"].own.sla_breaching_soon_fraction
+    return fraction
+
+
 @endpoint(
     "tickets",
     "POST",
@@ -45,7 +51,9 @@ TAGS = ("tickets",)
     },
 )
 def create(request: Request, body: dict[str, Any]) -> Reply:
-    ticket = tickets.create(request.dbsession, request.outbox, request.identity.actor, body)
+    ticket = tickets.create(
+        request.dbsession, request.outbox, request.identity.actor, body, soon_fraction=_soon(request)
+    )
     return Reply(
         ticket,
         headers={"Location": request.route_path("ticket", id=ticket["id"]), "ETag": etag(ticket["version"])},
@@ -65,7 +73,12 @@ def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     if query.get("assignee") == "me":  # "my open tickets": ?assignee=me&status=open
         query = {**query, "assignee": request.identity.actor}
     rows, cursor = tickets.list_(
-        request.dbsession, request.identity, filters=query, cursor=query["cursor"], limit=query["limit"]
+        request.dbsession,
+        request.identity,
+        filters=query,
+        cursor=query["cursor"],
+        limit=query["limit"],
+        soon_fraction=_soon(request),
     )
     return {"items": rows, "next_cursor": cursor}
 
@@ -80,7 +93,7 @@ def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     problems=(404,),
 )
 def get(request: Request) -> Reply:
-    ticket = tickets.load(request.dbsession, request.matchdict["id"], request.identity)
+    ticket = tickets.load(request.dbsession, request.matchdict["id"], request.identity, _soon(request))
     return Reply(ticket, headers={"ETag": etag(ticket["version"])})
 
 
@@ -98,7 +111,12 @@ def get(request: Request) -> Reply:
 )
 def update(request: Request, body: dict[str, Any]) -> Reply:
     ticket = tickets.change(
-        request.dbsession, request.outbox, request.matchdict["id"], body, expected_version(request)
+        request.dbsession,
+        request.outbox,
+        request.matchdict["id"],
+        body,
+        expected_version(request),
+        soon_fraction=_soon(request),
     )
     return Reply(ticket, headers={"ETag": etag(ticket["version"])})
 
