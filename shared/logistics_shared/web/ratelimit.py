@@ -315,6 +315,9 @@ def rate_limit_tween_factory(
         if decision.allowed:
             response = handler(request)
         else:
+            # The router never runs for it: name the route for the request metrics (a 429 of
+            # /v1/stock, not of "unmatched").
+            request.matched_route = route
             response = render_problem(request, decision.problem())
         response.headerlist.extend(decision.headers())
         return response
