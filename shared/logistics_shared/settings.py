@@ -287,6 +287,11 @@ class Settings:
         "the request goes through unlimited (fail open).",
         positive=True,
     )
+    rate_limit_sync_seconds: float = setting(
+        0.1,
+        "Longest a web process counts a caller's requests itself before adding them to Redis "
+        "(0: every request counts in Redis at once); the last tenth of a quota always counts at once.",
+    )
     rate_limit_window_seconds: int = setting(
         60, "The window every quota counts over, in seconds.", positive=True
     )

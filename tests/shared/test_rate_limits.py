@@ -99,9 +99,10 @@ def test_over_the_quota_is_a_429_problem_with_retry_after_and_the_draft_09_field
 
 
 def test_two_replicas_share_one_budget(service_client, prefix):
-    """Two apps (two replicas: their own processes' worth of state) on one Redis prefix."""
-    first = limited(service_client, prefix, rate_limit_warehouse_staff_read=4)
-    second = limited(service_client, prefix, rate_limit_warehouse_staff_read=4)
+    """Two apps (two replicas: their own processes' worth of state) on one Redis prefix,
+    every request counted in Redis at once (no sync interval)."""
+    first = limited(service_client, prefix, rate_limit_warehouse_staff_read=4, rate_limit_sync_seconds=0)
+    second = limited(service_client, prefix, rate_limit_warehouse_staff_read=4, rate_limit_sync_seconds=0)
     token = first.token("warehouse_staff", ("AMS",), subject="staff-7")
     auth = {"Authorization": f"Bearer {token}"}
     apps = [first.anonymous, second.anonymous]
@@ -109,6 +110,21 @@ def test_two_replicas_share_one_budget(service_client, prefix):
     assert [r.status_int for r in seen] == [200, 200, 200, 200, 429, 429]
     assert [remaining(r) for r in seen[:4]] == [3, 2, 1, 0], "each replica sees the other's requests"
     assert limited_count(first, "read") == 1 and limited_count(second, "read") == 1
+
+
+def test_with_the_default_sync_interval_a_replica_sees_what_another_spent(service_client, prefix):
+    """A replica counts locally for up to 0.1 s, but its first request in a window and the last
+    tenth of a quota go to Redis: what replica A spent, B refuses at once."""
+    first = limited(service_client, prefix, rate_limit_admin_write=10)
+    second = limited(service_client, prefix, rate_limit_admin_write=10)
+    assert first.settings.rate_limit_sync_seconds == 0.1
+    token = first.token(subject="integration-1")
+    auth = {"Authorization": f"Bearer {token}"}
+    spent = [first.anonymous.post_json("/v1/warehouses", {}, headers=auth, status="*") for _ in range(10)]
+    assert [r.status_int for r in spent] == [422] * 10
+    assert [remaining(r) for r in spent] == list(range(9, -1, -1))
+    assert second.anonymous.post_json("/v1/warehouses", {}, headers=auth, status="*").status_int == 429
+    assert first.anonymous.post_json("/v1/warehouses", {}, headers=auth, status="*").status_int == 429
 
 
 def test_a_carrier_webhook_is_limited_per_carrier_after_its_signature(service_client, prefix):
@@ -183,7 +199,11 @@ def test_a_cut_or_stalled_redis_fails_open_and_limits_again_once_it_answers(serv
     proxy = TcpProxy("127.0.0.1", 6379)
     try:
         client = limited(
-            service_client, prefix, url=f"redis://127.0.0.1:{proxy.port}/0", rate_limit_admin_read=1000
+            service_client,
+            prefix,
+            url=f"redis://127.0.0.1:{proxy.port}/0",
+            rate_limit_admin_read=1000,
+            rate_limit_sync_seconds=0,  # every request asks Redis: none is decided on a local count
         )
         admin = client.as_()
         assert remaining(admin.get("/v1/stock")) == 999

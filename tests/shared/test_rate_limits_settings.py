@@ -69,6 +69,8 @@ def test_the_storage_is_the_deployments_redis_unless_given_its_own_and_memory_wi
         ),
         ({"LOGISTICS_RATE_LIMIT_STORAGE_URL": "memcached://m:11211"}, r"LOGISTICS_RATE_LIMIT_STORAGE_URL"),
         ({"LOGISTICS_RATE_LIMIT_STORAGE_URL": "localhost:6379"}, r"LOGISTICS_RATE_LIMIT_STORAGE_URL"),
+        ({"LOGISTICS_RATE_LIMIT_SYNC_SECONDS": "-0.1"}, r"LOGISTICS_RATE_LIMIT_SYNC_SECONDS.*0 to 10"),
+        ({"LOGISTICS_RATE_LIMIT_SYNC_SECONDS": "11"}, r"LOGISTICS_RATE_LIMIT_SYNC_SECONDS.*got 11"),
         ({"LOGISTICS_RATE_LIMIT_KEY_PREFIX": "my prefix"}, r"LOGISTICS_RATE_LIMIT_KEY_PREFIX.*no spaces"),
         ({"LOGISTICS_RATE_LIMIT_KEY_PREFIX": "x" * 65}, r"LOGISTICS_RATE_LIMIT_KEY_PREFIX.*1-64"),
         ({"LOGISTICS_RATE_LIMITS_ENABLED": "sometimes"}, r"LOGISTICS_RATE_LIMITS_ENABLED.*boolean"),

@@ -34,6 +34,8 @@ MAX_WINDOW_SECONDS = 86400
 #: The limiter runs on every request: a timeout longer than this would let a slow Redis
 #: hold every request for it before the limiter gives up and lets them through.
 MAX_TIMEOUT_SECONDS = 5.0
+#: Other replicas' requests are seen at most this late: longer would make the quota a guess.
+MAX_SYNC_SECONDS = 10.0
 _PREFIX = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -70,6 +72,9 @@ def check_rate_limit_settings(values: Mapping[str, Any]) -> None:
             "rate_limit_timeout",
             f"at most {MAX_TIMEOUT_SECONDS:g} seconds (the limiter runs on every request); got {timeout:g}",
         )
+    sync = values["rate_limit_sync_seconds"]
+    if not 0 <= sync <= MAX_SYNC_SECONDS:
+        raise _error("rate_limit_sync_seconds", f"0 to {MAX_SYNC_SECONDS:g} seconds; got {sync:g}")
     url = values["rate_limit_storage_url"]
     if url:
         scheme = urlsplit(url).scheme
@@ -103,6 +108,8 @@ class RateLimitConfig:
     key_prefix: str
     timeout: float
     window: int
+    #: Longest a process counts a key's requests locally before adding them to Redis.
+    sync_seconds: float
     #: (role or :data:`ANONYMOUS` or :data:`SENDER`, class) -> requests per window; 0: unlimited.
     quotas: Mapping[tuple[str, str], int]
 
@@ -126,5 +133,6 @@ class RateLimitConfig:
             key_prefix=settings.rate_limit_key_prefix,
             timeout=settings.rate_limit_timeout,
             window=settings.rate_limit_window_seconds,
+            sync_seconds=settings.rate_limit_sync_seconds,
             quotas=quotas,
         )
