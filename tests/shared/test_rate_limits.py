@@ -182,16 +182,23 @@ def test_anonymous_callers_count_by_the_address_the_trusted_balancer_forwarded(s
     get("203.0.113.78", peer=stranger, status=429)
 
 
-def test_redis_unreachable_fails_open_and_counts_it(service_client):
+def test_redis_unreachable_fails_open_and_counts_it(service_client, caplog):
+    port = closed_port()
     client = service_client(
-        "inventory", rate_limit_storage_url=f"redis://127.0.0.1:{closed_port()}/0", rate_limit_admin_read=1
+        "inventory", rate_limit_storage_url=f"redis://127.0.0.1:{port}/0", rate_limit_admin_read=1
     )
     admin = client.as_()
-    for _ in range(3):
-        answer = admin.get("/v1/stock")
-        assert answer.status_int == 200
-        assert fields(answer) == (None, None), "nothing was counted: no fields"
+    with caplog.at_level("WARNING", logger="logistics_shared.web.ratelimit"):
+        for _ in range(3):
+            answer = admin.get("/v1/stock")
+            assert answer.status_int == 200
+            assert fields(answer) == (None, None), "nothing was counted: no fields"
     assert fail_open_count(client) == 3
+    # One line for the outage, not one per request: naming the storage and the driver's words.
+    warnings = [r.getMessage() for r in caplog.records if r.name == "logistics_shared.web.ratelimit"]
+    assert len(warnings) == 1, warnings
+    assert f"127.0.0.1:{port}" in warnings[0] and "unlimited" in warnings[0]
+    assert "Connection refused" in warnings[0] or "ConnectionError" in warnings[0]
 
 
 def test_a_cut_or_stalled_redis_fails_open_and_limits_again_once_it_answers(service_client, prefix):

@@ -13,7 +13,7 @@ Lua ``INCRBY``+``EXPIRE``, shared by every replica and process) or, on the embed
 without Redis, the process's memory (``MemoryStorage``).
 
 Strategy: a **fixed window**, not ``limits``' moving window. A fixed window costs one
-Redis round trip per request, a single integer per (caller, class, window) in Redis, and
+Redis round trip per count, a single integer per (caller, class, window) in Redis, and
 its reset time is known without asking Redis; a moving window costs two round trips (the
 Lua acquire, then the window's statistics for the headers) and keeps a list of up to
 *quota* timestamps per key. The price of the fixed window is that a caller may spend up to
@@ -22,8 +22,8 @@ so that is acceptable. Windows are aligned per key at an offset derived from the
 CRC, the same on every replica), so callers that were limited together are not all let
 back at the same instant.
 
-Batching: a round trip per request cost the hot read about a third of its throughput on
-the 2-core reference machine (bench/ratelimit.py, a busy machine), so a web process adds
+Batching: in one bench/ratelimit.py run on the 2-core machine while it was busy (load 7 to
+10), a round trip per request cost the hot read about a third of its throughput, so a web process adds
 its requests to Redis in batches: ``INCRBY`` by what it counted since its last sync, at the
 first request of a window, then at most every ``rate_limit_sync_seconds`` (0.1 s) per key,
 and on every request once the estimate is within the last tenth of the quota (so the final
@@ -32,7 +32,7 @@ the last sync plus the process's own requests since: other replicas' requests ar
 most that interval late. ``rate_limit_sync_seconds=0`` counts every request in Redis.
 
 Failure: the limiter **fails open**. A Redis error or a timeout (``rate_limit_timeout``,
-a short socket timeout) lets the request through without headers, counts it in
+a short socket timeout) lets the request that needed Redis through without headers, counts it in
 ``logistics_rate_limit_fail_open_total``, logs at most once a minute, and skips Redis for
 a second, so an outage costs one timeout per process per second, not one per request.
 Never a 500.
