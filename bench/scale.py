@@ -299,6 +299,8 @@ class Cluster(LocalCluster):
             LOGISTICS_SECRETS_KEY=core.SECRETS_KEY,
             LOGISTICS_LOG_LEVEL="WARNING",
             LOGISTICS_ACCESS_LOG="false",
+            # A throughput bench: the rate limiter is off (bench/ratelimit.py measures it).
+            LOGISTICS_RATE_LIMITS_ENABLED="false",
             # A sync worker needs one connection; 3 services x replicas x processes next to a
             # test suite must fit PostgreSQL's max_connections (as tests/helpers/cluster.py).
             LOGISTICS_DB_POOL_SIZE="4",

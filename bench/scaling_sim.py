@@ -530,6 +530,8 @@ def simulate(args: argparse.Namespace, stop: threading.Event) -> tuple[str, bool
                 LOGISTICS_SECRETS_KEY=core.SECRETS_KEY,
                 LOGISTICS_LOG_LEVEL="WARNING",
                 LOGISTICS_ACCESS_LOG="false",
+                # A throughput bench: the rate limiter is off (bench/ratelimit.py measures it).
+                LOGISTICS_RATE_LIMITS_ENABLED="false",
                 LOGISTICS_QUEUE_METRICS_SECONDS=str(min(args.step, 5.0) / 2),
                 LOGISTICS_OUTBOX_METRICS_SECONDS=str(min(args.step, 5.0) / 2),
             )

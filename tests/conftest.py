@@ -71,6 +71,11 @@ def make_settings(service: str, database_url: str, var_dir: Path, **extra: Any) 
         "log_level": "WARNING",
         "access_log": "false",
         "db_pool_size": "20",
+        # The limiter stays on (every API test goes through it), with the role quotas per second
+        # instead of per minute: far above what any test sends, so the suite is never throttled.
+        # Its own key prefix per app: an app given a Redis URL shares no budget by accident.
+        "rate_limit_window_seconds": "1",
+        "rate_limit_key_prefix": f"lt-{uuid.uuid4().hex[:12]}",
         **{k: str(v) for k, v in extra.items()},
     }
     return load_settings(service, ini, environ={})

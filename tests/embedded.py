@@ -81,6 +81,9 @@ def logistics_up(tmp_path: Path, *, demo: bool = False, **settings: str) -> Iter
     offset = free_port_block()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGISTICS_")}
     env["LOGISTICS_VAR_DIR"] = str(tmp_path / "var")
+    # As tests/conftest.py's apps: the limiter on, its quotas per second (schemathesis and the
+    # demo loader never reach them), unless a test sets the window itself.
+    env["LOGISTICS_RATE_LIMIT_WINDOW_SECONDS"] = "1"
     env.update({f"LOGISTICS_{key.upper()}": value for key, value in settings.items()})
     output, errors = tmp_path / "up.out", tmp_path / "up.err"
     with (

@@ -68,6 +68,9 @@ def service_env(database_url: str, var_dir: str, threads: int, service: str = "i
         LOGISTICS_SECRETS_KEY=SECRETS_KEY,
         LOGISTICS_ACCESS_LOG="false",
         LOGISTICS_LOG_LEVEL="WARNING",
+        # Throughput benches measure the endpoints, not a budget: the rate limiter is off
+        # (bench/ratelimit.py switches it on for the side that measures its cost).
+        LOGISTICS_RATE_LIMITS_ENABLED="false",
         LOGISTICS_VAR_DIR=var_dir,
         # One connection per waitress thread at least, so the pool never queues requests.
         LOGISTICS_DB_POOL_SIZE=str(max(10, threads)),

@@ -71,6 +71,8 @@ def base_configurator(
     config.include("logistics_shared.web.openapi")
     config.include("logistics_shared.web.docs")
     config.add_tween("logistics_shared.web.tweens.observability_tween_factory")
+    # Per caller and route class, shared by the replicas in Redis (LOGISTICS_RATE_LIMITS_ENABLED).
+    config.include("logistics_shared.web.ratelimit")
     # request.dbsession and request.outbox: properties of the class, see web/request.py.
     config.set_request_factory(LogisticsRequest)
     return config

@@ -42,6 +42,7 @@ class ServiceMetrics:
         self.bus = BusMetrics(service, self.registry)
         self.cache = CacheMetrics(service, self.registry)
         self.db_pool = PoolMetrics(service, self.registry)
+        self.rate_limit = RateLimitMetrics(service, self.registry)
         #: Under gunicorn (multiprocess mode) each process samples itself instead.
         self.web_process: WebProcessSampler | None = None
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -170,6 +171,38 @@ class CacheMetrics:
             ["service", "cache"],
             registry=registry,
         )
+
+
+class RateLimitMetrics:
+    """The rate limiter (web/ratelimit.py): requests it refused, and requests it let through
+    unchecked because its storage (Redis) failed, timed out or was being skipped after a failure.
+
+    Every label is pre-created at 0, so ``rate()`` and alerts see the series before the first
+    refusal or outage.
+    """
+
+    def __init__(self, service: str, registry: CollectorRegistry) -> None:
+        from .web.ratelimit_settings import READ, WEBHOOK, WRITE
+
+        self.service = service
+        self.limited = Counter(
+            "logistics_rate_limited_total",
+            "Requests answered 429 by the rate limiter, by route class (read, write, webhook).",
+            ["service", "class"],
+            registry=registry,
+        )
+        self.fail_open = Counter(
+            "logistics_rate_limit_fail_open_total",
+            "Requests let through without a rate-limit check because the limiter's storage (Redis) "
+            "failed or timed out, or was skipped for a moment after such a failure.",
+            ["service"],
+            registry=registry,
+        )
+        #: class -> its child, built once (labels() costs a lookup on every call).
+        self.limited_by_class = {
+            klass: self.limited.labels(service, klass) for klass in (READ, WRITE, WEBHOOK)
+        }
+        self.fail_open_count = self.fail_open.labels(service)
 
 
 #: Pool checkouts that had to wait rarely wait long: up to the pool timeout (a few seconds).

@@ -268,6 +268,60 @@ class Settings:
         1.0, "Longest the dispatcher sleeps before looking for due deliveries.", positive=True
     )
     dispatcher_health_port: int = setting(0, "Dispatcher health/metrics port (0: the web port + 200).")
+    # Rate limits (web/ratelimit.py, web/ratelimit_settings.py): requests per caller (token
+    # subject, or client address) and route class per window, counted in Redis for every replica.
+    rate_limits_enabled: bool = setting(
+        True, "Limit requests per caller and route class (429 beyond the quota); false: no limiter at all."
+    )
+    rate_limit_storage_url: str = setting(
+        "",
+        "Where the limiter counts: redis://... (shared by every replica), or memory:// (each process "
+        "its own budget); empty: LOGISTICS_REDIS_URL, else memory://.",
+    )
+    rate_limit_key_prefix: str = setting(
+        "logistics-ratelimit", "Prefix of the limiter's Redis keys: one per deployment sharing a Redis."
+    )
+    rate_limit_timeout: float = setting(
+        0.05,
+        "Seconds the limiter waits for Redis (connect and answer); beyond it, or on any Redis error, "
+        "the request goes through unlimited (fail open).",
+        positive=True,
+    )
+    rate_limit_sync_seconds: float = setting(
+        0.1,
+        "Longest a web process counts a caller's requests itself before adding them to Redis "
+        "(0: every request counts in Redis at once); the last tenth of a quota always counts at once.",
+    )
+    rate_limit_window_seconds: int = setting(
+        60, "The window every quota counts over, in seconds.", positive=True
+    )
+    rate_limit_admin_read: int = setting(
+        6000, "GET/HEAD requests an admin token may make per window (0: unlimited)."
+    )
+    rate_limit_admin_write: int = setting(
+        3000, "Other requests an admin token may make per window (0: unlimited)."
+    )
+    rate_limit_warehouse_staff_read: int = setting(
+        3000, "GET/HEAD requests per window of a warehouse_staff token."
+    )
+    rate_limit_warehouse_staff_write: int = setting(
+        1200, "Other requests per window of a warehouse_staff token."
+    )
+    rate_limit_support_agent_read: int = setting(
+        3000, "GET/HEAD requests per window of a support_agent token."
+    )
+    rate_limit_support_agent_write: int = setting(1200, "Other requests per window of a support_agent token.")
+    rate_limit_service_read: int = setting(12000, "GET/HEAD requests per window of a service token.")
+    rate_limit_service_write: int = setting(6000, "Other requests per window of a service token.")
+    rate_limit_anonymous_read: int = setting(
+        600, "GET/HEAD requests per window without a valid token, per client address."
+    )
+    rate_limit_anonymous_write: int = setting(
+        120, "Other requests per window without a valid token, per client address."
+    )
+    rate_limit_webhook: int = setting(
+        6000, "Signed inbound webhook requests (carrier tracking) per window and sender, once verified."
+    )
     #: The service's own settings (an instance of its ``ServiceSpec.settings``), or None.
     own: Any = None
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -382,6 +436,9 @@ def _validate(values: dict[str, Any], service: str) -> None:
         _check_secret_length(values["jwt_secret"], "setting 'jwt_secret' (LOGISTICS_JWT_SECRET)")
     for key in ("bus_retry_delays", "webhook_retry_schedule"):
         _check_seconds_list(values[key], key)
+    from .web.ratelimit_settings import check_rate_limit_settings
+
+    check_rate_limit_settings(values)
     if values["webhook_allow_networks"].strip():
         # At start-up, not at the first webhook request: a typo must not wait for one.
         from .webhooks.addresses import parse_networks

@@ -128,6 +128,8 @@ class Cluster:
             LOGISTICS_SECRETS_KEY=SECRETS_KEY,
             LOGISTICS_LOG_LEVEL="WARNING",
             LOGISTICS_ACCESS_LOG="false",
+            # Load tests measure the replicas, not a budget: the rate limiter is off.
+            LOGISTICS_RATE_LIMITS_ENABLED="false",
             # Enough connections for 2 processes x 2 replicas x 3 services next to the suite.
             LOGISTICS_DB_POOL_SIZE="4",
             LOGISTICS_DB_MAX_OVERFLOW="4",

@@ -21,6 +21,7 @@ from .body import parse_json, read_optional_raw, read_raw
 from .dumping import compile_dump
 from .loading import Load, compile_load
 from .query import query_dict, query_pairs
+from .ratelimit import limit_webhook_sender
 from .responses import json_response
 
 
@@ -71,6 +72,9 @@ class ApiMeta:
     #: The route of the resource a creating endpoint makes: the document links this
     #: operation's answer to the operations there (its path parameters from the body).
     creates: str | None = None
+    #: The path parameter naming a signed webhook's sender (``carrier``): the request is
+    #: rate-limited per sender (class ``webhook``) once ``guard`` has verified it.
+    webhook_sender: str | None = None
 
 
 def load(schema: Schema | Load, data: Any, *, location: str = "body") -> Any:
@@ -111,6 +115,7 @@ def endpoint(
     creates: str | None = None,
     guard: Callable[[Request, bytes], None] | None = None,
     sealed: bool = False,
+    webhook_sender: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a JSON endpoint.
 
@@ -128,7 +133,13 @@ def endpoint(
     (JSON only, strict schema: unknown fields are a 422). An action without
     parameters declares none and gets :class:`NoParameters`, so it never silently
     ignores what a client sent. A write that is not an action must declare a body.
+
+    ``webhook_sender`` names the path parameter that identifies a signed webhook's sender:
+    such a request is counted against that sender's rate limit after ``guard`` accepted its
+    signature (web/ratelimit.py), instead of against a caller by token or address.
     """
+    if webhook_sender is not None and guard is None:
+        raise TypeError(f"{method} {route}: webhook_sender needs a guard that verifies the sender")
     if action and body is None:
         body = NoParameters
     if method in {"POST", "PUT", "PATCH"} and body is None:
@@ -164,6 +175,7 @@ def endpoint(
             security=security,
             cross_field=cross_field or {},
             creates=creates,
+            webhook_sender=webhook_sender,
         )
 
         @functools.wraps(view)
@@ -185,6 +197,8 @@ def endpoint(
                 raw = read_optional_raw(request, max_bytes) if action else read_raw(request, max_bytes)
                 if guard is not None:
                     guard(request, raw)
+                    if webhook_sender is not None:
+                        limit_webhook_sender(request, request.matchdict[webhook_sender])
                 loaded = load(body_schema, parse_json(raw) if raw else {})
                 if body is not NoParameters:
                     kwargs["body"] = loaded

@@ -41,6 +41,7 @@ _STATUS_TEXT = {
     413: "Body too large",
     415: "Body is not application/json",
     422: "Validation failed",
+    429: "Rate limited: the caller spent its quota for this class of route; retry after Retry-After s",
     503: "Database unavailable or not migrated; retry after Retry-After seconds",
 }
 #: The problem schema of each status, unless the endpoint names its own.
@@ -61,6 +62,27 @@ _PATH_PARAMETERS: dict[str, dict[str, Any]] = {
 _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
 }
+
+
+#: draft-ietf-httpapi-ratelimit-headers-09 (web/ratelimit.py): on every response of a limited
+#: operation (except when the limiter could not count it: its storage down, it fails open).
+_RATE_LIMIT_HEADER_COMPONENTS = {
+    "RateLimit-Policy": {
+        "description": "The quota policy (draft-ietf-httpapi-ratelimit-headers-09): the route class, "
+        "its quota q for this caller and its window w in seconds, e.g. "
+        '"read";q=1200;w=60.',
+        "schema": {"type": "string", "pattern": r'^"[a-z]+";q=[0-9]+;w=[0-9]+$'},
+    },
+    "RateLimit": {
+        "description": "What is left of that quota (draft-ietf-httpapi-ratelimit-headers-09): "
+        'remaining requests r and seconds t until the window resets, e.g. "read";r=42;t=17.',
+        "schema": {"type": "string", "pattern": r'^"[a-z]+";r=[0-9]+;t=[0-9]+$'},
+    },
+}
+
+
+def _rate_limit_headers() -> dict[str, Any]:
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_LIMIT_HEADER_COMPONENTS}
 
 
 def _schema_name(resolver_schema: Any) -> str:
@@ -84,6 +106,12 @@ def build_spec(registry: Registry) -> dict[str, Any]:
     for name, scheme in service.security_schemes.items():
         spec.components.security_scheme(name, dict(scheme))
     spec.components.schema("Problem", schema=ProblemSchema)
+    from .ratelimit import LIMITER
+
+    limited = registry.get(LIMITER) is not None
+    if limited:
+        for name, header in _RATE_LIMIT_HEADER_COMPONENTS.items():
+            spec.components.header(name, header)
     mapper = registry.getUtility(IRoutesMapper)
     patterns = {route.name: route.pattern for route in mapper.get_routes()}
     operations: dict[str, dict[str, Any]] = {}
@@ -95,7 +123,7 @@ def build_spec(registry: Registry) -> dict[str, Any]:
             continue
         metas.append(meta)
         path = _PLACEHOLDER.sub(r"{\1}", patterns[meta.route])
-        operations.setdefault(path, {})[meta.method.lower()] = _operation(meta, path)
+        operations.setdefault(path, {})[meta.method.lower()] = _operation(meta, path, limited=limited)
     _add_links(metas, patterns, operations)
     for path in sorted(operations):
         spec.path(path=path, operations=operations[path])
@@ -236,7 +264,7 @@ def _success(meta: ApiMeta) -> dict[str, Any]:
     return success
 
 
-def _operation(meta: ApiMeta, path: str) -> dict[str, Any]:
+def _operation(meta: ApiMeta, path: str, *, limited: bool = False) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": meta.summary,
         "tags": list(meta.tags),
@@ -290,6 +318,8 @@ def _operation(meta: ApiMeta, path: str) -> dict[str, Any]:
         codes |= {413, 415}
     if meta.etag:
         codes.add(412)
+    if limited:
+        codes.add(429)  # every operation is limited (only the public ones are not: no @endpoint)
     for code in sorted(codes):
         schema = _PROBLEM_SCHEMAS.get(code, ProblemSchema)
         chosen = declared.get(code)
@@ -299,9 +329,13 @@ def _operation(meta: ApiMeta, path: str) -> dict[str, Any]:
             "description": _STATUS_TEXT.get(code, "Error"),
             "content": {"application/problem+json": {"schema": schema}},
         }
-        if code == 503:
-            response["headers"] = _RETRY_AFTER
+        if code in (429, 503):
+            response["headers"] = dict(_RETRY_AFTER)
+        if limited:
+            response.setdefault("headers", {}).update(_rate_limit_headers())
         operation["responses"][str(code)] = response
+    if limited:
+        operation["responses"][str(meta.status)].setdefault("headers", {}).update(_rate_limit_headers())
     return operation
 
 

@@ -71,6 +71,8 @@ def _signed_by_carrier(request: Request, raw: bytes) -> None:
     security=("carrier_signature", "carrier_timestamp"),
     references=("/tracking_number", "/occurred_at"),
     guard=_signed_by_carrier,
+    # Limited per carrier once its signature is verified: nobody else can spend its budget.
+    webhook_sender="carrier",
     example={
         "event_id": "evt-0001",
         "tracking_number": "PNL00000000018",
