@@ -28,6 +28,7 @@ from ..schemas import (
 )
 from .addresses import MAX_URL_LENGTH
 from .catalogue import PING, Catalogue
+from .tables import DELIVERY_SORTS, ENDPOINT_SORTS
 
 MAX_PATTERNS = 50
 MAX_WAREHOUSES = 50
@@ -134,7 +135,7 @@ EndpointPageSchema = page_schema(EndpointSchema, "EndpointPageSchema")
 
 
 class EndpointQuerySchema(PageQuerySchema):
-    pass
+    sort = ENDPOINT_SORTS.field()
 
 
 class AttemptSchema(Schema):
@@ -232,6 +233,7 @@ def webhook_schemas(service: str) -> WebhookSchemas:
         "event_type": fields.String(validate=validate.OneOf(logged)),
         "since": UtcDateTimeIn(),
         "until": UtcDateTimeIn(),
+        "sort": DELIVERY_SORTS.field(),
     }
     return WebhookSchemas(
         create=type("EndpointCreateSchema", (StrictSchema,), create),

@@ -16,11 +16,22 @@ from sqlalchemy import MetaData
 from .meta import metadata, outbox, platform
 from .shipment import auto_tickets, shipment_view
 from .sla import sla_policies
-from .ticket import PRIORITIES, STATUSES, TYPES, VISIBILITIES, ticket_comments, tickets
+from .ticket import (
+    COMMENT_SORTS,
+    PRIORITIES,
+    STATUSES,
+    TICKET_SORTS,
+    TYPES,
+    VISIBILITIES,
+    ticket_comments,
+    tickets,
+)
 
 __all__ = [
+    "COMMENT_SORTS",
     "PRIORITIES",
     "STATUSES",
+    "TICKET_SORTS",
     "TYPES",
     "VISIBILITIES",
     "auto_tickets",

@@ -65,7 +65,12 @@ def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     if query.get("assignee") == "me":  # "my open tickets": ?assignee=me&status=open
         query = {**query, "assignee": request.identity.actor}
     rows, cursor = tickets.list_(
-        request.dbsession, request.identity, filters=query, cursor=query["cursor"], limit=query["limit"]
+        request.dbsession,
+        request.identity,
+        filters=query,
+        cursor=query["cursor"],
+        limit=query["limit"],
+        sort=query["sort"],
     )
     return {"items": rows, "next_cursor": cursor}
 
@@ -130,7 +135,7 @@ def comment(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     "ticket_comments",
     "GET",
     permission=Permission.SUPPORT_READ,
-    summary="A ticket's comments, oldest first",
+    summary="A ticket's comments, oldest first unless sorted otherwise",
     tags=TAGS,
     query=CommentQuerySchema,
     response=CommentPageSchema,
@@ -144,5 +149,6 @@ def comments(request: Request, query: dict[str, Any]) -> dict[str, Any]:
         visibility=query.get("visibility"),
         cursor=query["cursor"],
         limit=query["limit"],
+        sort=query["sort"],
     )
     return {"items": rows, "next_cursor": cursor}
