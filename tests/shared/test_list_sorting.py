@@ -329,7 +329,8 @@ def test_the_link_header_keeps_every_parameter_and_replaces_the_cursor(service_c
     first = admin.get("/v1/items", {"sort": "-name", "q": "mu", "limit": 1})
     link = first.headers["Link"]
     url = urlsplit(link[1 : link.index(">")])
-    assert url.scheme == "http" and url.netloc == "localhost"
+    # Relative, as Location is: nothing built from the client's Host header.
+    assert url.scheme == "" and url.netloc == "" and url.path == "/v1/items"
     assert url.query == f"sort=-name&q=mu&limit=1&cursor={first.json['next_cursor']}"
     second = admin.get(
         "/v1/items", {"sort": "-name", "q": "mu", "limit": 1, "cursor": first.json["next_cursor"]}
