@@ -341,11 +341,12 @@ def decode_id_cursor(cursor: str) -> int:
     return int(value)
 
 
-def decode_cursor(cursor: str, parts: int) -> list[str]:
+def decode_cursor(cursor: str, parts: int | None) -> list[str]:
     """Decode a cursor made by :func:`encode_cursor`.
 
     Cursors are decoded in the service layer, after the query schema ran, so a
     made-up one must raise a problem (422 at ``/cursor``), not a marshmallow error.
+    ``parts=None`` takes any number (a sorted list's cursor: see :mod:`.sorting`).
     """
     try:
         # validate=True: characters outside the alphabet are an error, not skipped.
@@ -354,7 +355,7 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
         raise InvalidField("/cursor", "Not a valid cursor.") from None
     values = raw.split("\x1f")
     # Our cursors hold ids, codes and timestamps: a control character means made up.
-    if len(values) != parts or any(_has_control(v) for v in values):
+    if (parts is not None and len(values) != parts) or any(_has_control(v) for v in values):
         raise InvalidField("/cursor", "Not a valid cursor.")
     return values
 

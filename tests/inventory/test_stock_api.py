@@ -59,7 +59,8 @@ def test_adjust_by_count_and_delta(inv):
         "/v1/adjustments", {"warehouse": "AMS", "sku": "SKU-1", "counted": 12, "reason": "count"}
     )
     assert res.json["movement_id"] is None and res.json["delta"] == 0
-    kinds = [(m["kind"], m["quantity"], m["reason"]) for m in inv.as_().get("/v1/movements").json["items"]]
+    movements = inv.as_().get("/v1/movements", {"sort": "created_at"}).json["items"]  # oldest first
+    kinds = [(m["kind"], m["quantity"], m["reason"]) for m in movements]
     assert kinds == [("receipt", 10, None), ("adjustment", -3, "count"), ("adjustment", 5, "found")]
     assert_inventory_invariants(inv.engine)
 

@@ -151,23 +151,33 @@ def test_the_services_prebuilt_statements_read_as_sqlalchemy_reads_them(
     """On the demo-shaped schema of each service, with its own statements (empty tables read too)."""
     from inventory.domain.catalog import _ITEM_BY_SKU
     from inventory.domain.stock import _stock_query
+    from inventory.models import STOCK_SORTS
     from shipping.domain.lookup import _BY_NUMBER
     from shipping.domain.shipments import _BY_ID, _LABEL, _children
     from shipping.domain.tracking import _HISTORY
     from support.domain.tickets import EQUALITY_FILTERS, _list_query
+    from support.models import TICKET_SORTS
 
     cases: dict[str, list[tuple[Any, dict[str, Any]]]] = {
         "inventory": [
             (_ITEM_BY_SKU, {"sku": "MUG-01"}),
             *(
                 (
-                    _stock_query(by_sku, by_wh, scoped, after),
-                    {"sku": "MUG-01", "warehouse": "AMS", "scope": ["AMS", "RTM"], "after": 0, "limit": 51},
+                    _stock_query(by_sku, by_wh, scoped, after, STOCK_SORTS.parse(sort)),
+                    {
+                        "sku": "MUG-01",
+                        "warehouse": "AMS",
+                        "scope": ["AMS", "RTM"],
+                        "after_key": 0,
+                        "after_id": 0,
+                        "limit": 51,
+                    },
                 )
                 for by_sku in (False, True)
                 for by_wh in (False, True)
                 for scoped in (False, True)
                 for after in (False, True)
+                for sort in STOCK_SORTS.choices
             ),
         ],
         "shipping": [
@@ -179,11 +189,11 @@ def test_the_services_prebuilt_statements_read_as_sqlalchemy_reads_them(
         ],
         "support": [
             (
-                _list_query(EQUALITY_FILTERS[:k], scoped, after),
+                _list_query(EQUALITY_FILTERS[:k], scoped, after, TICKET_SORTS.parse(sort)),
                 {
                     **dict.fromkeys(EQUALITY_FILTERS, "x"),
                     "scope": ["AMS"],
-                    "after_created": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                    "after_key": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
                     "after_id": "",
                     "limit": 51,
                 },
@@ -191,6 +201,7 @@ def test_the_services_prebuilt_statements_read_as_sqlalchemy_reads_them(
             for k in (0, 1, len(EQUALITY_FILTERS))
             for scoped in (False, True)
             for after in (False, True)
+            for sort in TICKET_SORTS.choices
         ],
     }
     for service, statements in cases.items():

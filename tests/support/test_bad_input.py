@@ -204,11 +204,12 @@ def test_shipment_list_bad_input(sup: Client) -> None:
     valid = sup.as_("support_agent").get("/v1/shipments", {"limit": 1}).json
     assert valid["items"]
     forged = {
-        "another sort's": encode_cursor("reference", "v:2026-01-01T00:00:00+00:00", str(uuid.uuid4())),
-        "unknown sort's": encode_cursor("price", "v:1", str(uuid.uuid4())),
-        "bad time": encode_cursor("-updated_at", "v:yesterday", str(uuid.uuid4())),
-        "unmarked value": encode_cursor("-updated_at", "2026-01-01T00:00:00+00:00", str(uuid.uuid4())),
-        "two parts": encode_cursor("-updated_at", "v:2026-01-01T00:00:00+00:00"),
+        "another sort's": encode_cursor("reference", "R-1", str(uuid.uuid4())),
+        "unknown sort's": encode_cursor("price", "1", str(uuid.uuid4())),
+        "bad time": encode_cursor("-updated_at", "yesterday", str(uuid.uuid4())),
+        "time without zone": encode_cursor("-updated_at", "2026-01-01T00:00:00", str(uuid.uuid4())),
+        "two parts": encode_cursor("-updated_at", "2026-01-01T00:00:00+00:00"),
+        "four parts": encode_cursor("-updated_at", "2026-01-01T00:00:00+00:00", str(uuid.uuid4()), "x"),
     }
     cases = [
         get("/v1/shipments?status=lost", 422, "/status"),

@@ -184,7 +184,7 @@ def test_search_pages_through_subject_and_comment_matches_once_each(sup):
         made[name] = ticket
     seen, cursor = [], None
     while True:
-        params = {"q": "customs", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        params = {"q": "customs", "limit": 2, "sort": "created_at", **({"cursor": cursor} if cursor else {})}
         page = agent.get("/v1/tickets", params).json
         seen += [t["id"] for t in page["items"]]
         cursor = page["next_cursor"]

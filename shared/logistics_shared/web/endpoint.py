@@ -19,6 +19,7 @@ from .. import errors
 from ..errors import pointer_errors
 from .body import parse_json, read_optional_raw, read_raw
 from .dumping import compile_dump
+from .links import is_page, next_link
 from .loading import Load, compile_load
 from .query import query_dict, query_pairs
 from .ratelimit import limit_webhook_sender
@@ -149,6 +150,8 @@ def endpoint(
     query_schema = compile_load(query()) if query else None
     response_schema = response(many=many) if response else None
     dump = compile_dump(response_schema) if response_schema is not None else None
+    # A list page (``{items, next_cursor}``) also names its next page in a Link header.
+    paged = response_schema is not None and not many and "next_cursor" in response_schema.fields
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         meta = ApiMeta(
@@ -205,17 +208,22 @@ def endpoint(
             if idempotent:
                 from .idempotency import run_idempotent
 
-                return run_idempotent(request, lambda: _respond(view(request, **kwargs)), sealed=sealed)
-            return _respond(view(request, **kwargs))
+                return run_idempotent(
+                    request, lambda: _respond(request, view(request, **kwargs)), sealed=sealed
+                )
+            return _respond(request, view(request, **kwargs))
 
-        def _respond(result: Any) -> Response:
+        def _respond(request: Request, result: Any) -> Response:
             if isinstance(result, Response):
                 return result
             reply = result if isinstance(result, Reply) else Reply(result)
             data = reply.body
+            headers = reply.headers
+            if paged and is_page(data) and data["next_cursor"]:
+                headers = {**headers, "Link": next_link(request, data["next_cursor"])}
             if dump is not None and data is not None:
                 data = dump(data)
-            return json_response(data, status=reply.status or status, headers=reply.headers)
+            return json_response(data, status=reply.status or status, headers=headers)
 
         wrapper.__api__ = meta  # type: ignore[attr-defined]
         return wrapper

@@ -28,6 +28,7 @@ from ..schemas import (
 )
 from .endpoint import ApiMeta
 from .idempotency import KEY_PATTERN_ECMA
+from .links import LINK_HEADER
 from .responses import json_response
 
 _PLACEHOLDER = re.compile(r"\{([^}:]+)(:[^}]*)?\}")
@@ -261,6 +262,8 @@ def _success(meta: ApiMeta) -> dict[str, Any]:
         if meta.many:
             schema = {"type": "array", "items": meta.response}
         success["content"] = {"application/json": {"schema": schema}}
+        if not meta.many and "next_cursor" in meta.response().fields:
+            success["headers"] = LINK_HEADER
     return success
 
 

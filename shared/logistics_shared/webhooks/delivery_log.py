@@ -12,14 +12,14 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from ..db import aware, decode_created_cursor
 from ..errors import Conflict, NotFound
 from ..identity import Identity
-from ..schemas import page_of
+from ..sorting import Sort
 from .domain import Db, Subscriptions, delivery_out, is_uuid
+from .tables import DELIVERY_SORTS
 
 #: What a redelivery resets: due now, nobody's claim, not finished.
 _AGAIN = {"claim": None, "claimed_until": None, "finished_at": None}
@@ -38,9 +38,10 @@ class DeliveryLog:
         filters: dict[str, Any],
         cursor: str | None,
         limit: int,
+        sort: Sort | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """An endpoint's deliveries, newest first, filtered by status, event type and when
-        they were created (``since`` included, ``until`` excluded)."""
+        """An endpoint's deliveries, newest first (or as ``sort`` says), filtered by status,
+        event type and when they were created (``since`` included, ``until`` excluded)."""
         endpoint = self.subscriptions.managed_row(db, endpoint_id, actor)
         d = self.subscriptions.tables.deliveries
         stmt = select(d).where(d.c.endpoint_id == endpoint.id)
@@ -51,15 +52,11 @@ class DeliveryLog:
             stmt = stmt.where(d.c.created_at >= filters["since"])
         if filters.get("until"):
             stmt = stmt.where(d.c.created_at < filters["until"])
+        sort = DELIVERY_SORTS.of(sort)
         if cursor:
-            created, last_id = decode_created_cursor(cursor)
-            stmt = stmt.where(
-                or_(d.c.created_at < created, and_(d.c.created_at == created, d.c.id < last_id))
-            )
-        rows = db.execute(stmt.order_by(d.c.created_at.desc(), d.c.id.desc()).limit(limit + 1)).all()
-        return page_of(
-            [delivery_out(r) for r in rows], limit, lambda r: (aware(r["created_at"]).isoformat(), r["id"])
-        )
+            stmt = stmt.where(sort.after(d.c.created_at, d.c.id, sort.decode(cursor)))
+        rows = db.execute(stmt.order_by(*sort.order_by(d.c.created_at, d.c.id)).limit(limit + 1)).all()
+        return sort.page([delivery_out(r) for r in rows], limit, lambda r: (r["created_at"], r["id"]))
 
     def load(self, db: Db, actor: Identity, endpoint_id: str, delivery_id: str) -> dict[str, Any]:
         """A delivery with the payload it sends and every attempt, oldest first."""

@@ -17,21 +17,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, exists, func, or_, select, update
+from sqlalchemy import Connection, delete, exists, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from ..db import aware, decode_created_cursor
+from ..db import aware
 from ..errors import Conflict, InvalidField, NotFound, PreconditionFailed
 from ..identity import Identity
-from ..schemas import page_of
 from ..secretbox import Box
 from ..settings import Settings
+from ..sorting import Sort
 from .addresses import parse_networks, url_problem
 from .catalogue import PING_EVENT, Catalogue
 from .fanout import dispatch_channel, new_delivery, write_deliveries
 from .signing import new_secret
-from .tables import WebhookTables
+from .tables import ENDPOINT_SORTS, WebhookTables
 
 Db = Session | Connection
 
@@ -165,29 +165,28 @@ class Subscriptions:
         return endpoint_out(self.managed_row(db, endpoint_id, actor))
 
     def list_(
-        self, db: Db, actor: Identity, *, cursor: str | None, limit: int
+        self, db: Db, actor: Identity, *, cursor: str | None, limit: int, sort: Sort | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Endpoints oldest first. Staff's are filtered here (their warehouses are a JSON
-        list): a batch with others' endpoints is followed by the next until a page is full."""
+        """Endpoints oldest first (or as ``sort`` says). Staff's are filtered here (their
+        warehouses are a JSON list): a batch with others' endpoints is followed by the next
+        until a page is full."""
+        sort = ENDPOINT_SORTS.of(sort)
         e = self.tables.endpoints
-        stmt = select(e).order_by(e.c.created_at, e.c.id).limit(limit + 1)
+        stmt = select(e).order_by(*sort.order_by(e.c.created_at, e.c.id)).limit(limit + 1)
         if not actor.all_warehouses:
             stmt = stmt.where(e.c.warehouses.is_not(None))
-        after = decode_created_cursor(cursor) if cursor else None
+        after = sort.decode(cursor) if cursor else None
         found: list[dict[str, Any]] = []
         while True:
             batch = stmt
             if after is not None:
-                created, last_id = after
-                batch = stmt.where(
-                    or_(e.c.created_at > created, and_(e.c.created_at == created, e.c.id > last_id))
-                )
+                batch = stmt.where(sort.after(e.c.created_at, e.c.id, after))
             rows = db.execute(batch).all()
             found.extend(endpoint_out(r) for r in rows if self._manages(actor, r))
             if len(found) > limit or len(rows) <= limit:
                 break
             after = (aware(rows[-1].created_at), rows[-1].id)
-        return page_of(found, limit, lambda r: (aware(r["created_at"]).isoformat(), r["id"]))
+        return sort.page(found, limit, lambda r: (r["created_at"], r["id"]))
 
     def change(
         self,

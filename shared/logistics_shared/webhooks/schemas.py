@@ -29,6 +29,7 @@ from ..schemas import (
 )
 from .addresses import MAX_URL_LENGTH
 from .catalogue import PING, Catalogue
+from .tables import DELIVERY_SORTS, ENDPOINT_SORTS
 
 MAX_PATTERNS = 50
 MAX_WAREHOUSES = 50
@@ -126,7 +127,7 @@ EndpointPageSchema = page_schema(EndpointSchema, "EndpointPageSchema")
 
 
 class EndpointQuerySchema(PageQuerySchema):
-    pass
+    sort = ENDPOINT_SORTS.field()
 
 
 class AttemptSchema(Schema):
@@ -224,6 +225,7 @@ def webhook_schemas(service: str) -> WebhookSchemas:
         "event_type": fields.String(validate=validate.OneOf(logged)),
         "since": UtcDateTimeIn(),
         "until": UtcDateTimeIn(),
+        "sort": DELIVERY_SORTS.field(),
     }
     return WebhookSchemas(
         create=type("EndpointCreateSchema", (StrictSchema,), create),

@@ -19,6 +19,12 @@ from sqlalchemy import (
 )
 
 from ..platform_tables import BigId
+from ..sorting import SortKey, Sorts
+
+#: The sorts of a service's webhook endpoints (oldest first) and of an endpoint's
+#: deliveries (newest first), each served by its (created_at, id) index below.
+ENDPOINT_SORTS = Sorts((SortKey("created_at", "datetime"),), default="created_at")
+DELIVERY_SORTS = Sorts((SortKey("created_at", "datetime"),), default="-created_at")
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,11 @@ def build_views(service: str, permission: str) -> list[Callable[..., Any]]:
     )
     def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
         rows, cursor = subscriptions(request).list_(
-            request.dbsession, request.identity, cursor=query["cursor"], limit=query["limit"]
+            request.dbsession,
+            request.identity,
+            cursor=query["cursor"],
+            limit=query["limit"],
+            sort=query["sort"],
         )
         return {"items": rows, "next_cursor": cursor}
 
@@ -229,6 +233,7 @@ def build_views(service: str, permission: str) -> list[Callable[..., Any]]:
             filters=query,
             cursor=query["cursor"],
             limit=query["limit"],
+            sort=query["sort"],
         )
         return {"items": rows, "next_cursor": cursor}
 

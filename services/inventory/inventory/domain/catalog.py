@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import insert_unless_exists
 from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
 from logistics_shared.readpath import prebuilt
-from logistics_shared.schemas import decode_cursor, page_of
+from logistics_shared.sorting import Sort
 
-from ..models import items, locations, warehouses
+from ..models import ITEM_SORTS, LOCATION_SORTS, WAREHOUSE_SORTS, items, locations, warehouses
 from .common import utcnow, warehouse_for_path
 
 ITEM_FIELDS = ("name", "unit_weight_g", "length_mm", "width_mm", "height_mm", "reorder_point")
@@ -76,17 +76,37 @@ def upsert_item(session: Session, data: dict[str, Any]) -> str:
     return "updated"
 
 
+#: The column of each ?sort= key of the item list.
+_ITEM_KEYS = {"sku": items.c.sku, "name": items.c.name, "created_at": items.c.created_at}
+
+
 def list_items(
-    session: Session, cursor: str | None, limit: int, q: str | None = None
+    session: Session,
+    cursor: str | None,
+    limit: int,
+    q: str | None = None,
+    *,
+    search: str | None = None,
+    sort: Sort | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    stmt = select(items).order_by(items.c.sku).limit(limit + 1)
+    """Items in ``sort`` order; ``q`` is a SKU prefix (exact case), ``search`` a name
+    substring or SKU prefix in any case (served by the trigram indexes on PostgreSQL)."""
+    sort = ITEM_SORTS.of(sort)
+    column = _ITEM_KEYS[sort.name]
+    stmt = select(items).order_by(*sort.order_by(column, items.c.id)).limit(limit + 1)
     if cursor:
-        (after,) = decode_cursor(cursor, 1)
-        stmt = stmt.where(items.c.sku > after)
+        stmt = stmt.where(sort.after(column, items.c.id, sort.decode(cursor)))
     if q:
         stmt = stmt.where(items.c.sku.startswith(q, autoescape=True))
+    if search:
+        stmt = stmt.where(
+            or_(
+                items.c.name.icontains(search, autoescape=True),
+                items.c.sku.istartswith(search, autoescape=True),
+            )
+        )
     rows = [_item(r) for r in session.execute(stmt)]
-    return page_of(rows, limit, lambda r: (r["sku"],))
+    return sort.page(rows, limit, lambda r: (r[sort.name], r["id"]))
 
 
 def _warehouse(row: Any) -> dict[str, Any]:
@@ -115,15 +135,17 @@ def get_warehouse(session: Session, actor: Identity, code: str) -> dict[str, Any
 
 
 def list_warehouses(
-    session: Session, actor: Identity, cursor: str | None, limit: int
+    session: Session, actor: Identity, cursor: str | None, limit: int, *, sort: Sort | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    stmt = select(warehouses).order_by(warehouses.c.code).limit(limit + 1)
+    sort = WAREHOUSE_SORTS.of(sort)
+    code = warehouses.c.code
+    stmt = select(warehouses).order_by(*sort.order_by(code, warehouses.c.id)).limit(limit + 1)
     if not actor.all_warehouses:
-        stmt = stmt.where(warehouses.c.code.in_(sorted(actor.warehouses)))
+        stmt = stmt.where(code.in_(sorted(actor.warehouses)))
     if cursor:
-        (after,) = decode_cursor(cursor, 1)
-        stmt = stmt.where(warehouses.c.code > after)
-    return page_of([_warehouse(r) for r in session.execute(stmt)], limit, lambda r: (r["code"],))
+        stmt = stmt.where(sort.after(code, warehouses.c.id, sort.decode(cursor)))
+    rows = [_warehouse(r) for r in session.execute(stmt)]
+    return sort.page(rows, limit, lambda r: (r["code"], None))
 
 
 def create_location(
@@ -149,17 +171,24 @@ def create_location(
 
 
 def list_locations(
-    session: Session, actor: Identity, warehouse: str, cursor: str | None, limit: int
+    session: Session,
+    actor: Identity,
+    warehouse: str,
+    cursor: str | None,
+    limit: int,
+    *,
+    sort: Sort | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
+    sort = LOCATION_SORTS.of(sort)
     ref = warehouse_for_path(session, actor, warehouse)
+    code = locations.c.code
     stmt = (
-        select(locations.c.code, locations.c.description, locations.c.created_at)
+        select(code, locations.c.description, locations.c.created_at)
         .where(locations.c.warehouse_id == ref.id)
-        .order_by(locations.c.code)
+        .order_by(*sort.order_by(code, locations.c.id))
         .limit(limit + 1)
     )
     if cursor:
-        (after,) = decode_cursor(cursor, 1)
-        stmt = stmt.where(locations.c.code > after)
+        stmt = stmt.where(sort.after(code, locations.c.id, sort.decode(cursor)))
     rows = [{"warehouse": ref.code, **r._mapping} for r in session.execute(stmt)]
-    return page_of(rows, limit, lambda r: (r["code"],))
+    return sort.page(rows, limit, lambda r: (r["code"], None))

@@ -18,13 +18,21 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import bindparam
 
-from logistics_shared.db import aware, created_keyset
+from logistics_shared.db import aware
 from logistics_shared.errors import Conflict, InvalidField, NotFound
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
-from logistics_shared.schemas import page_of
+from logistics_shared.sorting import Sort
 
-from ..models import items, movements, reservation_lines, reservations, stock_levels, warehouses
+from ..models import (
+    RESERVATION_SORTS,
+    items,
+    movements,
+    reservation_lines,
+    reservations,
+    stock_levels,
+    warehouses,
+)
 from .common import item_for_body, resolve, utcnow, warehouse_for_body
 from .stock import emit_if_low, record_movement
 
@@ -540,11 +548,14 @@ def list_reservations(
     status: str | None,
     cursor: str | None,
     limit: int,
+    sort: Sort | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
+    sort = RESERVATION_SORTS.of(sort)
+    created, ident = reservations.c.created_at, reservations.c.id
     stmt = (
         select(*_COLUMNS)
         .join(warehouses, warehouses.c.id == reservations.c.warehouse_id)
-        .order_by(reservations.c.created_at, reservations.c.id)
+        .order_by(*sort.order_by(created, ident))
         .limit(limit + 1)
     )
     if warehouse:
@@ -556,11 +567,9 @@ def list_reservations(
     if not actor.all_warehouses:
         stmt = stmt.where(warehouses.c.code.in_(sorted(actor.warehouses)))
     if cursor:
-        stmt = stmt.where(created_keyset(reservations.c.created_at, reservations.c.id, cursor))
-    rows, next_cursor = page_of(
-        [dict(r._mapping) for r in session.execute(stmt)],
-        limit,
-        lambda r: (r["created_at"].isoformat(), r["id"]),
+        stmt = stmt.where(sort.after(created, ident, sort.decode(cursor)))
+    rows, next_cursor = sort.page(
+        [dict(r._mapping) for r in session.execute(stmt)], limit, lambda r: (r["created_at"], r["id"])
     )
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if rows:

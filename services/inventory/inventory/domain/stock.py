@@ -19,9 +19,10 @@ from logistics_shared.errors import Conflict, InvalidField
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 from logistics_shared.readpath import prebuilt
-from logistics_shared.schemas import MAX_QUANTITY, decode_id_cursor, page_of
+from logistics_shared.schemas import MAX_QUANTITY
+from logistics_shared.sorting import Sort
 
-from ..models import items, locations, movements, stock_levels, warehouses
+from ..models import MOVEMENT_SORTS, STOCK_SORTS, items, locations, movements, stock_levels, warehouses
 from .common import (
     Ref,
     ensure_stock_level,
@@ -396,10 +397,20 @@ def transfer(session: Session, outbox: Outbox, actor: Identity, data: dict[str, 
     }
 
 
+#: The expression of each ?sort= key of the stock list.
+_STOCK_KEYS = {
+    "created": stock_levels.c.id,
+    "on_hand": stock_levels.c.on_hand,
+    # The same expression as the index ix_stock_levels_available_id, so the planner uses it.
+    "available": stock_levels.c.on_hand - stock_levels.c.reserved,
+}
+
+
 @functools.cache
-def _stock_query(by_sku: bool, by_warehouse: bool, scoped: bool, after: bool) -> Any:
-    """The stock listing for one combination of filters, built once: building a select
-    cost about a quarter of a stock read's CPU; values go in as bound parameters."""
+def _stock_query(by_sku: bool, by_warehouse: bool, scoped: bool, after: bool, sort: Sort) -> Any:
+    """The stock listing for one combination of filters and sort, built once: building a
+    select cost about a quarter of a stock read's CPU; values go in as bound parameters."""
+    key = _STOCK_KEYS[sort.name]
     stmt = (
         select(
             stock_levels.c.id,
@@ -410,7 +421,7 @@ def _stock_query(by_sku: bool, by_warehouse: bool, scoped: bool, after: bool) ->
         )
         .join(items, items.c.id == stock_levels.c.item_id)
         .join(warehouses, warehouses.c.id == stock_levels.c.warehouse_id)
-        .order_by(stock_levels.c.id)
+        .order_by(*sort.order_by(key, stock_levels.c.id))
         .limit(bindparam("limit"))
     )
     if by_sku:
@@ -420,7 +431,7 @@ def _stock_query(by_sku: bool, by_warehouse: bool, scoped: bool, after: bool) ->
     if scoped:
         stmt = stmt.where(warehouses.c.code.in_(bindparam("scope", expanding=True)))
     if after:
-        stmt = stmt.where(stock_levels.c.id > bindparam("after"))
+        stmt = stmt.where(sort.after(key, stock_levels.c.id))
     return prebuilt(stmt)
 
 
@@ -432,14 +443,21 @@ def list_stock(
     warehouse: str | None,
     cursor: str | None,
     limit: int,
+    sort: Sort | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    stmt = _stock_query(bool(sku), bool(warehouse), not actor.all_warehouses, bool(cursor))
+    sort = STOCK_SORTS.of(sort)
+    stmt = _stock_query(bool(sku), bool(warehouse), not actor.all_warehouses, bool(cursor), sort)
     params: dict[str, Any] = {"sku": sku, "warehouse": warehouse, "limit": limit + 1}
     if not actor.all_warehouses:
         params["scope"] = sorted(actor.warehouses)
     if cursor:
-        params["after"] = decode_id_cursor(cursor)
-    rows, next_cursor = page_of(session.execute(stmt, params).all(), limit, lambda r: (r.id,))
+        params.update(sort.params(cursor))
+    values = {
+        "created": lambda r: (r.id, r.id),
+        "on_hand": lambda r: (r.on_hand, r.id),
+        "available": lambda r: (r.on_hand - r.reserved, r.id),
+    }[sort.name]
+    rows, next_cursor = sort.page(session.execute(stmt, params).all(), limit, values)
     return [level_body(r.sku, r.warehouse, r.on_hand, r.reserved) for r in rows], next_cursor
 
 
@@ -454,7 +472,10 @@ def list_movements(
     until: datetime | None,
     cursor: str | None,
     limit: int,
+    sort: Sort | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
+    sort = MOVEMENT_SORTS.of(sort)
+    created, ident = movements.c.created_at, movements.c.id
     stmt = (
         select(
             movements.c.id,
@@ -473,7 +494,7 @@ def list_movements(
         .join(items, items.c.id == movements.c.item_id)
         .join(warehouses, warehouses.c.id == movements.c.warehouse_id)
         .outerjoin(locations, locations.c.id == movements.c.location_id)
-        .order_by(movements.c.id)
+        .order_by(*sort.order_by(created, ident))
         .limit(limit + 1)
     )
     if sku:
@@ -489,8 +510,9 @@ def list_movements(
     if not actor.all_warehouses:
         stmt = stmt.where(warehouses.c.code.in_(sorted(actor.warehouses)))
     if cursor:
-        stmt = stmt.where(movements.c.id > decode_id_cursor(cursor))
-    return page_of([dict(r._mapping) for r in session.execute(stmt)], limit, lambda r: (r["id"],))
+        stmt = stmt.where(sort.after(created, ident, sort.decode(cursor)))
+    rows = [dict(r._mapping) for r in session.execute(stmt)]
+    return sort.page(rows, limit, lambda r: (r["created_at"], r["id"]))
 
 
 __all__ = ["Ref", "adjust", "list_movements", "list_stock", "receive", "record_movement", "transfer"]

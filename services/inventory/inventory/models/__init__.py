@@ -11,14 +11,20 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from .catalog import items, locations, warehouses
+from .catalog import ITEM_SORTS, LOCATION_SORTS, WAREHOUSE_SORTS, items, locations, warehouses
 from .meta import metadata, outbox, platform
-from .reservation import RESERVATION_STATES, reservation_lines, reservations
-from .stock import MOVEMENT_KINDS, movements, stock_levels
+from .reservation import RESERVATION_SORTS, RESERVATION_STATES, reservation_lines, reservations
+from .stock import MOVEMENT_KINDS, MOVEMENT_SORTS, STOCK_SORTS, movements, stock_levels
 
 __all__ = [
+    "ITEM_SORTS",
+    "LOCATION_SORTS",
     "MOVEMENT_KINDS",
+    "MOVEMENT_SORTS",
+    "RESERVATION_SORTS",
     "RESERVATION_STATES",
+    "STOCK_SORTS",
+    "WAREHOUSE_SORTS",
     "get_metadata",
     "items",
     "locations",

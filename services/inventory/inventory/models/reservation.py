@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, String, Table
 
+from logistics_shared.sorting import SortKey, Sorts
+
 from .meta import metadata
 
 RESERVATION_STATES = ("active", "consumed", "released", "expired")
@@ -23,6 +25,10 @@ reservations = Table(
 )
 Index("ix_reservations_active_expiry", reservations.c.status, reservations.c.expires_at)
 Index("ix_reservations_reference", reservations.c.reference)
+Index("ix_reservations_created_id", reservations.c.created_at, reservations.c.id)
+
+#: The sorts of GET /v1/reservations (oldest first, as it always was).
+RESERVATION_SORTS = Sorts((SortKey("created_at", "datetime"),), default="created_at")
 
 reservation_lines = Table(
     "reservation_lines",

@@ -15,6 +15,7 @@ from sqlalchemy import (
 )
 
 from logistics_shared.platform_tables import BigId
+from logistics_shared.sorting import SortKey, Sorts
 
 from .meta import metadata
 
@@ -35,6 +36,17 @@ stock_levels = Table(
     CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
 )
 Index("ix_stock_levels_warehouse", stock_levels.c.warehouse_id, stock_levels.c.item_id)
+# ?sort=on_hand / available, the id breaking ties (migration 0006).
+Index("ix_stock_levels_on_hand_id", stock_levels.c.on_hand, stock_levels.c.id)
+Index("ix_stock_levels_available_id", (stock_levels.c.on_hand - stock_levels.c.reserved), stock_levels.c.id)
+
+#: The sorts of GET /v1/stock. ``created`` is the order each (item, warehouse) level was
+#: first stocked in (its id), the order the list always had.
+STOCK_SORTS = Sorts(
+    (SortKey("created", "int", unique=True), SortKey("on_hand", "int"), SortKey("available", "int")),
+    default="created",
+    id_kind="int",
+)
 
 movements = Table(
     "movements",
@@ -58,3 +70,7 @@ movements = Table(
 )
 Index("ix_movements_item_warehouse", movements.c.item_id, movements.c.warehouse_id)
 Index("ix_movements_created_at", movements.c.created_at)
+Index("ix_movements_created_id", movements.c.created_at, movements.c.id)
+
+#: The sorts of GET /v1/movements: newest first unless asked otherwise.
+MOVEMENT_SORTS = Sorts((SortKey("created_at", "datetime"),), default="-created_at", id_kind="int")

@@ -17,6 +17,8 @@ from logistics_shared.schemas import (
     page_schema,
 )
 
+from ..models import ITEM_SORTS
+
 
 class ItemCreateSchema(StrictSchema):
     sku = Sku(required=True)
@@ -52,6 +54,12 @@ class ItemSchema(Schema):
 
 class ItemQuerySchema(PageQuerySchema):
     sku_prefix = Text(64)
+    q = Text(
+        200,
+        min_length=2,
+        metadata={"description": "Items whose name contains it or whose SKU starts with it (any case)"},
+    )
+    sort = ITEM_SORTS.field()
 
 
 ItemPageSchema = page_schema(ItemSchema, "ItemPageSchema")

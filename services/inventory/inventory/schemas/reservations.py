@@ -16,7 +16,7 @@ from logistics_shared.schemas import (
     page_schema,
 )
 
-from ..models import RESERVATION_STATES
+from ..models import RESERVATION_SORTS, RESERVATION_STATES
 from .stock import StockConflictProblemSchema
 
 
@@ -57,6 +57,7 @@ class ReservationQuerySchema(PageQuerySchema):
     warehouse = Code()
     reference = Text(100)
     status = fields.String(validate=validate.OneOf(RESERVATION_STATES))
+    sort = RESERVATION_SORTS.field()
 
 
 ReservationPageSchema = page_schema(ReservationSchema, "ReservationPageSchema")

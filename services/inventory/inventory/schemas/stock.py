@@ -22,7 +22,7 @@ from logistics_shared.schemas import (
     page_schema,
 )
 
-from ..models import MOVEMENT_KINDS
+from ..models import MOVEMENT_KINDS, MOVEMENT_SORTS, STOCK_SORTS
 
 
 class StockLevelSchema(Schema):
@@ -36,6 +36,7 @@ class StockLevelSchema(Schema):
 class StockQuerySchema(PageQuerySchema):
     sku = Sku()
     warehouse = Code()
+    sort = STOCK_SORTS.field()
 
 
 class ReceiptCreateSchema(StrictSchema):
@@ -122,6 +123,7 @@ class MovementQuerySchema(PageQuerySchema):
     kind = fields.String(validate=validate.OneOf(MOVEMENT_KINDS))
     since = UtcDateTimeIn()
     until = UtcDateTimeIn()
+    sort = MOVEMENT_SORTS.field()
 
 
 StockPageSchema = page_schema(StockLevelSchema, "StockPageSchema")

@@ -8,11 +8,22 @@ from logistics_shared.schemas import (
     AddressOutSchema,
     AddressSchema,
     Code,
+    PageQuerySchema,
     StrictSchema,
     Text,
     UtcDateTime,
     page_schema,
 )
+
+from ..models import LOCATION_SORTS, WAREHOUSE_SORTS
+
+
+class WarehouseQuerySchema(PageQuerySchema):
+    sort = WAREHOUSE_SORTS.field()
+
+
+class LocationQuerySchema(PageQuerySchema):
+    sort = LOCATION_SORTS.field()
 
 
 class WarehouseCreateSchema(StrictSchema):

@@ -58,7 +58,12 @@ def create_item(request: Request, body: dict[str, Any]) -> Reply:
 )
 def list_items(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     rows, cursor = catalog.list_items(
-        request.dbsession, query["cursor"], query["limit"], query.get("sku_prefix")
+        request.dbsession,
+        query["cursor"],
+        query["limit"],
+        query.get("sku_prefix"),
+        search=query.get("q"),
+        sort=query["sort"],
     )
     return {"items": rows, "next_cursor": cursor}
 

@@ -60,6 +60,7 @@ def list_reservations(request: Request, query: dict[str, Any]) -> dict[str, Any]
         status=query.get("status"),
         cursor=query["cursor"],
         limit=query["limit"],
+        sort=query["sort"],
     )
     return {"items": rows, "next_cursor": cursor}
 

@@ -42,6 +42,7 @@ def list_stock(request: Request, query: dict[str, Any]) -> dict[str, Any]:
         warehouse=query.get("warehouse"),
         cursor=query["cursor"],
         limit=query["limit"],
+        sort=query["sort"],
     )
     return {"items": rows, "next_cursor": cursor}
 
@@ -132,5 +133,6 @@ def list_movements(request: Request, query: dict[str, Any]) -> dict[str, Any]:
         until=query.get("until"),
         cursor=query["cursor"],
         limit=query["limit"],
+        sort=query["sort"],
     )
     return {"items": rows, "next_cursor": cursor}

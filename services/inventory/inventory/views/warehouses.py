@@ -4,7 +4,7 @@ from typing import Any
 
 from pyramid.request import Request
 
-from logistics_shared.schemas import PageQuerySchema, postal_code_rule
+from logistics_shared.schemas import postal_code_rule
 from logistics_shared.web.endpoint import Reply, endpoint
 
 from ..domain import catalog
@@ -12,9 +12,11 @@ from ..permissions import Permission
 from ..schemas.warehouses import (
     LocationCreateSchema,
     LocationPageSchema,
+    LocationQuerySchema,
     LocationSchema,
     WarehouseCreateSchema,
     WarehousePageSchema,
+    WarehouseQuerySchema,
     WarehouseSchema,
 )
 
@@ -57,12 +59,12 @@ def create_warehouse(request: Request, body: dict[str, Any]) -> Reply:
     permission=Permission.CATALOG_READ,
     summary="List the warehouses you can see",
     tags=TAGS,
-    query=PageQuerySchema,
+    query=WarehouseQuerySchema,
     response=WarehousePageSchema,
 )
 def list_warehouses(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     rows, cursor = catalog.list_warehouses(
-        request.dbsession, request.identity, query["cursor"], query["limit"]
+        request.dbsession, request.identity, query["cursor"], query["limit"], sort=query["sort"]
     )
     return {"items": rows, "next_cursor": cursor}
 
@@ -103,12 +105,17 @@ def create_location(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     permission=Permission.CATALOG_READ,
     summary="List a warehouse's locations",
     tags=TAGS,
-    query=PageQuerySchema,
+    query=LocationQuerySchema,
     response=LocationPageSchema,
     problems=(404,),
 )
 def list_locations(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     rows, cursor = catalog.list_locations(
-        request.dbsession, request.identity, request.matchdict["code"], query["cursor"], query["limit"]
+        request.dbsession,
+        request.identity,
+        request.matchdict["code"],
+        query["cursor"],
+        query["limit"],
+        sort=query["sort"],
     )
     return {"items": rows, "next_cursor": cursor}

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 from logistics_shared.db import insert_unless_exists
 from logistics_shared.errors import Conflict, NotFound
 from logistics_shared.identity import Identity
-from logistics_shared.schemas import decode_cursor, page_of
 from logistics_shared.secretbox import Box
+from logistics_shared.sorting import Sort
 
-from ..models import carrier_services, carriers
+from ..models import CARRIER_SORTS, carrier_services, carriers
 from ..schemas.carriers import normalise_postal
 from . import shipments
 
@@ -82,14 +82,15 @@ def get_carrier(session: Session, code: str) -> dict[str, Any]:
 
 
 def list_carriers(
-    session: Session, *, cursor: str | None, limit: int
+    session: Session, *, cursor: str | None, limit: int, sort: Sort | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    stmt = select(*_PUBLIC_CARRIER).order_by(carriers.c.code).limit(limit + 1)
+    sort = CARRIER_SORTS.of(sort)
+    code = carriers.c.code  # the primary key: no tie to break
+    stmt = select(*_PUBLIC_CARRIER).order_by(*sort.order_by(code, code)).limit(limit + 1)
     if cursor:
-        (after,) = decode_cursor(cursor, 1)
-        stmt = stmt.where(carriers.c.code > after)
-    rows, next_cursor = page_of(
-        [dict(r._mapping) for r in session.execute(stmt)], limit, lambda r: (r["code"],)
+        stmt = stmt.where(sort.after(code, code, sort.decode(cursor)))
+    rows, next_cursor = sort.page(
+        [dict(r._mapping) for r in session.execute(stmt)], limit, lambda r: (r["code"], None)
     )
     services = _services_of(session, [r["code"] for r in rows])
     for row in rows:

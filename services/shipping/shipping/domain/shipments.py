@@ -9,17 +9,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from logistics_shared.db import aware, created_keyset, execute_at_commit
+from logistics_shared.db import execute_at_commit
 from logistics_shared.errors import InvalidField, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 from logistics_shared.readpath import prebuilt
-from logistics_shared.schemas import page_of
+from logistics_shared.sorting import Sort
 
-from ..models import labels, parcels, shipment_history, shipment_lines, shipments
+from ..models import SHIPMENT_SORTS, labels, parcels, shipment_history, shipment_lines, shipments
+from ..models.shipment import SEARCHED
 from . import references, tracking
 from .lifecycle import transition
 
@@ -75,7 +76,16 @@ def create(
     # in its round trip on PostgreSQL, and the response is built from what they wrote.
     execute_at_commit(
         session,
-        shipments.insert().inline().values(**{**shipment, "ship_to": orjson.dumps(data["ship_to"]).decode()}),
+        shipments.insert()
+        .inline()
+        .values(
+            **{
+                **shipment,
+                "ship_to": orjson.dumps(data["ship_to"]).decode(),
+                "recipient_name": data["ship_to"]["name"],
+                "postal_code": data["ship_to"].get("postal_code"),
+            }
+        ),
     )
     execute_at_commit(
         session,
@@ -124,7 +134,9 @@ def _by_sku(line: dict[str, Any]) -> str:
     return str(line["sku"])
 
 
-_BY_ID = prebuilt(select(shipments).where(shipments.c.id == bindparam("id")))
+#: A shipment's columns as the code reads them: not the copies of ship_to kept for ?q=.
+_LISTED = tuple(c for c in shipments.c if c.name not in ("recipient_name", "postal_code"))
+_BY_ID = prebuilt(select(*_LISTED).where(shipments.c.id == bindparam("id")))
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 
 
@@ -206,8 +218,16 @@ def list_(
     until: datetime | None,
     cursor: str | None,
     limit: int,
+    search: str | None = None,
+    sort: Sort | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    stmt = select(shipments).order_by(shipments.c.created_at, shipments.c.id).limit(limit + 1)
+    """Shipments in ``sort`` order; ``search`` finds a substring (any case) of the
+    reference, the recipient's name or the postal code, from their trigram indexes."""
+    sort = SHIPMENT_SORTS.of(sort)
+    key, ident = shipments.c[sort.name], shipments.c.id
+    stmt = select(*_LISTED).order_by(*sort.order_by(key, ident)).limit(limit + 1)
+    if search:
+        stmt = stmt.where(or_(*(shipments.c[name].icontains(search, autoescape=True) for name in SEARCHED)))
     for column, value in (
         (shipments.c.status, status),
         (shipments.c.warehouse, warehouse),
@@ -222,11 +242,9 @@ def list_(
     if not actor.all_warehouses:
         stmt = stmt.where(shipments.c.warehouse.in_(sorted(actor.warehouses)))
     if cursor:
-        stmt = stmt.where(created_keyset(shipments.c.created_at, shipments.c.id, cursor))
-    rows, next_cursor = page_of(
-        [dict(r._mapping) for r in session.execute(stmt)],
-        limit,
-        lambda r: (aware(r["created_at"]).isoformat(), r["id"]),
+        stmt = stmt.where(sort.after(key, ident, sort.decode(cursor)))
+    rows, next_cursor = sort.page(
+        [dict(r._mapping) for r in session.execute(stmt)], limit, lambda r: (r[sort.name], r["id"])
     )
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if rows:
@@ -356,5 +374,5 @@ def _find(session: Session, reference: str) -> dict[str, Any] | None:
         uuid.UUID(str(reference))
     except ValueError:
         return None
-    row = session.execute(select(shipments).where(shipments.c.id == str(reference)).with_for_update()).first()
+    row = session.execute(select(*_LISTED).where(shipments.c.id == str(reference)).with_for_update()).first()
     return dict(row._mapping) if row else None

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from .carrier import carrier_services, carriers, labels
+from .carrier import CARRIER_SORTS, carrier_services, carriers, labels
 from .meta import metadata, outbox, platform
-from .shipment import STATUSES, parcels, shipment_history, shipment_lines, shipments
+from .shipment import SHIPMENT_SORTS, STATUSES, parcels, shipment_history, shipment_lines, shipments
 from .tracking import TRACKING_STATUSES, tracking_events
 
 __all__ = [
+    "CARRIER_SORTS",
+    "SHIPMENT_SORTS",
     "STATUSES",
     "TRACKING_STATUSES",
     "carrier_services",

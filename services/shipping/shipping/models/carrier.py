@@ -18,7 +18,12 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from logistics_shared.sorting import SortKey, Sorts
+
 from .meta import metadata
+
+#: The sorts of GET /v1/carriers: by code (the primary key).
+CARRIER_SORTS = Sorts((SortKey("code", unique=True),), default="code")
 
 carriers = Table(
     "carriers",

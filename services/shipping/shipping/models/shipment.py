@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text
 
 from logistics_shared.platform_tables import BigId
+from logistics_shared.sorting import SortKey, Sorts
 
 from .meta import metadata
 
@@ -36,6 +37,10 @@ shipments = Table(
     Column("created_by", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Copies of ship_to's name and postal code (the JSON above), for ?q= and its trigram
+    # indexes; NULL only on a row an older replica wrote during the rollout of 0012.
+    Column("recipient_name", String(200), nullable=True),
+    Column("postal_code", String(20), nullable=True),
     CheckConstraint(
         "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")",
         name="status_known",
@@ -46,6 +51,26 @@ Index("ix_shipments_reference", shipments.c.reference)
 # A create looks for a live shipment with its (warehouse, reference): domain/references.py.
 Index("ix_shipments_warehouse_reference", shipments.c.warehouse, shipments.c.reference)
 Index("ix_shipments_status", shipments.c.status)
+# ?sort= keys, the id breaking ties (migration 0012).
+Index("ix_shipments_created_id", shipments.c.created_at, shipments.c.id)
+Index("ix_shipments_updated_id", shipments.c.updated_at, shipments.c.id)
+Index("ix_shipments_reference_id", shipments.c.reference, shipments.c.id)
+# ?q= (reference, recipient name, postal code; substring, any case): trigram GIN indexes
+# on PostgreSQL, plain ones of the same names on SQLite.
+SEARCHED = ("reference", "recipient_name", "postal_code")
+for _column in SEARCHED:
+    Index(
+        f"ix_shipments_{_column}_trgm",
+        shipments.c[_column],
+        postgresql_using="gin",
+        postgresql_ops={_column: "gin_trgm_ops"},
+    )
+
+#: The sorts of GET /v1/shipments: newest first unless asked otherwise.
+SHIPMENT_SORTS = Sorts(
+    (SortKey("created_at", "datetime"), SortKey("updated_at", "datetime"), SortKey("reference")),
+    default="-created_at",
+)
 
 shipment_lines = Table(
     "shipment_lines",

@@ -18,6 +18,7 @@ from logistics_shared.schemas import (
     Code,
     CountryCode,
     CurrencyCode,
+    PageQuerySchema,
     StrictInteger,
     StrictSchema,
     Text,
@@ -25,6 +26,7 @@ from logistics_shared.schemas import (
     page_schema,
 )
 
+from ..models import CARRIER_SORTS
 from .shipments import ShipmentSchema
 
 #: 10 million in minor units (100,000.00 EUR) is more than any parcel costs.
@@ -218,6 +220,10 @@ class CarrierSchema(Schema):
 
 
 CarrierPageSchema = page_schema(CarrierSchema, "CarrierPageSchema")
+
+
+class CarrierQuerySchema(PageQuerySchema):
+    sort = CARRIER_SORTS.field()
 
 
 class RateQuoteSchema(Schema):

@@ -24,7 +24,7 @@ from logistics_shared.schemas import (
 )
 
 from ..domain.references import DuplicateReference
-from ..models import STATUSES
+from ..models import SHIPMENT_SORTS, STATUSES
 from .tracking import TrackingEventSchema
 
 
@@ -118,6 +118,12 @@ class ShipmentQuerySchema(PageQuerySchema):
     reference = Text(100)
     since = UtcDateTimeIn()
     until = UtcDateTimeIn()
+    q = Text(
+        100,
+        min_length=2,
+        metadata={"description": "Shipments whose reference, recipient name or postal code contains it"},
+    )
+    sort = SHIPMENT_SORTS.field()
 
 
 ShipmentPageSchema = page_schema(ShipmentSummarySchema, "ShipmentPageSchema")

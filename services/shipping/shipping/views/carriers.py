@@ -6,7 +6,6 @@ from typing import Any
 
 from pyramid.request import Request
 
-from logistics_shared.schemas import PageQuerySchema
 from logistics_shared.web.endpoint import Reply, endpoint
 
 from ..domain import rates
@@ -15,6 +14,7 @@ from ..schemas.carriers import (
     RATE_TABLE_RULES,
     CarrierCreateSchema,
     CarrierPageSchema,
+    CarrierQuerySchema,
     CarrierSchema,
     CarrierServiceSchema,
     ServiceCreateSchema,
@@ -70,11 +70,13 @@ def create(request: Request, body: dict[str, Any]) -> Reply:
     permission=Permission.SHIPMENTS_READ,
     summary="List carriers with their services and rate tables",
     tags=TAGS,
-    query=PageQuerySchema,
+    query=CarrierQuerySchema,
     response=CarrierPageSchema,
 )
 def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
-    rows, cursor = rates.list_carriers(request.dbsession, cursor=query["cursor"], limit=query["limit"])
+    rows, cursor = rates.list_carriers(
+        request.dbsession, cursor=query["cursor"], limit=query["limit"], sort=query["sort"]
+    )
     return {"items": rows, "next_cursor": cursor}
 
 

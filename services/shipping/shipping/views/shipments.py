@@ -98,6 +98,8 @@ def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
         until=query.get("until"),
         cursor=query["cursor"],
         limit=query["limit"],
+        search=query.get("q"),
+        sort=query["sort"],
     )
     return {"items": rows, "next_cursor": cursor}
 

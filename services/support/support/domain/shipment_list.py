@@ -4,28 +4,26 @@ under it (``GET /v1/shipments``).
 Each sort orders by one key, then by ``shipment_id`` so that ties have an order too, and
 each is served by an index of migration 0012 (``updated_at`` alone and after the
 ``status`` or ``warehouse`` filter; ``coalesce(reference, '')``). The cursor carries the
-sort it was made for, the last row's sort value and its id: the next page continues
-strictly after them, ``(key, id) > (:value, :id)``, a range of that index.
+sort it was made for, the last row's sort value and its id (the shared keyset cursor of
+:mod:`logistics_shared.sorting`): the next page continues strictly after them,
+``(key, id) > (:value, :id)``, a range of that index.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import literal, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from logistics_shared.db import aware
-from logistics_shared.errors import InvalidField
 from logistics_shared.identity import Identity
-from logistics_shared.schemas import decode_cursor, page_of
+from logistics_shared.sorting import Sort
 
-from ..models import REFERENCE_KEY, shipment_view, tickets
+from ..models import REFERENCE_KEY, SHIPMENT_VIEW_SORTS, shipment_view, tickets
 
-#: The allowed ``sort`` values; the first is the default (newest change first).
-SORTS = ("-updated_at", "updated_at", "reference", "-reference")
+#: The allowed ``sort`` values.
+SORTS = SHIPMENT_VIEW_SORTS.choices
 
 #: Equality filters, each a column of the same name (``reference``: its never-NULL key).
 EQUALITY_FILTERS = ("tracking_number", "status", "warehouse")
@@ -35,20 +33,23 @@ _KEYS: dict[str, Any] = {"updated_at": shipment_view.c.updated_at, "reference": 
 
 
 def list_(
-    session: Session, actor: Identity, *, filters: dict[str, Any], sort: str, cursor: str | None, limit: int
+    session: Session, actor: Identity, *, filters: dict[str, Any], sort: Sort, cursor: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the read model's shipments, each with its linked tickets."""
     rows = [dict(r._mapping) for r in session.execute(statement(actor, filters, sort, cursor, limit + 1))]
-    field = sort.removeprefix("-")
-    page, next_cursor = page_of(rows, limit, lambda r: (sort, _encode(r[field]), r["shipment_id"]))
+    # A NULL reference sorts (and continues) as "": the key is coalesce(reference, '').
+    page, next_cursor = sort.page(rows, limit, lambda r: (r[sort.name] or "", r["shipment_id"]))
     _with_tickets(session, page)
     return page, next_cursor
 
 
-def statement(actor: Identity, filters: dict[str, Any], sort: str, cursor: str | None, limit: int) -> Any:
+def statement(
+    actor: Identity, filters: dict[str, Any], sort: Sort | str, cursor: str | None, limit: int
+) -> Any:
     """The SELECT of up to ``limit`` rows (tests EXPLAIN it)."""
-    descending = sort.startswith("-")
-    key, ident = _KEYS[sort.removeprefix("-")], shipment_view.c.shipment_id
+    if isinstance(sort, str):
+        sort = SHIPMENT_VIEW_SORTS.parse(sort)
+    key, ident = _KEYS[sort.name], shipment_view.c.shipment_id
     stmt = select(shipment_view).where(
         *(
             shipment_view.c[name] == filters[name]
@@ -65,31 +66,8 @@ def statement(actor: Identity, filters: dict[str, Any], sort: str, cursor: str |
     if not actor.all_warehouses:
         stmt = stmt.where(shipment_view.c.warehouse.in_(sorted(actor.warehouses)))
     if cursor:
-        stmt = stmt.where(_after(sort, key, ident, cursor, descending))
-    order = (key.desc(), ident.desc()) if descending else (key.asc(), ident.asc())
-    return stmt.order_by(*order).limit(limit)
-
-
-def _encode(value: Any) -> str:
-    if isinstance(value, datetime):
-        return aware(value).isoformat()
-    return value or ""  # a NULL reference sorts as ""
-
-
-def _after(sort: str, key: Any, ident: Any, cursor: str, descending: bool) -> Any:
-    """Rows after the cursor's (value, id) in the order of ``sort``: a row-value comparison,
-    which the sort's index serves as a range."""
-    made_for, raw, last_id = decode_cursor(cursor, 3)
-    if made_for != sort:
-        raise InvalidField("/cursor", "Not a valid cursor.")
-    value: Any = raw
-    if sort.removeprefix("-") == "updated_at":
-        try:
-            value = aware(datetime.fromisoformat(raw))
-        except ValueError:
-            raise InvalidField("/cursor", "Not a valid cursor.") from None
-    last = tuple_(literal(value, key.type), literal(last_id, ident.type))
-    return tuple_(key, ident) < last if descending else tuple_(key, ident) > last
+        stmt = stmt.where(sort.after(key, ident, sort.decode(cursor)))
+    return stmt.order_by(*sort.order_by(key, ident)).limit(limit)
 
 
 def _with_tickets(session: Session, page: list[dict[str, Any]]) -> None:

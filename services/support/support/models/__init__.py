@@ -14,15 +14,27 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from .meta import metadata, outbox, platform
-from .shipment import REFERENCE_KEY, SHIPMENT_STATUSES, auto_tickets, shipment_view
+from .shipment import REFERENCE_KEY, SHIPMENT_STATUSES, SHIPMENT_VIEW_SORTS, auto_tickets, shipment_view
 from .sla import sla_policies
-from .ticket import PRIORITIES, STATUSES, TYPES, VISIBILITIES, ticket_comments, tickets
+from .ticket import (
+    COMMENT_SORTS,
+    PRIORITIES,
+    STATUSES,
+    TICKET_SORTS,
+    TYPES,
+    VISIBILITIES,
+    ticket_comments,
+    tickets,
+)
 
 __all__ = [
+    "COMMENT_SORTS",
     "PRIORITIES",
     "REFERENCE_KEY",
     "SHIPMENT_STATUSES",
+    "SHIPMENT_VIEW_SORTS",
     "STATUSES",
+    "TICKET_SORTS",
     "TYPES",
     "VISIBILITIES",
     "auto_tickets",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text, func
 
+from logistics_shared.sorting import SortKey, Sorts
+
 from .meta import metadata
 
 #: The statuses shipping's events give a shipment (its lifecycle, GUIDE §6).
@@ -56,6 +58,10 @@ Index(
 #: cursor is a plain range of this index in either direction; ``?reference=`` uses it too.
 REFERENCE_KEY = func.coalesce(shipment_view.c.reference, "")
 Index("ix_shipment_view_reference", REFERENCE_KEY, shipment_view.c.shipment_id)
+
+#: The sorts of the read model's list (keyset cursors of :mod:`logistics_shared.sorting`,
+#: each served by one of the indexes above): newest change first by default.
+SHIPMENT_VIEW_SORTS = Sorts((SortKey("updated_at", "datetime"), SortKey("reference")), default="-updated_at")
 Index("ix_shipment_view_tracking_number", shipment_view.c.tracking_number)
 
 #: One automatically opened ticket per (shipment, cause), however often the event arrives.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Column, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
 
 from logistics_shared.platform_tables import BigId
+from logistics_shared.sorting import SortKey, Sorts
 
 from .meta import metadata, one_of
 
@@ -48,6 +49,7 @@ tickets = Table(
     one_of("priority", PRIORITIES, "priority_known"),
 )
 Index("ix_tickets_created", tickets.c.created_at, tickets.c.id)
+Index("ix_tickets_updated_id", tickets.c.updated_at, tickets.c.id)  # ?sort=updated_at (0014)
 Index("ix_tickets_shipment", tickets.c.shipment_id)
 Index("ix_tickets_status", tickets.c.status)
 # ?q= searches subjects and comments by substring: trigram GIN indexes on PostgreSQL
@@ -71,9 +73,22 @@ ticket_comments = Table(
     one_of("visibility", VISIBILITIES, "visibility_known"),
 )
 Index("ix_ticket_comments_ticket", ticket_comments.c.ticket_id, ticket_comments.c.id)
+Index(  # ?sort=created_at of a ticket's comments (0014)
+    "ix_ticket_comments_ticket_created",
+    ticket_comments.c.ticket_id,
+    ticket_comments.c.created_at,
+    ticket_comments.c.id,
+)
 Index(
     "ix_ticket_comments_body_trgm",
     ticket_comments.c.body,
     postgresql_using="gin",
     postgresql_ops={"body": "gin_trgm_ops"},
 )
+
+#: The sorts of GET /v1/tickets: newest first unless asked otherwise.
+TICKET_SORTS = Sorts(
+    (SortKey("created_at", "datetime"), SortKey("updated_at", "datetime")), default="-created_at"
+)
+#: The sorts of a ticket's comments: oldest first (reading order), as it always was.
+COMMENT_SORTS = Sorts((SortKey("created_at", "datetime"),), default="created_at", id_kind="int")

@@ -13,8 +13,7 @@ from logistics_shared.schemas import (
     page_schema,
 )
 
-from ..domain.shipment_list import SORTS
-from ..models import SHIPMENT_STATUSES
+from ..models import SHIPMENT_STATUSES, SHIPMENT_VIEW_SORTS
 
 
 class TrackingSchema(Schema):
@@ -52,11 +51,7 @@ class ShipmentListQuerySchema(PageQuerySchema):
     warehouse = Code()
     since = UtcDateTimeIn(metadata={"description": "Last changed at or after (the read model's updated_at)."})
     until = UtcDateTimeIn(metadata={"description": "Last changed before."})
-    sort = fields.String(
-        load_default=SORTS[0],
-        validate=validate.OneOf(SORTS),
-        metadata={"description": "A field, '-' first for descending; newest change first by default."},
-    )
+    sort = SHIPMENT_VIEW_SORTS.field()
 
 
 ShipmentPageSchema = page_schema(ShipmentViewSchema, "ShipmentPageSchema")

@@ -14,7 +14,7 @@ from logistics_shared.schemas import (
     page_schema,
 )
 
-from ..models import PRIORITIES, STATUSES, TYPES, VISIBILITIES
+from ..models import COMMENT_SORTS, PRIORITIES, STATUSES, TICKET_SORTS, TYPES, VISIBILITIES
 
 
 class TicketCreateSchema(StrictSchema):
@@ -73,6 +73,7 @@ class TicketQuerySchema(PageQuerySchema):
     shipment_id = fields.UUID()
     q = Text(200, min_length=2)
     sla = fields.String(validate=validate.OneOf(("breached", "breaching_soon", "paused", "ok")))
+    sort = TICKET_SORTS.field()
 
 
 TicketPageSchema = page_schema(TicketSchema, "TicketPageSchema")
@@ -94,6 +95,7 @@ class CommentSchema(Schema):
 
 class CommentQuerySchema(PageQuerySchema):
     visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
+    sort = COMMENT_SORTS.field()
 
 
 CommentPageSchema = page_schema(CommentSchema, "CommentPageSchema")

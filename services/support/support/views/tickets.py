@@ -79,6 +79,7 @@ def list_(request: Request, query: dict[str, Any]) -> dict[str, Any]:
         cursor=query["cursor"],
         limit=query["limit"],
         soon_fraction=_soon(request),
+        sort=query["sort"],
     )
     return {"items": rows, "next_cursor": cursor}
 
@@ -148,7 +149,7 @@ def comment(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     "ticket_comments",
     "GET",
     permission=Permission.SUPPORT_READ,
-    summary="A ticket's comments, oldest first",
+    summary="A ticket's comments, oldest first unless sorted otherwise",
     tags=TAGS,
     query=CommentQuerySchema,
     response=CommentPageSchema,
@@ -162,5 +163,6 @@ def comments(request: Request, query: dict[str, Any]) -> dict[str, Any]:
         visibility=query.get("visibility"),
         cursor=query["cursor"],
         limit=query["limit"],
+        sort=query["sort"],
     )
     return {"items": rows, "next_cursor": cursor}
