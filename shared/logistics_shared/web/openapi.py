@@ -263,7 +263,9 @@ def _success(meta: ApiMeta) -> dict[str, Any]:
             schema = {"type": "array", "items": meta.response}
         success["content"] = {"application/json": {"schema": schema}}
         if not meta.many and "next_cursor" in meta.response().fields:
-            success["headers"] = LINK_HEADER
+            # A copy: the rate limiter adds its headers to this dict (a shared one would leak them
+            # into every later document, a limiter switched off included).
+            success["headers"] = dict(LINK_HEADER)
     return success
 
 

@@ -23,15 +23,14 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-#: The advisory lock's first key: "SHPR" in ASCII.
-LOCK_CLASS = 0x53485052
-
-LIVE_SHIPMENT = f"""
+# The advisory lock's first key is 1397248082 = 0x53485052, "SHPR" in ASCII. A plain string,
+# not an f-string: tests/ops/test_migration_rules.py reads the SQL an upgrade executes.
+LIVE_SHIPMENT = """
 CREATE OR REPLACE FUNCTION shipping_live_shipment(p_warehouse text, p_reference text)
 RETURNS TABLE (id varchar, status varchar, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock({LOCK_CLASS}, hashtext(p_warehouse || E'\\n' || p_reference));
+    PERFORM pg_advisory_xact_lock(1397248082, hashtext(p_warehouse || E'\\n' || p_reference));
     RETURN QUERY
         SELECT s.id, s.status, s.created_at FROM shipments AS s
         WHERE s.warehouse = p_warehouse AND s.reference = p_reference AND s.status <> 'cancelled'

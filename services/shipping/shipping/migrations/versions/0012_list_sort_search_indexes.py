@@ -29,12 +29,15 @@ BTREES = (
     ("ix_shipments_reference_id", ["reference", "id"]),
 )
 SEARCHED = ("reference", "recipient_name", "postal_code")
-BACKFILL = {
-    "postgresql": "UPDATE shipments SET recipient_name = ship_to::jsonb ->> 'name', "
-    "postal_code = ship_to::jsonb ->> 'postal_code'",
-    "sqlite": "UPDATE shipments SET recipient_name = json_extract(ship_to, '$.name'), "
-    "postal_code = json_extract(ship_to, '$.postal_code')",
-}
+#: The backfill per dialect (module constants: tests/ops/test_migration_rules.py reads them).
+BACKFILL_POSTGRESQL = (
+    "UPDATE shipments SET recipient_name = ship_to::jsonb ->> 'name', "
+    "postal_code = ship_to::jsonb ->> 'postal_code'"
+)
+BACKFILL_SQLITE = (
+    "UPDATE shipments SET recipient_name = json_extract(ship_to, '$.name'), "
+    "postal_code = json_extract(ship_to, '$.postal_code')"
+)
 
 
 def upgrade() -> None:
@@ -43,7 +46,10 @@ def upgrade() -> None:
     with op.batch_alter_table("shipments") as batch:
         batch.add_column(sa.Column("recipient_name", sa.String(200), nullable=True))
         batch.add_column(sa.Column("postal_code", sa.String(20), nullable=True))
-    op.execute(BACKFILL[dialect])
+    if postgres:
+        op.execute(BACKFILL_POSTGRESQL)
+    else:
+        op.execute(BACKFILL_SQLITE)
     for name, columns in BTREES:
         op.create_index(name, "shipments", columns)
     if postgres:
