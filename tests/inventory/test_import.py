@@ -390,13 +390,13 @@ def test_database_lost_mid_import_stops_without_blaming_rows(
 ) -> None:
     real, calls = catalog.upsert_item, []
 
-    def flaky(session: Any, data: dict[str, Any]) -> str:
+    def flaky(session: Any, data: dict[str, Any], outbox: Any = None) -> str:
         calls.append(data["sku"])
         if len(calls) == 2:
             raise OperationalError(
                 "UPDATE items ...", {}, Exception("server closed the connection unexpectedly")
             )
-        return real(session, data)
+        return real(session, data, outbox)
 
     monkeypatch.setattr(catalog, "upsert_item", flaky)
     path = inv.csv("items.csv", ITEM_HEADER, "A-1,A,1,1,1,1,1", "B-1,B,1,1,1,1,1", "C-1,C,1,1,1,1,1")

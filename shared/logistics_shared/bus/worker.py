@@ -60,6 +60,7 @@ class Worker:
             else None
         )
         handlers = spec.handlers() if spec.handlers else ()
+        drain = spec.drain_watch() if spec.drain_watch else None
         self.consumers = [
             EventConsumer(
                 service=spec.name,
@@ -69,6 +70,7 @@ class Worker:
                 handlers=handlers,
                 metrics=metrics,
                 connect=connection_factory(settings, heartbeat=True),
+                drain=drain,
             )
             for _ in range(consumers if handlers else 0)
         ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from .carrier import carrier_services, carriers, labels
+from .catalogue import catalogue_items, catalogue_warehouses, drain_marks
 from .meta import metadata, outbox, platform
 from .shipment import STATUSES, parcels, shipment_history, shipment_lines, shipments
 from .tracking import TRACKING_STATUSES, tracking_events
@@ -20,6 +21,9 @@ __all__ = [
     "TRACKING_STATUSES",
     "carrier_services",
     "carriers",
+    "catalogue_items",
+    "catalogue_warehouses",
+    "drain_marks",
     "get_metadata",
     "labels",
     "metadata",

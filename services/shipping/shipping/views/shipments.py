@@ -9,7 +9,7 @@ from logistics_shared.schemas import ONE_LINE_PER_SKU, postal_code_rule
 from logistics_shared.web.endpoint import Reply, endpoint
 from logistics_shared.web.etag import etag, expected_version
 
-from ..domain import shipments
+from ..domain import catalogue, shipments
 from ..permissions import Permission
 from ..schemas.shipments import (
     CancelSchema,
@@ -37,7 +37,8 @@ def _hold_for(request: Request) -> timedelta | None:
     response=ShipmentSchema,
     status=201,
     idempotent=True,
-    references=("/warehouse",),
+    # An unknown SKU or warehouse is a 422 only while the catalogue read model is synced.
+    references=("/warehouse", "/lines/*/sku"),
     creates="shipment",
     cross_field={**postal_code_rule("/ship_to"), **ONE_LINE_PER_SKU},
     example={
@@ -55,6 +56,8 @@ def _hold_for(request: Request) -> timedelta | None:
     },
 )
 def create(request: Request, body: dict[str, Any]) -> Reply:
+    fresh = request.registry["logistics.settings"].own.catalogue_fresh_seconds
+    body = catalogue.check_shipment(request.dbsession, body, fresh)
     shipment = shipments.create(request.dbsession, request.outbox, request.identity, body, _hold_for(request))
     return Reply(
         shipment,
