@@ -29,7 +29,7 @@ from logistics_shared.service import ServiceSpec
 
 from ..conftest import JWT_SECRET, make_settings
 from ..helpers.imports import Reservers, assert_same_outputs, deadlocks, new_rows, outputs
-from ..invariants import assert_inventory_invariants, outbox_types, row_counts
+from ..invariants import assert_inventory_invariants, outbox_types, row_counts, stock_outbox_types
 
 ADDRESS = {"name": "x", "line1": "y", "city": "z", "country": "NL"}
 ITEM_HEADER = "sku,name,unit_weight_g,length_mm,width_mm,height_mm,reorder_point"
@@ -162,11 +162,6 @@ def test_items_are_created_then_updated_or_unchanged_on_reimport(inv: Inventory)
     assert outbox_types(inv.engine) == ["item.created", "item.created", "item.updated"]
 
 
-def stock_events(engine: Any) -> list[str]:
-    """The outbox's stock events in order (the seeded catalogue's item.* and warehouse.* left out)."""
-    return [kind for kind in outbox_types(engine) if kind.startswith("stock.")]
-
-
 def test_items_header_is_case_insensitive_with_bom_and_semicolons(inv: Inventory) -> None:
     path = inv.tmp_path / "excel.csv"
     lines = ["SKU;Name;Unit_Weight_g;Length_mm;Width_mm;Height_mm", "MUG-01;Mug, large;350;120;90;95"]
@@ -284,7 +279,7 @@ def test_stock_import_writes_adjustments_levels_and_events(inv: Inventory) -> No
         ("AMS", "SKU-1", "adjustment", 10, "count", None, "admin:alice"),
         ("RTM", "SKU-1", "adjustment", 4, "found", "pallet behind dock 2, wrapped", "admin:alice"),
     ]
-    assert stock_events(inv.engine) == ["stock.adjusted", "stock.adjusted"]
+    assert stock_outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
     payload = orjson.loads(
         inv.rows("SELECT payload FROM outbox WHERE event_type LIKE 'stock.%' ORDER BY id")[1].payload
     )
@@ -298,7 +293,7 @@ def test_stock_import_writes_adjustments_levels_and_events(inv: Inventory) -> No
     assert inv.level("AMS", "SKU-1") == (2, 0)
     assert inv.movements()[-1][:5] == ("AMS", "SKU-1", "adjustment", -8, "damage")
     assert inv.movements()[-1][6].startswith("admin:import:")  # the default actor
-    assert stock_events(inv.engine)[-2:] == ["stock.adjusted", "stock.low"]
+    assert stock_outbox_types(inv.engine)[-2:] == ["stock.adjusted", "stock.low"]
 
     # The same file again: all counts match, nothing changes.
     res = inv.run("stock", path)
@@ -438,7 +433,7 @@ def test_items_and_stock_import_on_postgres(make_inventory: Callable[[str], Inve
     assert inv.level("AMS", "SKU-1") == (10, 0)
     assert inv.level("AMS", "SKU-2") == (3, 0)
     assert [m[3] for m in inv.movements()] == [10, 3]
-    assert stock_events(inv.engine) == ["stock.adjusted", "stock.adjusted"]
+    assert stock_outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
     res = inv.run("stock", path, "--dry-run")
     assert "0 adjusted, 2 no change, 2 failed" in res.stdout
     assert_inventory_invariants(inv.engine)
@@ -489,7 +484,7 @@ def test_a_repeated_sku_is_a_row_error_not_an_overwrite(either: Inventory) -> No
         "line 4: sku: SKU 'MUG-01' in warehouse 'AMS' is already on line 2; "
         "a file may count each SKU once per warehouse."
     ]
-    assert stock_events(inv.engine) == ["stock.adjusted"] * 3
+    assert stock_outbox_types(inv.engine) == ["stock.adjusted"] * 3
     assert_inventory_invariants(inv.engine)
 
 
@@ -738,7 +733,7 @@ def test_a_chunk_the_database_refuses_is_applied_again_row_by_row(
     assert "3 row(s) read: 2 adjusted, 0 no change, 1 failed" in res.stdout
     assert "Unknown SKU 'NOPE-1'" in res.stdout
     assert [m[3] for m in inv.movements()] == [10, 4]  # once each: the chunk's own writes rolled back
-    assert stock_events(inv.engine) == ["stock.adjusted", "stock.adjusted"]
+    assert stock_outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
     assert_inventory_invariants(inv.engine)
 
 
@@ -762,7 +757,7 @@ def test_a_deadlocked_chunk_runs_again(
     assert res.exit_code == 0, res.output
     assert attempts == [2, 2]
     assert [m[3] for m in inv.movements()] == [10, 4]
-    assert stock_events(inv.engine) == ["stock.adjusted", "stock.adjusted"]
+    assert stock_outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
 
 
 @pytest.mark.postgres
@@ -866,7 +861,7 @@ def test_a_level_reserved_between_the_plan_and_the_lock_is_planned_again(
                 reservations.reserve(session, outbox, ADMIN, data)
 
     event.listen(inv.engine, "before_cursor_execute", reserve_first)
-    before = len(stock_events(inv.engine))
+    before = len(stock_outbox_types(inv.engine))
     recount = inv.csv("recount.csv", "warehouse,sku,counted", "AMS,SKU-1,5", "AMS,SKU-2,4")
     refused: list[Exception] = []
 
