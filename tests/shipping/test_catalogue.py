@@ -172,13 +172,18 @@ NOW = datetime.now(UTC)
         ("cleared: a delivery is being applied", None, 201),
         ("stale: the consumer stopped marking", timedelta(seconds=-60), 201),
         ("a mark of another handler", "other", 201),
+        ("fresh, but no warehouse ever arrived: never synced", "empty", 201),
         ("fresh: the queue was drained a moment ago", timedelta(seconds=-1), 422),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_unknown_references_are_422_only_while_the_read_model_is_synced(ship, state, drained_at, expected):
-    feed(ship, ("warehouse.created", warehouse()), ("item.created", item("SKU-1")))
-    if drained_at == "other":
+    if drained_at != "empty":
+        feed(ship, ("warehouse.created", warehouse()))
+    feed(ship, ("item.created", item("SKU-1")))
+    if drained_at == "empty":
+        mark(ship, datetime.now(UTC))
+    elif drained_at == "other":
         mark(ship, datetime.now(UTC), handler="stock_reserved")
     elif drained_at != "none":
         mark(ship, None if drained_at is None else datetime.now(UTC) + drained_at)

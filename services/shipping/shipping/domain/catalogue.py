@@ -10,7 +10,8 @@ inventory by however long its events take, so a SKU missing from it may be an it
 created a second ago. A shipment is rejected for an unknown SKU or warehouse only
 while the read model is *synced*: the consumer that builds it found its queue empty
 within the last ``LOGISTICS_CATALOGUE_FRESH_SECONDS`` and has not had a delivery
-since (its drain mark, ``logistics_shared.bus.drain``). Otherwise the shipment is
+since (its drain mark, ``logistics_shared.bus.drain``), and the read model knows at
+least one warehouse (an empty one has never been synced). Otherwise the shipment is
 accepted as before and the saga decides (inventory answers ``invalid_request`` and
 the shipment goes ``on_hold``). The check costs the request one ``SELECT`` (two when
 synced or when parcels are to be derived), never a broker call.
@@ -96,13 +97,15 @@ def warehouse(session: Session, code: str) -> dict[str, Any] | None:
     return found
 
 
-# One row: the drain mark of the catalogue's consumer and whether the warehouse is known.
+# One row: the drain mark of the catalogue's consumer, whether the warehouse is known, and
+# whether any is (a read model without a single warehouse has never been synced).
 _SYNC = prebuilt(
     select(
         select(drain_marks.c.drained_at)
         .where(drain_marks.c.handler == HANDLER)
         .scalar_subquery()
         .label("drained_at"),
+        select(func.count()).select_from(catalogue_warehouses).scalar_subquery().label("warehouses"),
         select(func.count())
         .select_from(catalogue_warehouses)
         .where(catalogue_warehouses.c.code == bindparam("warehouse"))
@@ -140,7 +143,9 @@ def synced(drained_at: datetime | None, fresh_seconds: float, now: datetime | No
 
 def lookup(session: Session, data: dict[str, Any], fresh_seconds: float) -> Knowledge:
     mark = session.execute(_SYNC, {"warehouse": data["warehouse"]}).one()
-    is_synced = synced(mark.drained_at, fresh_seconds)
+    # Drained but empty is "never synced": its events went out before its queue existed (a
+    # read model added to a running suite, until a replay fills it). No shipment could pass.
+    is_synced = bool(mark.warehouses) and synced(mark.drained_at, fresh_seconds)
     items: dict[str, dict[str, Any]] = {}
     # The items are read only when they can change the answer: to reject, or to derive parcels.
     if is_synced or not data.get("parcels"):
