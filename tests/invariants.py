@@ -52,6 +52,12 @@ def outbox_types(engine: Any) -> list[str]:
         return [row[0] for row in conn.execute(text("SELECT event_type FROM outbox ORDER BY id"))]
 
 
+def stock_outbox_types(engine: Any) -> list[str]:
+    """The outbox's ``stock.*`` events in order, without the catalogue's ``item.*`` and
+    ``warehouse.*`` ones that seeding a test's warehouses and items writes."""
+    return [kind for kind in outbox_types(engine) if kind.startswith("stock.")]
+
+
 def row_counts(
     engine: Any,
     tables: tuple[str, ...] = (

@@ -41,6 +41,9 @@ class ServiceSpec:
     background: tuple[BackgroundTask, ...] = field(default_factory=tuple)
     #: The service's event handlers (``logistics_shared.bus.handlers.Handler``).
     handlers: Callable[[], tuple[Any, ...]] | None = None
+    #: The read models its web checks requests against: a ``logistics_shared.bus.drain.DrainWatch``
+    #: naming the handlers whose consumers record when their queue was last drained.
+    drain_watch: Callable[[], Any] | None = None
     #: PostgreSQL settings (``"name=value"``) for every session of this service.
     pg_settings: tuple[str, ...] = ()
     #: The service's own settings: a frozen dataclass whose fields are declared with

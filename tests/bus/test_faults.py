@@ -19,7 +19,7 @@ from logistics_shared.bus.relay import OutboxRelay
 from logistics_shared.bus.worker import Worker
 from logistics_shared.outbox import Outbox
 
-from ..helpers.bus import publish_event, unpublished, wait_until
+from ..helpers.bus import forget_seeded_events, publish_event, unpublished, wait_until
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import seed
 from .workers import queue_depth, queue_exists, start_worker, worker_env
@@ -37,6 +37,7 @@ def outbox_ids(client) -> set[str]:
 def test_burst_while_the_broker_is_unreachable_loses_nothing(service_client, proxy, namespace, tap):
     client = service_client("inventory", "postgres", broker_url=proxy.url, bus_namespace=namespace, **FAST)
     seed(client)
+    forget_seeded_events(client)
     wire = tap("inventory")  # on the real broker, not through the proxy
     worker = Worker(client.registry["logistics.service"], client.settings, client.registry)
     worker.start()
@@ -72,6 +73,7 @@ def test_a_confirm_that_never_comes_fails_the_batch_within_the_timeout(service_c
         "inventory", "postgres", broker_url=proxy.url, bus_namespace=namespace, bus_confirm_timeout=1.5
     )
     seed(client)
+    forget_seeded_events(client)
     settings = client.settings
     relay = OutboxRelay(
         service="inventory",
@@ -170,6 +172,7 @@ def test_a_worker_killed_mid_message_applies_it_exactly_once(
 ):
     client = service_client("inventory", "postgres", broker_url=rabbit, bus_namespace=namespace, **FAST)
     seed(client)
+    forget_seeded_events(client)
     client.as_().post_json("/v1/receipts", {"warehouse": "AMS", "sku": "SKU-1", "quantity": 5})
     env = worker_env("inventory", client, rabbit, namespace)
 

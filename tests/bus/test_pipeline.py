@@ -14,7 +14,7 @@ from logistics_shared.bus.consumer import EventConsumer
 from logistics_shared.bus.handlers import Handler
 from logistics_shared.bus.worker import Worker
 
-from ..helpers.bus import publish_event, unpublished, wait_until
+from ..helpers.bus import forget_seeded_events, publish_event, unpublished, wait_until
 from ..invariants import assert_inventory_invariants
 from ..inventory.conftest import receive, seed
 
@@ -29,6 +29,7 @@ def inv(service_client, rabbit, namespace):
         "inventory", "postgres", broker_url=rabbit, bus_namespace=namespace, **FAST_RETRIES
     )
     seed(client)
+    forget_seeded_events(client)
     return client
 
 

@@ -87,6 +87,7 @@ def test_inventory_accepts_its_examples(service_client, backend):
     docs.send("warehouses", "POST", "/v1/warehouses")
     rtm = {**docs.example("warehouses", "POST"), "code": "RTM", "name": "Rotterdam DC"}
     docs.send("warehouses", "POST", "/v1/warehouses", rtm)
+    docs.send("warehouse", "PATCH", "/v1/warehouses/AMS")
     docs.send("locations", "POST", "/v1/warehouses/AMS/locations")
     docs.send("items", "POST", "/v1/items")
     docs.send("item", "PATCH", "/v1/items/TEE-M")

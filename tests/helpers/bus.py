@@ -108,3 +108,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30, what: str = "
 def unpublished(client) -> int:
     with client.engine.connect() as conn:
         return conn.execute(text("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")).scalar_one()
+
+
+def forget_seeded_events(client) -> None:
+    """Delete the outbox rows seeding wrote (the catalogue's ``item.*`` / ``warehouse.*``
+    events), for a test that counts what its own requests publish."""
+    with client.engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM outbox WHERE event_type LIKE 'item.%' OR event_type LIKE 'warehouse.%'")
+        )

@@ -122,6 +122,35 @@ def test_create_warehouse_bad_input(inv: Client) -> None:
     run_table(inv, cases)
 
 
+def test_update_warehouse_bad_input(inv: Client) -> None:
+    m, p, base = "PATCH", "/v1/warehouses/AMS", {"name": "Renamed", "address": ADDRESS}
+    nested = b"[" * 1000 + b"]" * 1000
+    cases = [
+        *envelope(m, p, base, inv.settings.max_body_bytes),
+        Case("no field to change", m, p, b"{}", 422, ("/",)),
+        *invalid(m, p, base, "/name", ("x" * 201, "", None, 5)),
+        *invalid(m, p, base, "/code", ("OTHER",)),  # the code is the identity: not updatable
+        *invalid(m, p, base, "/version", (2,)),
+        *invalid(m, p, base, "/address", ("x", [], None, 5)),
+        *invalid(m, p, base, "/address/bogus", (1,)),
+        *invalid(m, p, base, "/address/country", ("XX", "nl", None, DELETE)),
+        *invalid(m, p, base, "/address/line1", ("x" * 201, DELETE)),
+        *invalid(m, p, base, "/address/postal_code", ("x" * 21, "ABC")),
+        *invalid(m, p, base, "/address/phone", ("x" * 41, "", 5, "a\x00b")),
+        Case("1000 levels in address", m, p, with_raw_field({"name": "x"}, "address", nested), 422,
+             ("/address",)),
+        Case("unknown warehouse", m, "/v1/warehouses/ZZZ", js(base), 404),
+        Case("code that is no code", m, "/v1/warehouses/a%20b", js(base), 404),
+        Case("stale If-Match", m, p, js(base), 412, headers=(("If-Match", '"99"'),)),
+        Case("If-Match on an unknown warehouse", m, "/v1/warehouses/ZZZ", js(base), 404,
+             headers=(("If-Match", '"1"'),)),
+        Case("If-Match that is no ETag", m, p, js(base), 412, headers=(("If-Match", "garbage"),)),
+        Case("as warehouse staff", m, p, js(base), 403, role="warehouse_staff", warehouses=("AMS",)),
+        Case("as support", m, p, js(base), 403, role="support_agent"),
+    ]  # fmt: skip
+    run_table(inv, cases)
+
+
 def test_create_location_bad_input(inv: Client) -> None:
     inv.as_().post_json("/v1/warehouses/AMS/locations", {"code": "DUP"}, status=201)
     m, p, base = "POST", "/v1/warehouses/AMS/locations", {"code": "A-01", "description": "Aisle A"}

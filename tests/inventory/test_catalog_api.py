@@ -92,4 +92,4 @@ def test_locations_are_a_catalogue_per_warehouse(inv):
     assert [loc["code"] for loc in admin.get("/v1/warehouses/AMS/locations").json["items"]] == ["A-1"]
     warehouse = admin.get("/v1/warehouses/AMS").json
     assert warehouse["address"]["country"] == "NL"
-    assert set(warehouse) == {"code", "name", "address", "created_at"}
+    assert set(warehouse) == {"code", "name", "address", "version", "created_at", "updated_at"}

@@ -29,7 +29,7 @@ from logistics_shared.service import ServiceSpec
 
 from ..conftest import JWT_SECRET, make_settings
 from ..helpers.imports import Reservers, assert_same_outputs, deadlocks, new_rows, outputs
-from ..invariants import assert_inventory_invariants, outbox_types, row_counts
+from ..invariants import assert_inventory_invariants, outbox_types, row_counts, stock_outbox_types
 
 ADDRESS = {"name": "x", "line1": "y", "city": "z", "country": "NL"}
 ITEM_HEADER = "sku,name,unit_weight_g,length_mm,width_mm,height_mm,reorder_point"
@@ -158,7 +158,8 @@ def test_items_are_created_then_updated_or_unchanged_on_reimport(inv: Inventory)
     assert res.exit_code == 0, res.output
     assert "1 unchanged" in res.stdout
     assert inv.item("MUG-01").reorder_point == 24
-    assert row_counts(inv.engine)["outbox"] == 0
+    # Items travel as item.created / item.updated (shipping's catalogue); unchanged ones emit nothing.
+    assert outbox_types(inv.engine) == ["item.created", "item.created", "item.updated"]
 
 
 def test_items_header_is_case_insensitive_with_bom_and_semicolons(inv: Inventory) -> None:
@@ -278,8 +279,10 @@ def test_stock_import_writes_adjustments_levels_and_events(inv: Inventory) -> No
         ("AMS", "SKU-1", "adjustment", 10, "count", None, "admin:alice"),
         ("RTM", "SKU-1", "adjustment", 4, "found", "pallet behind dock 2, wrapped", "admin:alice"),
     ]
-    assert outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
-    payload = orjson.loads(inv.rows("SELECT payload FROM outbox ORDER BY id")[1].payload)
+    assert stock_outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
+    payload = orjson.loads(
+        inv.rows("SELECT payload FROM outbox WHERE event_type LIKE 'stock.%' ORDER BY id")[1].payload
+    )
     assert payload["type"] == "stock.adjusted"
     assert payload["data"]["delta"] == 4 and payload["data"]["reason"] == "found"
     assert payload["data"]["on_hand"] == 4 and payload["data"]["warehouse"] == "RTM"
@@ -290,7 +293,7 @@ def test_stock_import_writes_adjustments_levels_and_events(inv: Inventory) -> No
     assert inv.level("AMS", "SKU-1") == (2, 0)
     assert inv.movements()[-1][:5] == ("AMS", "SKU-1", "adjustment", -8, "damage")
     assert inv.movements()[-1][6].startswith("admin:import:")  # the default actor
-    assert outbox_types(inv.engine)[-2:] == ["stock.adjusted", "stock.low"]
+    assert stock_outbox_types(inv.engine)[-2:] == ["stock.adjusted", "stock.low"]
 
     # The same file again: all counts match, nothing changes.
     res = inv.run("stock", path)
@@ -390,13 +393,13 @@ def test_database_lost_mid_import_stops_without_blaming_rows(
 ) -> None:
     real, calls = catalog.upsert_item, []
 
-    def flaky(session: Any, data: dict[str, Any]) -> str:
+    def flaky(session: Any, data: dict[str, Any], outbox: Any = None) -> str:
         calls.append(data["sku"])
         if len(calls) == 2:
             raise OperationalError(
                 "UPDATE items ...", {}, Exception("server closed the connection unexpectedly")
             )
-        return real(session, data)
+        return real(session, data, outbox)
 
     monkeypatch.setattr(catalog, "upsert_item", flaky)
     path = inv.csv("items.csv", ITEM_HEADER, "A-1,A,1,1,1,1,1", "B-1,B,1,1,1,1,1", "C-1,C,1,1,1,1,1")
@@ -430,7 +433,7 @@ def test_items_and_stock_import_on_postgres(make_inventory: Callable[[str], Inve
     assert inv.level("AMS", "SKU-1") == (10, 0)
     assert inv.level("AMS", "SKU-2") == (3, 0)
     assert [m[3] for m in inv.movements()] == [10, 3]
-    assert outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
+    assert stock_outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
     res = inv.run("stock", path, "--dry-run")
     assert "0 adjusted, 2 no change, 2 failed" in res.stdout
     assert_inventory_invariants(inv.engine)
@@ -481,7 +484,7 @@ def test_a_repeated_sku_is_a_row_error_not_an_overwrite(either: Inventory) -> No
         "line 4: sku: SKU 'MUG-01' in warehouse 'AMS' is already on line 2; "
         "a file may count each SKU once per warehouse."
     ]
-    assert outbox_types(inv.engine) == ["stock.adjusted"] * 3
+    assert stock_outbox_types(inv.engine) == ["stock.adjusted"] * 3
     assert_inventory_invariants(inv.engine)
 
 
@@ -664,8 +667,10 @@ def test_set_based_and_row_by_row_leave_the_same_ledger_events_and_report(
 
     after = [new_rows(outputs(inv.engine), seeded) for inv in (by_row, set_based)]
     assert_same_outputs(*after)
-    types = [event[0] for event in after[0]["events"]]
+    types = [event[0] for event in after[0]["events"] if event[0].startswith("stock.")]
     assert types == ["stock.adjusted", "stock.adjusted", "stock.low", *["stock.adjusted"] * 4]
+    # The items file's new and changed items, as item.* events, the same on both paths.
+    assert {event[0] for event in after[0]["events"]} - set(types) == {"item.created", "item.updated"}
     for inv in (by_row, set_based):
         assert_inventory_invariants(inv.engine)
 
@@ -728,7 +733,7 @@ def test_a_chunk_the_database_refuses_is_applied_again_row_by_row(
     assert "3 row(s) read: 2 adjusted, 0 no change, 1 failed" in res.stdout
     assert "Unknown SKU 'NOPE-1'" in res.stdout
     assert [m[3] for m in inv.movements()] == [10, 4]  # once each: the chunk's own writes rolled back
-    assert outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
+    assert stock_outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
     assert_inventory_invariants(inv.engine)
 
 
@@ -752,7 +757,7 @@ def test_a_deadlocked_chunk_runs_again(
     assert res.exit_code == 0, res.output
     assert attempts == [2, 2]
     assert [m[3] for m in inv.movements()] == [10, 4]
-    assert outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
+    assert stock_outbox_types(inv.engine) == ["stock.adjusted", "stock.adjusted"]
 
 
 @pytest.mark.postgres
@@ -856,7 +861,7 @@ def test_a_level_reserved_between_the_plan_and_the_lock_is_planned_again(
                 reservations.reserve(session, outbox, ADMIN, data)
 
     event.listen(inv.engine, "before_cursor_execute", reserve_first)
-    before = len(outbox_types(inv.engine))
+    before = len(stock_outbox_types(inv.engine))
     recount = inv.csv("recount.csv", "warehouse,sku,counted", "AMS,SKU-1,5", "AMS,SKU-2,4")
     refused: list[Exception] = []
 

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from inventory.domain.sweeper import sweep_expired
 
-from ..invariants import assert_inventory_invariants, outbox_types
+from ..invariants import assert_inventory_invariants, outbox_types, stock_outbox_types
 from .conftest import receive
 
 
@@ -50,7 +50,7 @@ def test_reserve_then_consume_issues_stock(inv):
     assert [(m["quantity"], m["reservation_id"]) for m in issues] == [(-2, rid)]
     res = inv.as_().post(f"/v1/reservations/{rid}/release", status=409)
     assert res.json["reservation_status"] == "consumed"
-    assert outbox_types(inv.engine) == ["stock.received", "stock.reserved", "stock.issued"]
+    assert stock_outbox_types(inv.engine) == ["stock.received", "stock.reserved", "stock.issued"]
     assert_inventory_invariants(inv.engine)
 
 

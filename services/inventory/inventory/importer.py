@@ -128,7 +128,7 @@ def _item_body(cells: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply_item(
-    session: Session, _outbox: Outbox, _actor: Identity, data: dict[str, Any], given: frozenset[str]
+    session: Session, outbox: Outbox, _actor: Identity, data: dict[str, Any], given: frozenset[str]
 ) -> str:
     if "reorder_point" not in given:
         # The schema defaults a missing reorder point to 0; that is right for a
@@ -136,7 +136,7 @@ def _apply_item(
         exists = session.execute(select(models.items.c.id).where(models.items.c.sku == data["sku"])).first()
         if exists is not None:
             data = {k: v for k, v in data.items() if k != "reorder_point"}
-    return catalog.upsert_item(session, data)
+    return catalog.upsert_item(session, data, outbox)
 
 
 def _item_key(data: dict[str, Any]) -> tuple[str, ...]:

@@ -16,6 +16,9 @@ SERVICE = ServiceSpec(
     metadata=lazy("shipping.models:get_metadata"),
     role_permissions=lazy("shipping.permissions:role_permissions"),
     handlers=lazy("shipping.handlers:handlers"),
+    # POST /v1/shipments checks SKUs and warehouses against the catalogue only while its
+    # consumer is drained (shipping.domain.catalogue): that consumer keeps drain marks.
+    drain_watch=lazy("shipping.handlers:drain_watch"),
     demo=lazy("shipping.demo:load"),
     stored_secrets=lazy("shipping.models.carrier:stored_secrets"),
     # Carriers authenticate their webhook with an HMAC of the body, not a bearer token.

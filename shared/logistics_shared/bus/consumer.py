@@ -36,6 +36,7 @@ from ..platform_tables import PlatformTables
 from ..settings import Settings
 from .backoff import Backoff
 from .connection import broker_connection, buffer_reads
+from .drain import DrainMarker, DrainWatch
 from .handlers import Handler
 from .names import Names
 from .publisher import Outgoing, make_publisher, supports_confirms
@@ -74,6 +75,7 @@ class EventConsumer:
         registry: EventRegistry = REGISTRY,
         linger: float = LINGER_SECONDS,
         gap: float = GAP_SECONDS,
+        drain: DrainWatch | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
@@ -94,6 +96,8 @@ class EventConsumer:
         self._applied: list[Message] = []
         self._ack_multiple = False
         self._inbox_insert: Any = None
+        # Drain marks of the read models the web checks requests against (see drain.py).
+        self._drain = DrainMarker(drain, session_factory) if drain is not None else None
 
     # -- the loop ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -158,6 +162,8 @@ class EventConsumer:
         for consumer in consumers:
             consumer.consume()
         self.connected.set()
+        if self._drain is not None:
+            self._drain.started()
         backoff.reset()
         log.info("consuming", extra={"service": self.service, "queues": [q.name for q in queues]})
         try:
@@ -169,17 +175,25 @@ class EventConsumer:
                         connection.drain_events(timeout=1.0)
                     except TimeoutError:
                         connection.heartbeat_check()
+                        self._idle()
                         continue
                 self._gather(connection)
                 self._flush()
+                self._idle()
         finally:
             self._buffer.clear()  # unacked: the broker redelivers them
             self._applied.clear()
+            if self._drain is not None:
+                self._drain.stopped()  # a consumer that stopped drains nothing
             for consumer in consumers:
                 try:
                     consumer.cancel()
                 except Exception:
                     log.debug("cancel failed", exc_info=True)
+
+    def _idle(self) -> None:
+        if self._drain is not None:
+            self._drain.idle()
 
     def _callback(self, handler: Handler) -> Callable[[Message], None]:
         return lambda message: self._buffer.append((handler, message))
@@ -201,6 +215,9 @@ class EventConsumer:
         groups: dict[str, tuple[Handler, list[Message]]] = {}
         for handler, message in buffered:
             groups.setdefault(handler.name, (handler, []))[1].append(message)
+        if self._drain is not None:
+            # Before the effects commit: the web stops trusting the read model first.
+            self._drain.delivered(groups)
         for handler, messages in groups.values():
             self.handle_batch(handler, messages)
         self._ack_applied([message for _, message in buffered])
@@ -391,8 +408,10 @@ class EventConsumer:
             target = self.names.delay_queue(self.service, handler.name, int(delay * 1000))
         else:
             # memory:// has no message TTL: the retry comes back at once (documented).
-            target = queue
+            delay, target = 0.0, queue
         self._send(target, message, headers)
+        if self._drain is not None:
+            self._drain.retried(handler.name, delay)
         self.metrics.retried.labels(self.service, handler.name).inc()
 
     def _dead_letter(self, handler: Handler, message: Message, reason: str, error: str, attempt: int) -> None:

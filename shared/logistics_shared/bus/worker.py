@@ -60,6 +60,12 @@ class Worker:
             else None
         )
         handlers = spec.handlers() if spec.handlers else ()
+        # Drain marks only on a real broker. On memory:// (the embedded default) the producer's
+        # relay polls SQLite and the in-memory transport polls once a second, so an event can
+        # take over a second to arrive: an idle consumer there says nothing about an item created
+        # a moment ago. With no marks, readers treat their read model as lagging (accept).
+        real_broker = settings.broker_url.startswith(("amqp", "pyamqp"))
+        drain = spec.drain_watch() if spec.drain_watch and real_broker else None
         self.consumers = [
             EventConsumer(
                 service=spec.name,
@@ -69,6 +75,7 @@ class Worker:
                 handlers=handlers,
                 metrics=metrics,
                 connect=connection_factory(settings, heartbeat=True),
+                drain=drain,
             )
             for _ in range(consumers if handlers else 0)
         ]

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
-from ..schemas import Code, Count, Quantity, SignedQuantity, Sku, StrictInteger
+from ..schemas import (
+    AddressSchema,
+    Code,
+    Count,
+    Grams,
+    Millimetres,
+    Quantity,
+    SignedQuantity,
+    Sku,
+    StrictInteger,
+)
 from .registry import REGISTRY
 
 #: Every event in this module is emitted by the inventory service (its exchange).
@@ -95,3 +105,53 @@ class StockReservationFailed(Schema):
     reason = fields.String(required=True, validate=validate.OneOf(("shortage", "invalid_request")))
     detail = fields.String(required=True)
     shortages = fields.List(fields.Nested(ShortageSchema), load_default=list)
+
+
+# -- the catalogue: what other services keep a read model of ------------------------------
+class _Item(Schema):
+    sku = Sku(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    unit_weight_g = Grams(required=True)
+    length_mm = Millimetres(required=True)
+    width_mm = Millimetres(required=True)
+    height_mm = Millimetres(required=True)
+    #: The item's version after the change (it grows with every update): a consumer keeps the
+    #: highest it has seen, so an older ``item.updated`` delivered late changes nothing.
+    version = StrictInteger(required=True, validate=validate.Range(min=1))
+
+
+@REGISTRY.register("item.created", 1, producer=PRODUCER)
+class ItemCreated(_Item):
+    pass
+
+
+@REGISTRY.register("item.updated", 1, producer=PRODUCER)
+class ItemUpdated(_Item):
+    pass
+
+
+class EventAddressSchema(AddressSchema):
+    """The shared address (the same fields and rules as a shipment's ``ship_to``); a
+    consumer ignores fields it does not know, as it does at the top level."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class _Warehouse(Schema):
+    code = Code(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    #: The postal address; its optional ``phone`` is the sender's phone on labels.
+    address = fields.Nested(EventAddressSchema, required=True)
+    #: As for items: the warehouse's version after the change.
+    version = StrictInteger(required=True, validate=validate.Range(min=1))
+
+
+@REGISTRY.register("warehouse.created", 1, producer=PRODUCER)
+class WarehouseCreated(_Warehouse):
+    pass
+
+
+@REGISTRY.register("warehouse.updated", 1, producer=PRODUCER)
+class WarehouseUpdated(_Warehouse):
+    pass

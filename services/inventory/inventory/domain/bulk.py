@@ -31,6 +31,7 @@ from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 
 from ..models import outbox as outbox_table
+from .catalog import item_event
 from .common import level_body, utcnow
 from .stock import emit_if_low
 
@@ -124,7 +125,7 @@ _UPDATE_ITEMS = text(
           IS DISTINCT FROM
           (s.name, s.unit_weight_g, s.length_mm, s.width_mm, s.height_mm,
            COALESCE(s.reorder_point, i.reorder_point))
-    RETURNING s.line
+    RETURNING s.line, i.sku, i.name, i.unit_weight_g, i.length_mm, i.width_mm, i.height_mm, i.version
     """
 )
 
@@ -138,7 +139,7 @@ _INSERT_ITEMS = text(
     WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.sku = s.sku)
     ORDER BY s.line
     ON CONFLICT (sku) DO NOTHING
-    RETURNING sku
+    RETURNING sku, name, unit_weight_g, length_mm, width_mm, height_mm, version
     """
 )
 
@@ -173,18 +174,24 @@ def upsert_items(session: Session, _actor: Identity, rows: Sequence[Row]) -> Out
         ),
     )
     existing = set(session.execute(_LOCK_ITEMS).scalars())
-    updated = set(session.execute(_UPDATE_ITEMS, {"now": now}).scalars())
-    created = set(session.execute(_INSERT_ITEMS, {"now": now}).scalars())
+    updated = {row.line: row for row in session.execute(_UPDATE_ITEMS, {"now": now})}
+    created = {row.sku: row for row in session.execute(_INSERT_ITEMS, {"now": now})}
     outcomes: Outcomes = {}
+    # item.created / item.updated, as catalog.create_item and update_item emit them, in line order.
+    outbox = BufferedOutbox(session)
     for line, data, _given in rows:
         if line in updated:
             outcomes[line] = "updated"
+            outbox.emit("item.updated", item_event(updated[line]._asdict()))
         elif line in existing:
             outcomes[line] = "unchanged"
         elif data["sku"] in created:
             outcomes[line] = "created"
+            outbox.emit("item.created", item_event(created[data["sku"]]._asdict()))
         else:
             outcomes[line] = Conflict(f"An item with SKU {data['sku']!r} already exists.")
+    if outbox.rows:
+        _copy(session, "outbox", _OUTBOX_COLUMNS, outbox.rows)
     return outcomes
 
 

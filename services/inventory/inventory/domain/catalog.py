@@ -11,27 +11,46 @@ from sqlalchemy.orm import Session
 from logistics_shared.db import insert_unless_exists
 from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
+from logistics_shared.outbox import Outbox
 from logistics_shared.readpath import prebuilt
 from logistics_shared.sorting import Sort
 
 from ..models import ITEM_SORTS, LOCATION_SORTS, WAREHOUSE_SORTS, items, locations, warehouses
+from ..models import outbox as outbox_table
 from .common import utcnow, warehouse_for_path
 
 ITEM_FIELDS = ("name", "unit_weight_g", "length_mm", "width_mm", "height_mm", "reorder_point")
+#: What ``item.created`` / ``item.updated`` carry: what another service needs to know of an
+#: item (shipping: to check SKUs and default parcels), not its reorder point.
+ITEM_EVENT_FIELDS = ("sku", "name", "unit_weight_g", "length_mm", "width_mm", "height_mm", "version")
+WAREHOUSE_FIELDS = ("name", "address")
 
 
 def _item(row: Any) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-def create_item(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+def _sink(session: Session, outbox: Outbox | None) -> Outbox:
+    """The caller's outbox (a request's, with its correlation id), or one of the session's own:
+    a catalogue change never commits without its event."""
+    return outbox if outbox is not None else Outbox(session, outbox_table, producer="inventory")
+
+
+def item_event(item: dict[str, Any]) -> dict[str, Any]:
+    """The data of ``item.created`` / ``item.updated`` for the item as it is now."""
+    return {key: item[key] for key in ITEM_EVENT_FIELDS}
+
+
+def create_item(session: Session, data: dict[str, Any], outbox: Outbox | None = None) -> dict[str, Any]:
     now = utcnow()
     values = {k: data[k] for k in ITEM_FIELDS}
     values.update(sku=data["sku"], created_at=now, updated_at=now, version=1)
     row = insert_unless_exists(session, items, values, ["sku"], returning=items.c)
     if row is None:
         raise Conflict(f"An item with SKU {data['sku']!r} already exists.")
-    return _item(row)
+    item = _item(row)
+    _sink(session, outbox).emit("item.created", item_event(item))
+    return item
 
 
 #: Built once: building a select costs a hot read more than executing it (see stock.py).
@@ -46,7 +65,11 @@ def get_item(session: Session, sku: str) -> dict[str, Any]:
 
 
 def update_item(
-    session: Session, sku: str, changes: dict[str, Any], expected_version: int | None
+    session: Session,
+    sku: str,
+    changes: dict[str, Any],
+    expected_version: int | None,
+    outbox: Outbox | None = None,
 ) -> dict[str, Any]:
     """Apply ``changes``; with ``expected_version`` the check and the write are one statement."""
     stmt = update(items).where(items.c.sku == sku)
@@ -60,19 +83,21 @@ def update_item(
         # It exists, so the version condition is what failed: expected_version was given.
         assert expected_version is not None
         raise PreconditionFailed.stale("item", current["version"], expected_version)
-    return _item(row)
+    item = _item(row)
+    _sink(session, outbox).emit("item.updated", item_event(item))
+    return item
 
 
-def upsert_item(session: Session, data: dict[str, Any]) -> str:
+def upsert_item(session: Session, data: dict[str, Any], outbox: Outbox | None = None) -> str:
     """Create or update by SKU (bulk import); returns ``created``, ``updated`` or ``unchanged``."""
     existing = session.execute(select(items).where(items.c.sku == data["sku"])).first()
     if existing is None:
-        create_item(session, data)
+        create_item(session, data, outbox)
         return "created"
     changes = {k: data[k] for k in ITEM_FIELDS if k in data and data[k] != getattr(existing, k)}
     if not changes:
         return "unchanged"
-    update_item(session, data["sku"], changes, None)
+    update_item(session, data["sku"], changes, None, outbox)
     return "updated"
 
 
@@ -116,17 +141,57 @@ def _warehouse(row: Any) -> dict[str, Any]:
     return data
 
 
-def create_warehouse(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+def warehouse_event(warehouse: dict[str, Any]) -> dict[str, Any]:
+    """The data of ``warehouse.created`` / ``warehouse.updated``: the name and the postal
+    address (whose optional ``phone`` labels print as the sender's)."""
+    return {key: warehouse[key] for key in ("code", "name", "address", "version")}
+
+
+def create_warehouse(session: Session, data: dict[str, Any], outbox: Outbox | None = None) -> dict[str, Any]:
+    now = utcnow()
     values = {
         "code": data["code"],
         "name": data["name"],
         "address": orjson.dumps(data["address"]).decode(),
-        "created_at": utcnow(),
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
     }
     row = insert_unless_exists(session, warehouses, values, ["code"], returning=warehouses.c)
     if row is None:
         raise Conflict(f"A warehouse with code {data['code']!r} already exists.")
-    return _warehouse(row)
+    warehouse = _warehouse(row)
+    _sink(session, outbox).emit("warehouse.created", warehouse_event(warehouse))
+    return warehouse
+
+
+def update_warehouse(
+    session: Session,
+    actor: Identity,
+    code: str,
+    changes: dict[str, Any],
+    expected_version: int | None,
+    outbox: Outbox | None = None,
+) -> dict[str, Any]:
+    """Change a warehouse's name or address (the whole address: it is one postal fact);
+    with ``expected_version`` the check and the write are one statement."""
+    ref = warehouse_for_path(session, actor, code)  # 404 for another warehouse's staff too
+    values = {k: v for k, v in changes.items() if k in WAREHOUSE_FIELDS}
+    if "address" in values:
+        values["address"] = orjson.dumps(values["address"]).decode()
+    stmt = update(warehouses).where(warehouses.c.id == ref.id)
+    if expected_version is not None:
+        stmt = stmt.where(warehouses.c.version == expected_version)
+    row = session.execute(
+        stmt.values(version=warehouses.c.version + 1, updated_at=utcnow(), **values).returning(*warehouses.c)
+    ).first()
+    if row is None:
+        current = get_warehouse(session, actor, code)
+        assert expected_version is not None
+        raise PreconditionFailed.stale("warehouse", current["version"], expected_version)
+    warehouse = _warehouse(row)
+    _sink(session, outbox).emit("warehouse.updated", warehouse_event(warehouse))
+    return warehouse
 
 
 def get_warehouse(session: Session, actor: Identity, code: str) -> dict[str, Any]:

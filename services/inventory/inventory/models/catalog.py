@@ -57,7 +57,11 @@ warehouses = Table(
     Column("code", String(32), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     Column("address", Text, nullable=False),  # JSON, validated by AddressSchema
+    # Grows with every change: the ETag, and how consumers of warehouse.* events order them.
+    Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # NULL on a warehouse never changed since before the column existed.
+    Column("updated_at", DateTime(timezone=True), nullable=True),
 )
 
 locations = Table(

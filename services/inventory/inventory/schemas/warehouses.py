@@ -9,6 +9,7 @@ from logistics_shared.schemas import (
     AddressSchema,
     Code,
     PageQuerySchema,
+    PatchSchema,
     StrictSchema,
     Text,
     UtcDateTime,
@@ -32,11 +33,19 @@ class WarehouseCreateSchema(StrictSchema):
     address = fields.Nested(AddressSchema, required=True)
 
 
+class WarehouseUpdateSchema(PatchSchema):
+    name = Text(200)
+    #: The whole address, replaced as one (its ``phone`` is the sender's phone on labels).
+    address = fields.Nested(AddressSchema)
+
+
 class WarehouseSchema(Schema):
     code = fields.String()
     name = fields.String()
     address = fields.Nested(AddressOutSchema)
+    version = fields.Integer()
     created_at = UtcDateTime()
+    updated_at = UtcDateTime(allow_none=True)
 
 
 class LocationCreateSchema(StrictSchema):

@@ -44,7 +44,7 @@ def _with_etag(request: Request, item: dict[str, Any], status: int | None = None
     },
 )
 def create_item(request: Request, body: dict[str, Any]) -> Reply:
-    return _with_etag(request, catalog.create_item(request.dbsession, body), status=201)
+    return _with_etag(request, catalog.create_item(request.dbsession, body, request.outbox), status=201)
 
 
 @endpoint(
@@ -94,5 +94,7 @@ def get_item(request: Request) -> Reply:
     example={"reorder_point": 12},
 )
 def update_item(request: Request, body: dict[str, Any]) -> Reply:
-    item = catalog.update_item(request.dbsession, request.matchdict["sku"], body, expected_version(request))
+    item = catalog.update_item(
+        request.dbsession, request.matchdict["sku"], body, expected_version(request), request.outbox
+    )
     return _with_etag(request, item)

@@ -6,6 +6,7 @@ from pyramid.request import Request
 
 from logistics_shared.schemas import postal_code_rule
 from logistics_shared.web.endpoint import Reply, endpoint
+from logistics_shared.web.etag import etag, expected_version
 
 from ..domain import catalog
 from ..permissions import Permission
@@ -18,9 +19,19 @@ from ..schemas.warehouses import (
     WarehousePageSchema,
     WarehouseQuerySchema,
     WarehouseSchema,
+    WarehouseUpdateSchema,
 )
 
 TAGS = ("warehouses",)
+
+ADDRESS_EXAMPLE = {
+    "name": "Amsterdam DC",
+    "line1": "Dock 1",
+    "city": "Amsterdam",
+    "postal_code": "1011 AB",
+    "country": "NL",
+    "phone": "+31 20 123 4567",
+}
 
 
 @endpoint(
@@ -36,21 +47,17 @@ TAGS = ("warehouses",)
     idempotent=True,
     cross_field=postal_code_rule("/address"),
     creates="warehouse",
-    example={
-        "code": "AMS",
-        "name": "Amsterdam DC",
-        "address": {
-            "name": "Amsterdam DC",
-            "line1": "Dock 1",
-            "city": "Amsterdam",
-            "postal_code": "1011 AB",
-            "country": "NL",
-        },
-    },
+    example={"code": "AMS", "name": "Amsterdam DC", "address": ADDRESS_EXAMPLE},
 )
 def create_warehouse(request: Request, body: dict[str, Any]) -> Reply:
-    warehouse = catalog.create_warehouse(request.dbsession, body)
-    return Reply(warehouse, headers={"Location": request.route_path("warehouse", code=warehouse["code"])})
+    warehouse = catalog.create_warehouse(request.dbsession, body, request.outbox)
+    return Reply(
+        warehouse,
+        headers={
+            "Location": request.route_path("warehouse", code=warehouse["code"]),
+            "ETag": etag(warehouse["version"]),
+        },
+    )
 
 
 @endpoint(
@@ -78,8 +85,34 @@ def list_warehouses(request: Request, query: dict[str, Any]) -> dict[str, Any]:
     response=WarehouseSchema,
     problems=(404,),
 )
-def get_warehouse(request: Request) -> dict[str, Any]:
-    return catalog.get_warehouse(request.dbsession, request.identity, request.matchdict["code"])
+def get_warehouse(request: Request) -> Reply:
+    warehouse = catalog.get_warehouse(request.dbsession, request.identity, request.matchdict["code"])
+    return Reply(warehouse, headers={"ETag": etag(warehouse["version"])})
+
+
+@endpoint(
+    "warehouse",
+    "PATCH",
+    permission=Permission.CATALOG_WRITE,
+    summary="Change a warehouse's name or address (If-Match guards it)",
+    tags=TAGS,
+    body=WarehouseUpdateSchema,
+    response=WarehouseSchema,
+    problems=(404,),
+    etag=True,
+    cross_field=postal_code_rule("/address"),
+    example={"address": ADDRESS_EXAMPLE},
+)
+def update_warehouse(request: Request, body: dict[str, Any]) -> Reply:
+    warehouse = catalog.update_warehouse(
+        request.dbsession,
+        request.identity,
+        request.matchdict["code"],
+        body,
+        expected_version(request),
+        request.outbox,
+    )
+    return Reply(warehouse, headers={"ETag": etag(warehouse["version"])})
 
 
 @endpoint(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from barcode import Code128
@@ -26,7 +26,7 @@ from logistics_shared.outbox import Outbox
 
 from ..models import carriers, labels
 from ..models import shipments as shipments_table
-from . import lifecycle, rates, shipments
+from . import catalogue, lifecycle, rates, shipments
 
 TRACKING_DIGITS = 10
 #: Tracking numbers are random; a collision is rare and a new draw fixes it.
@@ -86,9 +86,20 @@ def purchase(
         raise InvalidField("/service", str(exc)) from None
 
     now = datetime.now(UTC)
+    # The sender block: the warehouse as shipping's read model of the catalogue knows it.
+    sender = catalogue.warehouse(session, shipment["warehouse"])
     for _attempt in range(MAX_ATTEMPTS):
         tracking_number = new_tracking_number(carrier.tracking_prefix)
-        document = render(data["format"], shipment, carrier.name, service, quote, tracking_number)
+        document = render(
+            data["format"],
+            shipment,
+            carrier.name,
+            service,
+            quote,
+            tracking_number,
+            sender=sender,
+            ship_date=now.date(),
+        )
         stored = insert_unless_exists(
             session,
             labels,
@@ -189,23 +200,51 @@ def render(
     service: dict[str, Any],
     quote: dict[str, Any],
     tracking_number: str,
+    *,
+    sender: dict[str, Any] | None = None,
+    ship_date: date | None = None,
 ) -> bytes:
-    lines = _label_lines(shipment, carrier_name, service, quote)
+    lines = _label_lines(
+        shipment, carrier_name, service, quote, sender, ship_date or datetime.now(UTC).date()
+    )
     if fmt == "zpl":
         return render_zpl(lines, tracking_number)
     return render_pdf(lines, tracking_number)
 
 
+def _address_lines(address: dict[str, Any]) -> list[str]:
+    place = " ".join(p for p in (address.get("postal_code"), address["city"]) if p)
+    lines = [address["name"], address["line1"], address.get("line2"), place, address.get("region")]
+    return [line for line in (*lines, address["country"]) if line]
+
+
+def _sender_lines(code: str, sender: dict[str, Any] | None, ship_date: date) -> list[str]:
+    """The warehouse's name, full address and phone when shipping's catalogue knows it
+    (a warehouse whose event has not arrived yet prints its code alone), and the ship date."""
+    if sender is None:
+        lines = [f"FROM: warehouse {code}"]
+    else:
+        address = _address_lines(sender["address"])
+        if address and address[0] == sender["name"]:
+            address = address[1:]  # the address's name line repeats the warehouse's name
+        lines = [f"FROM: {sender['name']}", *address]
+        if sender.get("phone"):
+            lines.append(f"Tel: {sender['phone']}")
+    return [*lines, f"Ship date: {ship_date.isoformat()}"]
+
+
 def _label_lines(
-    shipment: dict[str, Any], carrier_name: str, service: dict[str, Any], quote: dict[str, Any]
+    shipment: dict[str, Any],
+    carrier_name: str,
+    service: dict[str, Any],
+    quote: dict[str, Any],
+    sender: dict[str, Any] | None,
+    ship_date: date,
 ) -> dict[str, list[str]]:
-    to = shipment["ship_to"]
-    place = " ".join(p for p in (to.get("postal_code"), to["city"]) if p)
-    address = [to["name"], to["line1"], to.get("line2"), place, to.get("region"), to["country"]]
     return {
         "header": [carrier_name, service["name"]],
-        "from": [f"FROM: warehouse {shipment['warehouse']}"],
-        "to": [line for line in address if line],
+        "from": _sender_lines(shipment["warehouse"], sender, ship_date),
+        "to": _address_lines(shipment["ship_to"]),
         "details": [
             f"Ref: {shipment['reference']}",
             f"Shipment: {shipment['id']}",
@@ -246,7 +285,7 @@ def render_pdf(lines: dict[str, list[str]], tracking_number: str) -> bytes:
     write(lines["header"][1], 11)
     pdf.ln(2)
     for line in lines["from"]:
-        write(line, 9)
+        write(line, 8)
     pdf.ln(3)
     write("SHIP TO:", 9, "B")
     for line in lines["to"]:
@@ -258,7 +297,8 @@ def render_pdf(lines: dict[str, list[str]], tracking_number: str) -> bytes:
     modules = Code128(tracking_number).build()[0]
     module = min(0.5, width / len(modules))
     left = pdf.l_margin + (width - module * len(modules)) / 2
-    top, height = 100.0, 25.0
+    # Below the text, however long the sender's address made it.
+    top, height = max(100.0, pdf.get_y() + 4), 25.0
     for match in re.finditer("1+", modules):
         pdf.rect(left + match.start() * module, top, module * len(match.group()), height, style="F")
     pdf.set_xy(pdf.l_margin, top + height + 2)
@@ -286,7 +326,7 @@ def render_zpl(lines: dict[str, list[str]], tracking_number: str) -> bytes:
     field(lines["header"][0], 48)
     field(lines["header"][1], 30)
     for line in lines["from"]:
-        field(line, 24)
+        field(line, 22)
     y += 20
     field("SHIP TO:", 24)
     for line in lines["to"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from .carrier import CARRIER_SORTS, carrier_services, carriers, labels
+from .catalogue import catalogue_items, catalogue_warehouses, drain_marks
 from .meta import metadata, outbox, platform
 from .shipment import SHIPMENT_SORTS, STATUSES, parcels, shipment_history, shipment_lines, shipments
 from .tracking import TRACKING_STATUSES, tracking_events
@@ -22,6 +23,9 @@ __all__ = [
     "TRACKING_STATUSES",
     "carrier_services",
     "carriers",
+    "catalogue_items",
+    "catalogue_warehouses",
+    "drain_marks",
     "get_metadata",
     "labels",
     "metadata",

@@ -47,7 +47,16 @@ class ShipmentCreateSchema(StrictSchema):
     warehouse = Code(required=True)
     ship_to = fields.Nested(AddressSchema, required=True)
     lines = fields.List(fields.Nested(LineInSchema), required=True, validate=validate.Length(min=1, max=200))
-    parcels = fields.List(fields.Nested(ParcelInSchema), load_default=list, validate=validate.Length(max=50))
+    parcels = fields.List(
+        fields.Nested(ParcelInSchema),
+        load_default=list,
+        validate=validate.Length(max=50),
+        metadata={
+            "description": "Omitted or empty: one parcel derived from the catalogue when every "
+            "line's item is known to shipping (weights summed, the largest length and width, "
+            "the heights stacked); otherwise none until given."
+        },
+    )
     allow_duplicate_reference = StrictBoolean(
         load_default=False,
         metadata={

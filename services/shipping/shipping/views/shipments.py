@@ -9,7 +9,7 @@ from logistics_shared.schemas import ONE_LINE_PER_SKU, postal_code_rule
 from logistics_shared.web.endpoint import Reply, endpoint
 from logistics_shared.web.etag import etag, expected_version
 
-from ..domain import references, shipments
+from ..domain import catalogue, references, shipments
 from ..permissions import Permission
 from ..schemas.shipments import (
     CancelSchema,
@@ -39,7 +39,8 @@ def _hold_for(request: Request) -> timedelta | None:
     status=201,
     problems=((409, ShipmentCreateConflictProblemSchema),),
     idempotent=True,
-    references=("/warehouse",),
+    # An unknown SKU or warehouse is a 422 only while the catalogue read model is synced.
+    references=("/warehouse", "/lines/*/sku"),
     creates="shipment",
     cross_field={**postal_code_rule("/ship_to"), **ONE_LINE_PER_SKU},
     example={
@@ -62,7 +63,12 @@ def create(request: Request, body: dict[str, Any]) -> Reply:
     naming it in ``existing_shipment``, so a client retrying without an
     ``Idempotency-Key`` does not reserve the stock twice; ``"allow_duplicate_reference":
     true`` creates another shipment with the reference anyway. A retry with the same
-    ``Idempotency-Key`` replays the first answer (its 201), as for any create."""
+    ``Idempotency-Key`` replays the first answer (its 201), as for any create.
+
+    An unknown SKU or warehouse is a 422 on its field while shipping's catalogue read
+    model is drained (``catalogue.check_shipment``), before the duplicate check."""
+    fresh = request.registry["logistics.settings"].own.catalogue_fresh_seconds
+    body = catalogue.check_shipment(request.dbsession, body, fresh)
     try:
         shipment = shipments.create(
             request.dbsession, request.outbox, request.identity, body, _hold_for(request)

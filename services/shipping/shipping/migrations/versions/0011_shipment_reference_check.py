@@ -13,13 +13,13 @@ other, never answers wrongly: the SELECT compares the values themselves).
 Expand only: the previous release neither calls the function nor needs the index.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
