@@ -4,6 +4,7 @@ in version order; what POST /v1/shipments checks against it, and only while it i
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -83,6 +84,9 @@ def feed(client, *events: tuple[str, dict[str, Any]]) -> None:
         assert run.apply(handler, envelope(type_, data))
 
 
+_references = itertools.count(1)
+
+
 def mark(client, drained_at: datetime | None, handler: str = domain.HANDLER) -> None:
     """The drain mark as the catalogue's consumer writes it (see logistics_shared.bus.drain)."""
     with client.registry["dbsession_factory"]() as session, session.begin():
@@ -94,8 +98,9 @@ def mark(client, drained_at: datetime | None, handler: str = domain.HANDLER) -> 
 
 
 def order(*lines: tuple[str, int], warehouse: str = "AMS", parcels: list | None = None) -> dict[str, Any]:
+    # A reference of its own: a live shipment's reference again is a 409 (domain/references.py).
     body = {
-        "reference": "ORDER-1",
+        "reference": f"ORDER-{next(_references)}",
         "warehouse": warehouse,
         "ship_to": ADDRESS,
         "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines],
