@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import ipaddress
 import json
 import os
 import pathlib
@@ -908,6 +909,71 @@ def check_served_prefixes_routed(problems: Problems, nginx: dict[str, set[str]])
             )
 
 
+#: The proxies whose X-Forwarded-For the web believes (the rate limiter counts a request
+#: without a token by the client address the balancer appends: README "Rate limits").
+FORWARDED_VAR = "LOGISTICS_WEB_FORWARDED_ALLOW_IPS"
+#: Where the web's rate limiter counts (shared by the replicas) when it is set.
+REDIS_VAR = "LOGISTICS_REDIS_URL"
+RATE_LIMIT_STORAGE_VAR = "LOGISTICS_RATE_LIMIT_STORAGE_URL"
+
+
+def trusted_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
+    """A LOGISTICS_WEB_FORWARDED_ALLOW_IPS value as networks; None when it is empty, ``*``
+    (everyone may claim any address) or not a list of addresses and networks."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items or "*" in items:
+        return None
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in items]
+    except ValueError:
+        return None
+
+
+def balancer_address(svc: dict[str, Any]) -> str | None:
+    """The fixed address of a compose service on the default network, if it has one."""
+    networks = svc.get("networks")
+    if not isinstance(networks, dict):
+        return None
+    address = (networks.get("default") or {}).get("ipv4_address")
+    return str(address) if address else None
+
+
+def check_compose_forwarded(problems: Problems, compose: Compose) -> None:
+    """Every web replica counts requests in Redis and believes X-Forwarded-For from both
+    balancers' fixed addresses, and from no network that holds anything else's."""
+    addresses = {}
+    for balancer in TEMPLATES:
+        address = balancer_address(compose.services.get(balancer, {}))
+        if problems.check(
+            address is not None, f"compose {balancer}: no fixed ipv4_address on the default network"
+        ):
+            addresses[balancer] = ipaddress.ip_address(address)
+    for svc in services():
+        name = f"{svc}-web"
+        env = environment_dict(compose.services.get(name, {}).get("environment"))
+        problems.check(
+            bool(env.get(REDIS_VAR) or env.get(RATE_LIMIT_STORAGE_VAR)),
+            f"compose {name}: no {REDIS_VAR}: each replica would count its own rate-limit budget",
+        )
+        networks = trusted_networks(env.get(FORWARDED_VAR, ""))
+        if not problems.check(
+            networks is not None,
+            f"compose {name}: {FORWARDED_VAR} is {env.get(FORWARDED_VAR)!r}, not the balancers' addresses",
+        ):
+            continue
+        assert networks is not None
+        for balancer, address in addresses.items():
+            problems.check(
+                any(address in n for n in networks),
+                f"compose {name}: {FORWARDED_VAR} does not trust {balancer} ({address})",
+            )
+        problems.check(
+            all(n.num_addresses == 1 for n in networks),
+            f"compose {name}: {FORWARDED_VAR} trusts whole networks ({env[FORWARDED_VAR]}): the"
+            " compose network's gateway is every published port's client",
+        )
+
+
 def cmd_compose() -> int:
     compose = Compose.read()
     problems = Problems(compose.render_errors.values())
@@ -925,6 +991,7 @@ def cmd_compose() -> int:
     targets = upstream_targets(compose)
     check_targets(problems, compose, targets)
     check_balancer_settings(problems, compose)
+    check_compose_forwarded(problems, compose)
     for balancer in TEMPLATES:
         check_balancer_container(problems, compose, balancer)
     check_upstreams_per_service(problems, compose)
@@ -1693,6 +1760,33 @@ def check_redis_egress(problems: Problems, cluster: Cluster) -> None:
         )
 
 
+def check_web_rate_limits(problems: Problems, cluster: Cluster) -> None:
+    """Every web Deployment counts rate limits in Redis (its replicas share one budget per
+    caller), and the shared ConfigMap names the proxies whose X-Forwarded-For it believes."""
+    for path, doc in cluster.of_kind("Deployment"):
+        template = doc["spec"]["template"]
+        if template.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component") != "web":
+            continue
+        names = {
+            e["name"]
+            for c in template["spec"].get("containers", [])
+            for e in c.get("env", [])
+            if e.get("valueFrom", {}).get("secretKeyRef")
+        }
+        problems.check(
+            bool(names & {REDIS_VAR, RATE_LIMIT_STORAGE_VAR}),
+            f"{path}: Deployment/{doc['metadata']['name']}: no {REDIS_VAR} from Secret {REDIS_SECRET_NAME}:"
+            " each replica would count its own rate-limit budget",
+        )
+    config = {c["metadata"]["name"]: c.get("data") or {} for _, c in cluster.of_kind("ConfigMap")}
+    value = config.get("logistics-config", {}).get(FORWARDED_VAR)
+    problems.check(
+        value is not None and trusted_networks(str(value)) is not None,
+        f"ConfigMap logistics-config: {FORWARDED_VAR} is {value!r}; expected the ingress controller's"
+        " addresses or network (never *: any client could choose the address it is counted by)",
+    )
+
+
 #: Where a webhook dispatcher must never connect: private, shared (CGNAT), link-local and
 #: metadata ranges (the code refuses them too, logistics_shared/webhooks/addresses.py).
 DISPATCHER_EXCEPT = frozenset(
@@ -1899,6 +1993,7 @@ def cmd_k8s() -> int:
     check_ingress_backends(problems, cluster)
     check_trigger_auth_secrets(problems, cluster)
     check_redis_egress(problems, cluster)
+    check_web_rate_limits(problems, cluster)
     check_dispatcher_network(problems, cluster)
     check_kustomization(problems, cluster)
     return finish(

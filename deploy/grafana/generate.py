@@ -142,9 +142,40 @@ def service_board(service: str) -> Board:
         {"{{component}} {{instance}}": f'sum by (component, instance) (up{{app="{service}"}})'},
         description="One series per scraped web or worker process of the service.",
     )
+    rate_limit_rows(board, s)
     if service == "support":
         sla_rows(board, s)
     return board
+
+
+def rate_limit_rows(board: Board, s: str) -> None:
+    """The rate limiter (logistics_shared/web/ratelimit.py), in every web process: its counters
+    are created at 0 for every class, so the panels show a line before the first 429."""
+    board.row("Rate limits")
+    board.panel(
+        "Rate-limited requests by class",
+        {"{{class}}": f"sum by (class) (rate(logistics_rate_limited_total{{{s}}}[5m]))"},
+        unit="reqps",
+        description="Requests answered 429 by the rate limiter: read, write, webhook (per carrier).",
+    )
+    board.panel(
+        "Share of requests rate-limited",
+        {
+            "429 share": f"sum(rate(logistics_rate_limited_total{{{s}}}[5m]))"
+            f" / sum(rate(logistics_http_requests_total{{{s}}}[5m]))"
+        },
+        unit="percentunit",
+        description="What LogisticsRateLimitedShareHigh watches (over 15 minutes there).",
+    )
+    board.panel(
+        "Rate limiter failing open",
+        {"unchecked": f"sum(rate(logistics_rate_limit_fail_open_total{{{s}}}[5m]))"},
+        unit="reqps",
+        description=(
+            "Requests let through unchecked because Redis failed or timed out "
+            "(LogisticsRateLimiterFailingOpen): above 0, no limit applies."
+        ),
+    )
 
 
 def sla_rows(board: Board, s: str) -> None:

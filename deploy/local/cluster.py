@@ -23,7 +23,9 @@ nginx and HAProxy in front. Ports, from LOGISTICS_CLUSTER_BASE_PORT (B, default 
 The machine's services, unless the environment says otherwise:
 ``LOGISTICS_<SVC>_DATABASE_URL`` (postgresql://postgres@127.0.0.1:5432/cluster_<svc>),
 ``LOGISTICS_BROKER_URL`` (amqp://guest:guest@127.0.0.1:5672//), ``LOGISTICS_REDIS_URL``
-(redis://127.0.0.1:6379/0), ``LOGISTICS_BUS_NAMESPACE`` (cluster), ``LOGISTICS_JWT_SECRET``
+(redis://127.0.0.1:6379/0; the rate limiter counts there too, under
+``LOGISTICS_RATE_LIMIT_KEY_PREFIX``, default ``<namespace>-ratelimit``), ``LOGISTICS_BUS_NAMESPACE``
+(cluster), ``LOGISTICS_WEB_FORWARDED_ALLOW_IPS`` (127.0.0.1, the balancers), ``LOGISTICS_JWT_SECRET``
 and ``LOGISTICS_SECRETS_KEY`` (each generated once into the cluster directory,
 LOGISTICS_CLUSTER_DIR, default var/cluster).
 """
@@ -149,6 +151,12 @@ def environment(layout: Layout, directory: Path) -> dict[str, str]:
     env.setdefault("LOGISTICS_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
     env.setdefault("LOGISTICS_REDIS_URL", "redis://127.0.0.1:6379/0")
     env.setdefault("LOGISTICS_BUS_NAMESPACE", "cluster")
+    # The rate limiter counts in the machine's Redis, under keys of this cluster's own (the
+    # namespace's: a test cluster's differs from `make cluster`'s), so the replicas share one
+    # budget per caller and nothing else on the machine spends it; the balancers are on
+    # 127.0.0.1, so their X-Forwarded-For is believed from there only.
+    env.setdefault("LOGISTICS_RATE_LIMIT_KEY_PREFIX", f"{env['LOGISTICS_BUS_NAMESPACE']}-ratelimit")
+    env.setdefault("LOGISTICS_WEB_FORWARDED_ALLOW_IPS", "127.0.0.1")
     if not env.get("LOGISTICS_JWT_SECRET"):
         secret = directory / "jwt-secret"
         if not secret.exists():

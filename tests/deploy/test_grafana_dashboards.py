@@ -130,3 +130,19 @@ def test_the_bus_board_has_a_webhooks_row():
         "logistics_webhook_endpoints_disabled",
     ):
         assert name in exprs, name
+
+
+def test_every_service_board_has_a_rate_limits_row():
+    for service in ("inventory", "shipping", "support"):
+        board = _dashboards()[service]
+        start = next(
+            (i for i, p in enumerate(board["panels"]) if p["type"] == "row" and p["title"] == "Rate limits"),
+            None,
+        )
+        assert start is not None, service
+        following = board["panels"][start + 1 :]
+        end = next((i for i, p in enumerate(following) if p["type"] == "row"), len(following))
+        exprs = [t["expr"] for p in following[:end] for t in p["targets"]]
+        assert any("sum by (class)" in e and "logistics_rate_limited_total" in e for e in exprs), exprs
+        assert any("logistics_rate_limit_fail_open_total" in e for e in exprs), exprs
+        assert all(f'service="{service}"' in e for e in exprs), exprs

@@ -1,4 +1,5 @@
-"""deploy/checks.py k8s: a pod's egress to Redis exists iff its containers have the Redis Secret;
+"""deploy/checks.py k8s: a pod's egress to Redis exists iff its containers have the Redis Secret
+(every web pod: the rate limiter; shipping's worker: its tracking cache);
 a webhook dispatcher reaches only DNS, its database and public addresses on 443, and only
 Prometheus reaches it."""
 
@@ -44,8 +45,18 @@ def redis_problems(docs: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return list(problems)
 
 
+def test_every_web_app_runs_the_rate_limiter() -> None:
+    """The premise of policy "redis": the shared app every service's web builds includes the
+    limiter, which counts in LOGISTICS_REDIS_URL's Redis when it is set."""
+    app = (_ROOT / "shared" / "logistics_shared" / "app.py").read_text()
+    assert re.search(r'config\.include\("logistics_shared\.web\.ratelimit"\)', app)
+    config = (_ROOT / "shared" / "logistics_shared" / "web" / "ratelimit_settings.py").read_text()
+    assert "settings.rate_limit_storage_url or settings.redis_url" in config
+
+
 def test_only_shipping_reads_redis_in_the_code() -> None:
-    """The premise of the policy: among the services, only shipping names the Redis URL."""
+    """The premise of policy "redis-shipping-worker": among the services, only shipping names
+    Redis (its tracking cache, which its worker's handlers invalidate)."""
     users = {
         svc
         for svc in ("inventory", "shipping", "support")
@@ -65,10 +76,10 @@ def test_shipped_manifests_agree() -> None:
         ("shipping-web", True),
         ("shipping-worker", True),
         ("shipping-migrate", False),
-        ("inventory-web", False),
+        ("inventory-web", True),
         ("inventory-worker", False),
         ("inventory-migrate", False),
-        ("support-web", False),
+        ("support-web", True),
         ("support-worker", False),
         ("shipping-dispatcher", False),
         ("support-dispatcher", False),
@@ -97,13 +108,15 @@ def _policy(selector: dict[str, Any], ports: list[dict[str, Any]] | None) -> dic
     ("docs", "failing"),
     [
         pytest.param(
-            _with_policy(_policy({"matchLabels": {"app.kubernetes.io/component": "web"}}, [{"port": 6379}])),
-            {"inventory-web", "support-web"},
-            id="redis-for-every-web",
+            _with_policy(
+                _policy({"matchLabels": {"app.kubernetes.io/component": "worker"}}, [{"port": 6379}])
+            ),
+            {"inventory-worker", "support-worker"},
+            id="redis-for-every-worker",
         ),
         pytest.param(
             _with_policy(_policy({}, None)),
-            {"inventory-web", "inventory-worker", "inventory-migrate", "support-web", "support-worker"}
+            {"inventory-worker", "inventory-migrate", "support-worker"}
             | {"support-migrate", "shipping-migrate", "shipping-dispatcher", "support-dispatcher"},
             id="all-ports-for-every-pod",
         ),
@@ -113,7 +126,7 @@ def _policy(selector: dict[str, Any], ports: list[dict[str, Any]] | None) -> dic
                     {"matchLabels": {"app.kubernetes.io/name": "support"}}, [{"port": 6000, "endPort": 6400}]
                 )
             ),
-            {"support-web", "support-worker", "support-migrate", "support-dispatcher"},
+            {"support-worker", "support-migrate", "support-dispatcher"},
             id="port-range",
         ),
         pytest.param(
@@ -122,8 +135,17 @@ def _policy(selector: dict[str, Any], ports: list[dict[str, Any]] | None) -> dic
                 for p, d in DOCS
                 if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "redis")
             ],
-            {"shipping-web", "shipping-worker"},
+            {"inventory-web", "shipping-web", "support-web"},
             id="redis-policy-missing",
+        ),
+        pytest.param(
+            [
+                (p, d)
+                for p, d in DOCS
+                if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "redis-shipping-worker")
+            ],
+            {"shipping-worker"},
+            id="worker-policy-missing",
         ),
         pytest.param(
             _with_policy(_policy({}, [{"protocol": "UDP", "port": 6379}])),
@@ -141,18 +163,20 @@ def test_disagreement_fails_naming_the_workload(
 
 
 def test_a_pod_given_the_redis_secret_without_egress_fails() -> None:
-    web = workload("inventory-web")
-    web["spec"]["template"]["spec"]["containers"][0]["env"].append(
+    worker = workload("inventory-worker")
+    worker["spec"]["template"]["spec"]["containers"][0]["env"].append(
         {
             "name": "LOGISTICS_REDIS_URL",
             "valueFrom": {"secretKeyRef": {"name": "logistics-redis", "key": "LOGISTICS_REDIS_URL"}},
         }
     )
-    docs = [(p, d) for p, d in DOCS if d["metadata"]["name"] != "inventory-web" or d["kind"] != "Deployment"]
-    problems = redis_problems([*docs, ("deploy/k8s/inventory/web.yaml", web)])
+    docs = [
+        (p, d) for p, d in DOCS if d["metadata"]["name"] != "inventory-worker" or d["kind"] != "Deployment"
+    ]
+    problems = redis_problems([*docs, ("deploy/k8s/inventory/worker.yaml", worker)])
     assert problems == [
-        "deploy/k8s/inventory/web.yaml: Deployment/inventory-web: egress to Redis (:6379) is denied but its"
-        " containers get Secret logistics-redis"
+        "deploy/k8s/inventory/worker.yaml: Deployment/inventory-worker: egress to Redis (:6379) is denied but"
+        " its containers get Secret logistics-redis"
     ]
 
 

@@ -81,7 +81,7 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook() -> None:
     readme = README.read_text()
     for rule in alert_rules():
         name = rule["alert"]
-        assert rule.get("labels", {}).get("severity") in {"critical", "warning"}, name
+        assert rule.get("labels", {}).get("severity") in {"critical", "warning", "info"}, name
         annotations = rule.get("annotations", {})
         assert annotations.get("summary") and annotations.get("description"), name
         anchor = name.lower()
@@ -131,6 +131,11 @@ def test_prometheusrule_holds_the_same_groups() -> None:
             "paging",
             id="critical",
         ),
+        pytest.param(
+            {"alertname": "LogisticsRateLimitedShareHigh", "severity": "info", "service": "support"},
+            "tickets",
+            id="info-never-pages",
+        ),
     ],
 )
 def test_alertmanager_routes(labels: dict[str, str], receiver: str) -> None:
@@ -164,3 +169,21 @@ def test_a_dead_dispatcher_mutes_its_services_webhook_warnings() -> None:
     webhook = [r for r in alert_rules() if r["alert"].startswith("LogisticsWebhook")]
     assert len(webhook) == 3
     assert all("service" in r["expr"] for r in webhook)
+
+
+def test_the_rate_limiter_alerts_watch_its_counters() -> None:
+    """One alert per limiter counter (logistics_shared/metrics.py RateLimitMetrics): failing
+    open is a warning, a large share of 429s is information; a critical alert mutes both."""
+    rules = {r["alert"]: r for r in alert_rules()}
+    failing, limited = rules["LogisticsRateLimiterFailingOpen"], rules["LogisticsRateLimitedShareHigh"]
+    assert "logistics_rate_limit_fail_open_total" in failing["expr"] and failing["for"]
+    assert failing["labels"]["severity"] == "warning"
+    assert "logistics_rate_limited_total" in limited["expr"] and limited["for"]
+    assert limited["labels"]["severity"] == "info"
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    muted = [
+        r["target_matchers"]
+        for r in config["inhibit_rules"]
+        if r["source_matchers"] == ['severity="critical"']
+    ]
+    assert muted == [['severity=~"warning|info"']]

@@ -28,6 +28,15 @@ traffic:
 (d) with the worker stopped (SIGTERM), LogisticsNoWorkerUp and LogisticsTargetDown fire;
 (e) with the dispatcher stopped (SIGTERM, exit 0), LogisticsNoDispatcherUp and
     LogisticsTargetDown (component=dispatcher) fire.
+
+The web runs the rate limiter as deployed: counting in Redis (the machine's, under a key
+prefix of the test's own) through a second TCP proxy, with a small anonymous read quota. Its
+counters exist at 0 from the start (so the "Rate limits" panels return series in (b)); then:
+
+(f) a burst of requests without a token, mostly answered 429, makes LogisticsRateLimitedShareHigh
+    fire for inventory;
+(g) with Redis cut, requests go through unchecked and LogisticsRateLimiterFailingOpen, not
+    firing before, fires.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the lock
 from cryptography.fernet import Fernet
 
@@ -59,7 +69,7 @@ from ..conftest import JWT_SECRET, make_settings
 from ..helpers.bus import publish_event
 from ..helpers.prometheus import Prometheus, find_binary, free_ports, poll, running
 from ..helpers.proxy import TcpProxy
-from ..services import services_required
+from ..services import REDIS_URL, need_service, services_required
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.e2e, pytest.mark.postgres]
 
@@ -83,6 +93,11 @@ EVENTS_NOT_CAUSED = (
     re.compile(r"logistics_bus_returned_total"),
 )
 KUBERNETES_ONLY = "[kubernetes-only]"
+#: Requests per window a caller without a token may make here; (f) sends ANONYMOUS_BURST.
+ANONYMOUS_QUOTA = 10
+#: Enough that LogisticsRateLimitedShareHigh's traffic floor (0.2 requests/s over its 15m
+#: window: 180 requests) is passed by the 429s alone, whatever else the test sent.
+ANONYMOUS_BURST = 400
 
 
 def need_prometheus() -> str:
@@ -217,7 +232,9 @@ class Api:
             self.base + path,
             data=None if body is None else json.dumps(body).encode(),
             method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            # No token (""): a caller without one, counted by its address.
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": f"Bearer {self.token}"} if self.token else {}),
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -250,9 +267,13 @@ def test_alerts_and_dashboards_on_a_live_prometheus(
     tmp_path: Path,
 ) -> None:
     binary = need_prometheus()
+    need_service("Redis", "127.0.0.1", 6379)
     database_url = database_factory(specs[SERVICE], "postgres")
     dispatcher_database_url = database_factory(specs[DISPATCHER], "postgres")
     web_port, worker_port, dispatcher_port, prometheus_port = free_ports(4)
+    # The limiter's Redis, through a proxy (g) can cut; keys of the test's own.
+    redis_proxy = TcpProxy("127.0.0.1", 6379)
+    key_prefix = f"{namespace}-ratelimit"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGISTICS_", "PROMETHEUS_"))}
     env.update(
         {
@@ -267,6 +288,9 @@ def test_alerts_and_dashboards_on_a_live_prometheus(
             "LOGISTICS_DB_MAX_OVERFLOW": "2",
             "LOGISTICS_OUTBOX_METRICS_SECONDS": "1",
             "LOGISTICS_QUEUE_METRICS_SECONDS": "1",
+            "LOGISTICS_RATE_LIMIT_STORAGE_URL": f"redis://127.0.0.1:{redis_proxy.port}/0",
+            "LOGISTICS_RATE_LIMIT_KEY_PREFIX": key_prefix,
+            "LOGISTICS_RATE_LIMIT_ANONYMOUS_READ": str(ANONYMOUS_QUOTA),
         }
     )
     # The dispatcher reads its database and its secrets key only (as on Kubernetes: no broker,
@@ -306,6 +330,7 @@ def test_alerts_and_dashboards_on_a_live_prometheus(
     prometheus = Prometheus(binary, tmp_path / "prometheus", prometheus_port, config, {"alerts.yml": rules})
 
     with ExitStack() as stack:
+        stack.callback(redis_proxy.close)
         stack.callback(processes.stop_all)
         processes.start(
             "web",
@@ -328,6 +353,7 @@ def test_alerts_and_dashboards_on_a_live_prometheus(
                 (web_port, worker_port, dispatcher_port),
                 tmp_path,
                 (rabbit, namespace),
+                (redis_proxy, key_prefix),
             )
         except AssertionError as exc:
             raise AssertionError(
@@ -343,8 +369,10 @@ def run_the_proof(
     ports: tuple[int, int, int],
     tmp_path: Path,
     bus: tuple[str, str],
+    limiter: tuple[TcpProxy, str],
 ) -> None:
     rabbit, namespace = bus
+    redis_proxy, key_prefix = limiter
     web_port, worker_port, dispatcher_port = ports
     for name, port in (("web", web_port), ("worker", worker_port), ("dispatcher", dispatcher_port)):
         poll(functools.partial(ready, port), bool, what=f"{name} ready on :{port}", timeout=WAIT)
@@ -406,6 +434,9 @@ def run_the_proof(
         timeout=WAIT,
     )
     assert not state["errors"]
+    # The limiter counted those requests in Redis, under the test's prefix.
+    keys = redis.Redis.from_url(REDIS_URL).scan_iter(match=f"*{key_prefix}*", count=1000)
+    assert next(keys, None) is not None, f"no rate-limit key under {key_prefix!r} in Redis"
 
     # -- (c) broker cut: the backlog alert goes pending, fires, and resolves after the heal ----------
     proxy.cut()
@@ -505,4 +536,59 @@ def run_the_proof(
         lambda a: a == {"LogisticsNoDispatcherUp": "firing", "LogisticsTargetDown": "firing"},
         what="LogisticsNoDispatcherUp and LogisticsTargetDown (component=dispatcher) firing after SIGTERM",
         timeout=WAIT,
+    )
+
+    # -- (f) a burst without a token, mostly 429: a large share of the service's requests -----------
+    anonymous = Api(web_port, "")
+    statuses = [anonymous.call("GET", "/v1/items")[0] for _ in range(2 * ANONYMOUS_QUOTA)]
+    # The 429s' and 401s' request series are new: rate() counts a series' increase from its
+    # first scrape on, so the rest of the burst waits until Prometheus has scraped them once.
+    new_series = f'logistics_http_requests_total{{service="{SERVICE}",status=~"401|429"}}'
+    poll(
+        lambda: prometheus.query(new_series).get("data", {}).get("result", []),
+        lambda result: len(result) >= 2,
+        what=f"{new_series} scraped once",
+    )
+    statuses += [anonymous.call("GET", "/v1/items")[0] for _ in range(ANONYMOUS_BURST - len(statuses))]
+    refused = statuses.count(429)
+    # Up to two windows' quotas pass (a window may end during the burst), as 401s: no token.
+    assert refused >= ANONYMOUS_BURST - 2 * ANONYMOUS_QUOTA, {s: statuses.count(s) for s in set(statuses)}
+    assert set(statuses) == {401, 429}, set(statuses)
+
+    share = "sum by (service) (rate(logistics_rate_limited_total[15m]))"
+    total = "sum by (service) (rate(logistics_http_requests_total[15m]))"
+
+    def limited_share() -> tuple[dict[str, str], Any]:
+        states = {
+            labels["service"]: state
+            for state, labels in alert_states(prometheus, "LogisticsRateLimitedShareHigh")
+        }
+        return states, {q: prometheus.query(q).get("data") for q in (share, total)}
+
+    poll(
+        limited_share,
+        lambda a: a[0] == {SERVICE: "firing"},
+        what=f"LogisticsRateLimitedShareHigh firing for {SERVICE} after {refused} 429s",
+        timeout=WAIT,
+    )
+
+    # -- (g) Redis cut: requests go through unchecked, LogisticsRateLimiterFailingOpen fires -------
+    assert alert_states(prometheus, "LogisticsRateLimiterFailingOpen") == [], "failing open before the cut"
+    redis_proxy.cut()
+
+    def failing_open() -> dict[str, str]:
+        for _ in range(5):
+            status, answer = api.call("GET", "/v1/items/SKU-1")
+            assert status == 200, f"a request failed while the limiter's Redis is cut: {status} {answer!r}"
+        return {
+            labels["service"]: state
+            for state, labels in alert_states(prometheus, "LogisticsRateLimiterFailingOpen")
+        }
+
+    poll(
+        failing_open,
+        lambda a: a == {SERVICE: "firing"},
+        what="LogisticsRateLimiterFailingOpen firing with the limiter's Redis cut",
+        timeout=WAIT,
+        every=0.1,
     )
