@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("inventory", "shipping", "support")
 
@@ -251,6 +253,9 @@ class OldApp:
     jwt_secret: str
     workdir: Path
     port: int = field(default_factory=free_port)
+    #: A release with secrets stored encrypted (webhooks, carriers) needs a key to start on
+    #: PostgreSQL; an older one ignores the variable.
+    secrets_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
     proc: subprocess.Popen[bytes] | None = None
     imported: dict[str, Any] = field(default_factory=dict)
 
@@ -279,6 +284,7 @@ class OldApp:
             **{
                 f"LOGISTICS_{self.service.upper()}_DATABASE_URL": self.database_url,
                 "LOGISTICS_JWT_SECRET": self.jwt_secret,
+                "LOGISTICS_SECRETS_KEY": self.secrets_key,
                 "LOGISTICS_VAR_DIR": str(self.workdir / "var"),
                 "LOGISTICS_LOG_LEVEL": "WARNING",
             },
