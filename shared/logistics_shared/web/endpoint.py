@@ -71,6 +71,12 @@ class ApiMeta:
     #: The route of the resource a creating endpoint makes: the document links this
     #: operation's answer to the operations there (its path parameters from the body).
     creates: str | None = None
+    #: A file upload instead of a JSON body: media type -> OpenAPI schema. The view reads
+    #: the body itself (``logistics_shared.web.upload``); the endpoint reads none.
+    upload: dict[str, Any] = field(default_factory=dict)
+    #: Other media types of the success body besides JSON, chosen by ``Accept``
+    #: (the view negotiates): media type -> description.
+    alternatives: dict[str, str] = field(default_factory=dict)
 
 
 def load(schema: Schema | Load, data: Any, *, location: str = "body") -> Any:
@@ -111,6 +117,8 @@ def endpoint(
     creates: str | None = None,
     guard: Callable[[Request, bytes], None] | None = None,
     sealed: bool = False,
+    upload: dict[str, Any] | None = None,
+    alternatives: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a JSON endpoint.
 
@@ -131,8 +139,8 @@ def endpoint(
     """
     if action and body is None:
         body = NoParameters
-    if method in {"POST", "PUT", "PATCH"} and body is None:
-        raise TypeError(f"{method} {route}: declare a body schema, or action=True for an action")
+    if method in {"POST", "PUT", "PATCH"} and body is None and not upload:
+        raise TypeError(f"{method} {route}: declare a body schema, an upload, or action=True for an action")
     body_schema = body() if body else None
     # A query string is read on every GET: loaded by a plain loop over the schema's fields.
     query_schema = compile_load(query()) if query else None
@@ -164,6 +172,8 @@ def endpoint(
             security=security,
             cross_field=cross_field or {},
             creates=creates,
+            upload=upload or {},
+            alternatives=alternatives or {},
         )
 
         @functools.wraps(view)

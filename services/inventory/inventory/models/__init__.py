@@ -12,14 +12,19 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from .catalog import items, locations, warehouses
+from .imports import IMPORT_KINDS, IMPORT_STATES, import_errors, imports
 from .meta import metadata, outbox, platform
 from .reservation import RESERVATION_STATES, reservation_lines, reservations
 from .stock import MOVEMENT_KINDS, movements, stock_levels
 
 __all__ = [
+    "IMPORT_KINDS",
+    "IMPORT_STATES",
     "MOVEMENT_KINDS",
     "RESERVATION_STATES",
     "get_metadata",
+    "import_errors",
+    "imports",
     "items",
     "locations",
     "metadata",
