@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pyramid.request import Request
@@ -42,7 +42,8 @@ def cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        # As the JSON answer writes it; SQLite hands back naive datetimes, all of them UTC.
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     if isinstance(value, str):
         # Text someone typed (a note, a reference) must not become a formula when opened.
         return "'" + value if value.startswith(_FORMULA) else value
