@@ -382,6 +382,16 @@ def test_bad_forms(api: Client) -> None:
     ).json
     assert [e["pointer"] for e in empty_form["errors"]] == ["/file"]
     assert admin.get("/v1/imports").json["items"] == []
+    # A part without a filename (curl -F 'file=<counts.csv') is the file all the same.
+    res = admin.post(
+        "/v1/imports?kind=items",
+        (
+            '--b\r\nContent-Disposition: form-data; name="file"\r\n\r\n' + items_csv(2) + "\r\n--b--\r\n"
+        ).encode(),
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+        status=202,
+    )
+    assert (res.json["rows_total"], res.json["filename"]) == (2, None)
 
 
 def test_an_upload_over_the_limit_is_a_413(service_client: Callable[..., Client]) -> None:

@@ -114,7 +114,12 @@ def _form_file(request: Request, path: Path, max_bytes: int) -> Upload:
                 )
             part.file.seek(0)
             with path.open("wb") as out:
-                shutil.copyfileobj(part.file, out, _BLOCK)
+                if hasattr(part.file, "encoding"):
+                    # A part without a filename (curl -F 'file=<counts.csv') is kept as text.
+                    while block := part.file.read(_BLOCK):
+                        out.write(block.encode("utf-8"))
+                else:
+                    shutil.copyfileobj(part.file, out, _BLOCK)
             filename = Path(part.filename).name[:255] if part.filename else None
             return Upload(path, path.stat().st_size, filename, "multipart/form-data")
     except BaseException:

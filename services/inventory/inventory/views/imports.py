@@ -50,6 +50,12 @@ UPLOAD: dict[str, Any] = {
     status=202,
     references=("/warehouse",),
     creates="import",
+    cross_field={
+        "/file": "UTF-8 CSV whose first line is a header naming the kind's columns "
+        "(items: sku, name, unit_weight_g, length_mm, width_mm, height_mm[, reorder_point]; "
+        "stock: warehouse, sku, counted[, reason, note]), comma-, semicolon- or tab-separated, "
+        "at least the header: anything else is a 422 at /file and nothing is queued"
+    },
 )
 def create_import(request: Request, query: dict[str, Any]) -> Reply:
     """The file is the body (`text/csv`) or the `file` part of a `multipart/form-data` form,
