@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -211,6 +212,32 @@ def test_the_worker_process_applies_uploads_in_the_background(service_client: Ca
     assert admin.get(location).json["rows_done"] == 40
 
 
+def test_two_workers_share_the_queue_each_import_applied_once(api: Client) -> None:
+    admin = api.as_()
+    locations = [upload(admin, "items", items_csv(500, start=500 * n)).headers["Location"] for n in range(4)]
+    errors: list[BaseException] = []
+    taken: list[int] = []
+
+    def work() -> None:
+        try:
+            taken.append(run_worker(api, chunk_size=100))
+        except BaseException as exc:  # a failure in a thread must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert sum(taken) == 4  # SKIP LOCKED: no import claimed by both
+    for location in locations:
+        done = admin.get(location).json
+        assert (done["status"], done["rows_done"], done["summary"]["created"]) == ("succeeded", 500, 500)
+    assert scalar(api, "SELECT count(*) FROM items") == 2000
+    assert scalar(api, "SELECT max(attempts) FROM imports") == 1
+
+
 # --- progress, a worker that dies -----------------------------------------------------------
 def test_progress_commits_with_each_chunk_and_a_dead_worker_is_resumed_after_the_lease(
     api: Client, monkeypatch: pytest.MonkeyPatch
@@ -312,6 +339,7 @@ def test_access(api: Client) -> None:
     # Staff see their warehouses' imports only: another's is a 404, and not in their list.
     for path in (mine, f"{mine}/errors"):
         rtm.get(path, status=404)
+        rtm.get(path, headers={"Accept": "text/csv"}, status=404)
         assert ams.get(path).status_code == 200 and admin.get(path).status_code == 200
     assert [i["id"] for i in rtm.get("/v1/imports").json["items"]] == []
     assert [i["id"] for i in ams.get("/v1/imports").json["items"]] == [mine.rsplit("/", 1)[1]]
