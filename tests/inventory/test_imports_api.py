@@ -23,7 +23,7 @@ from sqlalchemy import text
 from webob import Request as WebobRequest
 
 from inventory import importer
-from inventory.domain import bulk, imports
+from inventory.domain import bulk, import_worker, imports
 from logistics_shared.cli import main
 from logistics_shared.db import make_engine
 from logistics_shared.identity import Role
@@ -50,7 +50,7 @@ def api(service_client: Callable[..., Client]) -> Client:
 
 def run_worker(client: Client, chunk_size: int = 50) -> int:
     settings = client.settings
-    return imports.process_pending(
+    return import_worker.process_pending(
         client.registry["dbsession_factory"], imports.spool_dir(settings), lease=LEASE, chunk_size=chunk_size
     )
 
@@ -238,6 +238,19 @@ def test_two_workers_share_the_queue_each_import_applied_once(api: Client) -> No
     assert scalar(api, "SELECT max(attempts) FROM imports") == 1
 
 
+def test_a_claim_skips_the_import_another_worker_is_claiming(api: Client) -> None:
+    admin = api.as_()
+    first, second = (upload(admin, "items", items_csv(1, start=n)).json["id"] for n in range(2))
+    factory = api.registry["dbsession_factory"]
+    with factory() as other_worker, other_worker.begin():
+        # Another worker's claim, in the middle of its transaction: it holds the oldest.
+        assert import_worker._claim(other_worker, LEASE).id == first
+        claimed = import_worker.claim_next(factory, LEASE)
+        assert claimed is not None and claimed.id == second
+        assert import_worker.claim_next(factory, LEASE) is None
+        other_worker.rollback()
+
+
 # --- progress, a worker that dies -----------------------------------------------------------
 def test_progress_commits_with_each_chunk_and_a_dead_worker_is_resumed_after_the_lease(
     api: Client, monkeypatch: pytest.MonkeyPatch
@@ -285,7 +298,7 @@ def test_an_import_whose_worker_keeps_dying_is_marked_failed(api: Client) -> Non
                 "UPDATE imports SET status = 'running', attempts = :n, "
                 "heartbeat_at = now() - interval '1 hour', resume_line = 3"
             ),
-            {"n": imports.MAX_ATTEMPTS},
+            {"n": import_worker.MAX_ATTEMPTS},
         )
     run_worker(api)
     failed = admin.get(location).json

@@ -24,10 +24,10 @@ def _sweep(registry: Any) -> None:
 def _imports(registry: Any) -> None:
     from datetime import timedelta
 
-    from .domain import imports
+    from .domain import import_worker, imports
 
     settings = registry["logistics.settings"]
-    imports.process_pending(
+    import_worker.process_pending(
         registry["dbsession_factory"],
         imports.spool_dir(settings),
         lease=timedelta(seconds=settings.own.import_lease_seconds),
