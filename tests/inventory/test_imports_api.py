@@ -309,6 +309,17 @@ def test_an_import_whose_worker_keeps_dying_is_marked_failed(api: Client) -> Non
     )
 
 
+def test_a_file_the_worker_cannot_find_fails_the_import_saying_so(api: Client) -> None:
+    admin = api.as_()
+    res = upload(admin, "items", items_csv(3))
+    # A worker that does not share the web process's spool directory.
+    imports.spool_path(imports.spool_dir(api.settings), res.json["id"]).unlink()
+    run_worker(api)
+    failed = admin.get(res.headers["Location"]).json
+    assert (failed["status"], failed["rows_done"]) == ("failed", 0)
+    assert failed["error"].startswith("The file cannot be imported: cannot read it: No such file")
+
+
 # --- who may import, and what they see -------------------------------------------------------
 COUNTS_AMS_RTM = "warehouse,sku,counted\nAMS,SKU-0000,5\nRTM,SKU-0001,5\nZZZ,SKU-0002,5\n"
 
