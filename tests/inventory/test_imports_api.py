@@ -376,6 +376,30 @@ def test_access(api: Client) -> None:
     assert_inventory_invariants(api.engine)
 
 
+def test_an_idempotency_key_replays_the_upload_of_the_same_file(api: Client) -> None:
+    admin = api.as_()
+    key = {"Idempotency-Key": "upload-1"}
+    content = items_csv(4)
+    first = admin.post("/v1/imports?kind=items", content.encode(), content_type="text/csv", headers=key)
+    # The same file again, even as a form (another boundary): the first answer, no second import.
+    again = admin.post(
+        "/v1/imports?kind=items", headers=key, upload_files=[("file", "items.csv", content.encode())]
+    )
+    assert (again.status_code, again.json, again.headers["Location"]) == (
+        202,
+        first.json,
+        first.headers["Location"],
+    )
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(admin.get("/v1/imports").json["items"]) == 1
+    assert len(list(imports.spool_dir(api.settings).glob("*"))) == 1
+    other = admin.post(
+        "/v1/imports?kind=items", items_csv(5).encode(), content_type="text/csv", headers=key, status=422
+    )
+    assert other.json["errors"][0]["pointer"] == "/Idempotency-Key"
+    assert len(list(imports.spool_dir(api.settings).glob("*"))) == 1
+
+
 def test_the_list_pages_newest_first(api: Client) -> None:
     admin = api.as_()
     ids = [upload(admin, "items", items_csv(1, start=i)).json["id"] for i in range(5)]

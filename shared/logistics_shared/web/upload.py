@@ -11,6 +11,7 @@ writes the part to a temporary file of its own; the part is copied next to it.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,12 @@ class Upload:
     size: int  # bytes of the file itself (a form's part, not the whole body)
     filename: str | None
     media_type: str  # how it came: the body's content type
+    sha256: str  # of the file itself, hex
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _too_large(max_bytes: int) -> errors.PayloadTooLarge:
@@ -69,7 +76,7 @@ def receive_file(request: Request, path: Path, max_bytes: int, *, media_types: t
         if (request.charset or "utf-8").lower() not in {"utf-8", "utf8"}:
             raise errors.UnsupportedMediaType("Send the file as UTF-8 text.")
         size = spool_body(request, path, max_bytes)
-        return Upload(path, size, None, content_type)
+        return Upload(path, size, None, content_type, _sha256(path))
     if content_type == "multipart/form-data":
         return _form_file(request, path, max_bytes)
     accepted = ", ".join(media_types)
@@ -121,7 +128,7 @@ def _form_file(request: Request, path: Path, max_bytes: int) -> Upload:
                 else:
                     shutil.copyfileobj(part.file, out, _BLOCK)
             filename = Path(part.filename).name[:255] if part.filename else None
-            return Upload(path, path.stat().st_size, filename, "multipart/form-data")
+            return Upload(path, path.stat().st_size, filename, "multipart/form-data", _sha256(path))
     except BaseException:
         path.unlink(missing_ok=True)
         raise

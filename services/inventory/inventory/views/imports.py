@@ -9,7 +9,9 @@ from pyramid.response import Response
 
 from logistics_shared.errors import ValidationFailed
 from logistics_shared.web.csv_stream import CSV, EXPORT_PAGE, csv_response, wants_csv
-from logistics_shared.web.endpoint import Reply, endpoint
+from logistics_shared.web.endpoint import endpoint
+from logistics_shared.web.idempotency import HEADER, KEY_PATTERN_ECMA, run_idempotent
+from logistics_shared.web.responses import json_response
 from logistics_shared.web.upload import FILE_PART, receive_file
 
 from .. import importer
@@ -25,6 +27,15 @@ from ..schemas.imports import (
 )
 
 TAGS = ("imports",)
+_IMPORT = ImportSchema()
+IDEMPOTENCY_KEY = {
+    "in": "header",
+    "name": HEADER,
+    "required": False,
+    "schema": {"type": "string", "pattern": KEY_PATTERN_ECMA},
+    "description": "Retries with the same key and the same file replay the first response "
+    "(1-255 visible ASCII characters, spaces inside).",
+}
 _FILE: dict[str, Any] = {"type": "string", "contentMediaType": CSV}
 #: What the upload may be: the file as the body, or a form with the file alone.
 UPLOAD: dict[str, Any] = {
@@ -48,7 +59,9 @@ UPLOAD: dict[str, Any] = {
     upload=UPLOAD,
     response=ImportSchema,
     status=202,
-    references=("/warehouse",),
+    # The Idempotency-Key is read by the view itself, after the file, which it fingerprints.
+    headers=(IDEMPOTENCY_KEY,),
+    references=("/warehouse", f"/{HEADER}"),
     creates="import",
     cross_field={
         "/file": "UTF-8 CSV whose first line is a header naming the kind's columns "
@@ -57,7 +70,7 @@ UPLOAD: dict[str, Any] = {
         "at least the header: anything else is a 422 at /file and nothing is queued"
     },
 )
-def create_import(request: Request, query: dict[str, Any]) -> Reply:
+def create_import(request: Request, query: dict[str, Any]) -> Response:
     """The file is the body (`text/csv`) or the `file` part of a `multipart/form-data` form,
     with the columns of `logistics inventory import items|stock --help`. Its header is
     checked and its rows counted before the answer: an empty file, a bad header or a file
@@ -71,14 +84,12 @@ def create_import(request: Request, query: dict[str, Any]) -> Reply:
     import_id = imports.new_import_id()
     path = imports.spool_path(imports.spool_dir(settings), import_id)
     upload = receive_file(request, path, settings.own.import_max_bytes, media_types=(CSV,))
-    try:
+    # An Idempotency-Key's fingerprint is the file's (the same file in another form, with
+    # another boundary, is the same request), with the query as for any POST.
+    request.environ["logistics.raw_body"] = upload.sha256.encode()
+
+    def create() -> Response:
         source = importer.open_source(path, importer.KINDS[kind])
-    except importer.ImportFileError as exc:
-        path.unlink(missing_ok=True)
-        raise ValidationFailed(
-            [{"pointer": f"/{FILE_PART}", "detail": f"The file cannot be imported: {exc}"}]
-        ) from None
-    try:
         body = imports.create_import(
             request.dbsession,
             request.identity,
@@ -89,10 +100,22 @@ def create_import(request: Request, query: dict[str, Any]) -> Reply:
             size_bytes=upload.size,
             rows_total=source.total_rows,
         )
+        location = request.route_path("import", id=import_id)
+        return json_response(_IMPORT.dump(body), status=202, headers={"Location": location})
+
+    try:
+        response = run_idempotent(request, create)
+    except importer.ImportFileError as exc:
+        path.unlink(missing_ok=True)
+        raise ValidationFailed(
+            [{"pointer": f"/{FILE_PART}", "detail": f"The file cannot be imported: {exc}"}]
+        ) from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return Reply(body, headers={"Location": request.route_path("import", id=import_id)})
+    if response.headers.get("Idempotent-Replayed"):
+        path.unlink(missing_ok=True)  # the first request's import stands; this copy is not needed
+    return response
 
 
 @endpoint(
