@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -109,3 +110,41 @@ def test_refusals_are_usage_errors(up: Up, tmp_path: Path) -> None:
         check=False,
     )
     assert res.returncode == 3 and "cannot reach http://127.0.0.1:9" in res.stderr
+
+
+def test_an_idempotency_key_on_the_embedded_sqlite_service(up: Up) -> None:
+    # SQLite takes its write lock at BEGIN: the key's claim must come before the request's
+    # own transaction, or the request waits on itself (it did: 30 s, then an error).
+    admin = up.token("--role", "admin")
+    call(
+        "POST",
+        f"{up.url('inventory')}/v1/warehouses",
+        admin,
+        {"code": "IDK", "name": "I", "address": ADDRESS},
+    )
+    staff = up.token("--role", "warehouse_staff", "--warehouse", "IDK")
+    body = b"warehouse,sku,counted\nIDK,VIA-0001,7\n"
+    answers = []
+    for _ in range(2):
+        request = urllib.request.Request(
+            f"{up.url('inventory')}/v1/imports?kind=stock",
+            data=body,
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {staff}",
+                "Content-Type": "text/csv",
+                "Idempotency-Key": "k-1",
+            },
+        )
+        started = time.monotonic()
+        with urllib.request.urlopen(request, timeout=20) as response:
+            answers.append(
+                (
+                    response.status,
+                    json.loads(response.read())["id"],
+                    response.headers.get("Idempotent-Replayed"),
+                )
+            )
+        assert time.monotonic() - started < 10
+    assert answers[0][:2] == answers[1][:2] and answers[0][0] == 202
+    assert answers[1][2] == "true"

@@ -38,8 +38,9 @@ def spool_path(spool_dir: Path, import_id: str) -> Path:
 
 
 # --- creating -------------------------------------------------------------------------
-def check_scope(session: Session, actor: Identity, kind: str, warehouse: str | None) -> str | None:
-    """The warehouse the import is limited to, or a problem (before the upload is read).
+def import_scope(actor: Identity, kind: str, warehouse: str | None) -> str | None:
+    """The warehouse the import is limited to, or a problem: before the upload is read, and
+    without the database (whose write lock, on SQLite, must wait for the key's claim).
 
     Items are the catalogue, which only admins change. Warehouse staff count stock in
     their own warehouses: one of them, named by ``warehouse`` (implied when they have one).
@@ -54,11 +55,14 @@ def check_scope(session: Session, actor: Identity, kind: str, warehouse: str | N
         if len(actor.warehouses) != 1:
             raise InvalidField("/warehouse", "Name the warehouse this count is for (one of yours).")
         (warehouse,) = actor.warehouses
-    if warehouse is not None:
-        row = session.execute(select(warehouses.c.code).where(warehouses.c.code == warehouse)).first()
-        if row is None or not actor.can_access_warehouse(warehouse):
-            raise InvalidField("/warehouse", f"Unknown warehouse {warehouse!r}.")
+    if warehouse is not None and not actor.can_access_warehouse(warehouse):
+        raise _unknown_warehouse(warehouse)
     return warehouse
+
+
+def _unknown_warehouse(code: str) -> InvalidField:
+    # The same words for a warehouse that does not exist and one that is not the caller's.
+    return InvalidField("/warehouse", f"Unknown warehouse {code!r}.")
 
 
 def create_import(
@@ -72,6 +76,10 @@ def create_import(
     size_bytes: int,
     rows_total: int,
 ) -> dict[str, Any]:
+    if warehouse is not None:
+        found = session.execute(select(warehouses.c.code).where(warehouses.c.code == warehouse)).first()
+        if found is None:
+            raise _unknown_warehouse(warehouse)
     now = utcnow()
     values = {
         "id": import_id,

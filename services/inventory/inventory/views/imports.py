@@ -79,7 +79,7 @@ def create_import(request: Request, query: dict[str, Any]) -> Response:
     import counts for one of their warehouses (`warehouse`, implied when they have one),
     and a row for any other warehouse is a bad row, worded as an unknown warehouse."""
     kind = query["kind"]
-    warehouse = imports.check_scope(request.dbsession, request.identity, kind, query["warehouse"])
+    warehouse = imports.import_scope(request.identity, kind, query["warehouse"])
     settings = request.registry["logistics.settings"]
     import_id = imports.new_import_id()
     path = imports.spool_path(imports.spool_dir(settings), import_id)
