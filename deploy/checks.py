@@ -797,6 +797,16 @@ def check_balancer_settings(problems: Problems, compose: Compose) -> None:
         "nginx: proxy_next_upstream is missing or retries non-idempotent requests",
     )
     problems.check("gt 1048576" in haproxy, "haproxy: no 1 MiB body limit")
+    # Inventory's CSV upload has its own limit, LOGISTICS_IMPORT_MAX_BYTES (50 MiB), on every door.
+    imports = re.search(r"location ~ \^/v1/imports\(/\|\$\) \{(.*?)\}", nginx, re.S)
+    problems.check(
+        imports is not None and "client_max_body_size 50m;" in imports.group(1),
+        "nginx: /v1/imports has no client_max_body_size 50m",
+    )
+    problems.check(
+        "if import_upload { req.hdr_val(content-length) gt 52428800 }" in haproxy,
+        "haproxy: /v1/imports has no 50 MiB body limit",
+    )
     problems.check("uri /readyz" in haproxy, "haproxy: health checks are not on /readyz")
     problems.check("option forwardfor" in haproxy, "haproxy: no X-Forwarded-For")
     problems.check(

@@ -279,6 +279,9 @@ def up() -> int:
         raise SystemExit(f"ports in use: {busy} (LOGISTICS_CLUSTER_BASE_PORT moves the whole block)")
     for sub in ("logs", "run"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
+    # nginx writes a request body beyond client_body_buffer_size (an import's CSV upload) to
+    # run/nginx-client-body from its worker processes, which are nobody when started as root.
+    (directory / "run").chmod(0o1777)
     env = environment(layout, directory)
     env["LOGISTICS_CLUSTER_NGINX"] = executable("nginx")
     env["LOGISTICS_CLUSTER_HAPROXY"] = executable("haproxy")

@@ -123,7 +123,13 @@ def _waitress_limits(settings: Settings) -> dict[str, Any]:
     return {
         # Far above the app's own cap, so the app answers 413 as problem+json and
         # waitress's plain-text 413 only guards against absurd bodies.
-        "max_request_body_size": max(settings.max_body_bytes * 16, 16 * 1024 * 1024),
+        # A service with an upload endpoint names its largest upload (``max_upload_bytes`` of
+        # its own settings: inventory's imports); the cap stays above that too.
+        "max_request_body_size": max(
+            settings.max_body_bytes * 16,
+            16 * 1024 * 1024,
+            getattr(settings.own, "max_upload_bytes", 0) + 1024 * 1024,
+        ),
         # A client that never finishes its headers holds a connection (not a thread) until the
         # channel timeout; at waitress's 100 connections / 120 s, ~100 such clients make a
         # replica unreachable for everyone else.

@@ -36,7 +36,18 @@ def test_openapi_documents_every_inventory_operation_with_its_schemas(inv):
     ops = {(path, method) for path, item in spec["paths"].items() for method in item}
     assert ("/v1/reservations", "post") in ops
     assert ("/v1/items/{sku}", "patch") in ops
-    assert len(ops) == 19
+    assert len(ops) == 23
+    # The CSV upload: the file as the body or a form's part, the kind in the query.
+    upload = spec["paths"]["/v1/imports"]["post"]
+    assert set(upload["requestBody"]["content"]) == {"text/csv", "multipart/form-data"}
+    assert {"202", "413", "415", "422"} <= set(upload["responses"])
+    assert [p["name"] for p in upload["parameters"] if p["in"] == "query"] == ["kind", "warehouse"]
+    # Lists people open in a spreadsheet answer CSV too.
+    for path in ("/v1/stock", "/v1/movements", "/v1/imports/{id}/errors"):
+        assert set(spec["paths"][path]["get"]["responses"]["200"]["content"]) == {
+            "application/json",
+            "text/csv",
+        }
     post = spec["paths"]["/v1/reservations"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("ReservationCreate")
     assert {"409", "422", "401", "403", "415", "413", "400"} <= set(post["responses"])

@@ -34,9 +34,19 @@ Without a terminal, a progress line goes to stderr every
 --progress-interval seconds instead of the progress bar.
 
 \b
+With --via-api URL the file is uploaded to the inventory API
+(POST /v1/imports) with the token of --token or LOGISTICS_TOKEN, and the
+import is followed until the service's worker is done: no database
+access needed, and the token's permissions apply (items: admins; counts:
+admins, and warehouse staff for their warehouse, --warehouse). There
+--errors-csv is the API's report (line, column, value, reason), and
+--dry-run, --actor and --chunk-size do not apply.
+
+\b
 Exit status: 0 every row applied; 1 some rows failed (the others were
 applied); 2 bad usage, unreadable file or bad header (nothing applied);
-3 the database stopped answering (rows before the reported line applied).
+3 the database stopped answering (rows before the reported line applied),
+or with --via-api the service could not be reached or the import failed.
 """
 
 ITEMS_HELP = f"""Create or update items from a CSV file, matched by SKU.
@@ -138,6 +148,25 @@ def _import_options(command: Callable[..., Any]) -> Callable[..., Any]:
         metavar="SECONDS",
         help="Without a terminal: seconds between progress lines on stderr (0: after every chunk).",
     )
+    @click.option(
+        "--via-api",
+        metavar="URL",
+        default=None,
+        help="Upload to this inventory API (e.g. http://127.0.0.1:6541) and follow the import there.",
+    )
+    @click.option(
+        "--token",
+        envvar="LOGISTICS_TOKEN",
+        default=None,
+        metavar="JWT",
+        help="With --via-api: the bearer token to upload with (default: $LOGISTICS_TOKEN).",
+    )
+    @click.option(
+        "--warehouse",
+        default=None,
+        metavar="CODE",
+        help="With --via-api, stock only: limit the import to this warehouse (staff: one of theirs).",
+    )
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         return command(**kwargs)
@@ -173,6 +202,9 @@ def _run(
     chunk_size: int,
     no_progress: bool,
     progress_interval: float,
+    via_api: str | None = None,
+    token: str | None = None,
+    warehouse: str | None = None,
 ) -> None:
     from rich.console import Console
 
@@ -183,6 +215,20 @@ def _run(
     from . import importer
 
     ctx = click.get_current_context()
+    if via_api is not None:
+        if dry_run:
+            raise click.BadParameter("is not available with --via-api", param_hint="--dry-run")
+        if not token:
+            raise click.BadParameter(
+                "is required with --via-api (or set LOGISTICS_TOKEN)", param_hint="--token"
+            )
+        ctx.exit(
+            _run_via_api(
+                kind_name, file, via_api, token, warehouse, errors_csv, no_progress, progress_interval
+            )
+        )
+    if warehouse is not None:
+        raise click.BadParameter("applies with --via-api only", param_hint="--warehouse")
     subject = (actor if actor is not None else _default_actor()).strip()
     if not 1 <= len(subject) <= 150:
         raise click.BadParameter("must be 1-150 characters", param_hint="--actor")
@@ -301,6 +347,116 @@ class ProgressLines:
             return f"{text}, {rate:.0f} rows/s, done in {elapsed:.1f} s"
         left = f", about {(self.total - self.done) / rate:.0f} s left" if rate > 0 else ""
         return f"{text}, {rate:.0f} rows/s{left}"
+
+
+def _run_via_api(
+    kind_name: str,
+    file: Path,
+    base_url: str,
+    token: str,
+    warehouse: str | None,
+    errors_csv: Path | None,
+    no_progress: bool,
+    interval: float,
+) -> int:
+    """Upload, follow, report; the exit status (see EXIT_HELP)."""
+    from rich.console import Console
+
+    from .api_import import ApiProblem, Client, follow
+
+    try:
+        client = Client(base_url, token)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--via-api") from None
+    try:
+        location, created = client.upload(file, kind_name, warehouse)
+    except ApiProblem as exc:
+        click.echo(f"Error: {file}: {exc}", err=True)
+        return 3 if exc.status is None or exc.status >= 500 else 2
+    total = created["rows_total"]
+    click.echo(f"Uploaded {file} as import {created['id']} ({total} row(s)): {location}", err=True)
+    console = Console(stderr=True)
+    try:
+        with _api_progress(console, f"Importing {kind_name}", total, no_progress, interval) as show:
+            state = follow(client, location, interval=max(interval, 0.2), on_progress=show)
+    except ApiProblem as exc:
+        click.echo(f"Error: {exc}; the import goes on in the service: {location}", err=True)
+        return 3
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted: the import goes on in the service: {location}", err=True)
+        return 130
+    return _report_api(client, state, location, errors_csv)
+
+
+@contextlib.contextmanager
+def _api_progress(
+    console: Any, description: str, total: int, disabled: bool, interval: float
+) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """``show(import state)`` after each poll: a bar on a terminal, a line per poll otherwise."""
+    if disabled:
+        yield lambda _state: None
+    elif console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda state: bar.update(task, completed=state["rows_done"])
+    else:
+        lines = ProgressLines(description, total, interval)
+
+        def show(state: dict[str, Any]) -> None:
+            lines.done, lines.failed = state["rows_done"], state["rows_failed"]
+            final = state["status"] in ("succeeded", "failed")
+            click.echo(f"{lines.line(lines.clock(), final=final)} [{state['status']}]", err=True)
+
+        yield show
+
+
+def _report_api(client: Any, state: dict[str, Any], location: str, errors_csv: Path | None) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .api_import import ApiProblem
+
+    console = Console(highlight=False)
+    kind = state["kind"]
+    from . import importer
+
+    summary = ", ".join(
+        f"{state['summary'].get(outcome, 0)} {OUTCOME_LABELS.get((kind, outcome), outcome)}"
+        for outcome in importer.KINDS[kind].outcomes
+    )
+    console.print(
+        f"{kind}: {state['rows_done']} row(s) read: {summary}, {state['rows_failed']} failed.", markup=False
+    )
+    if state["status"] == "failed":
+        click.echo(f"Error: the import failed: {state['error']}", err=True)
+        return 3
+    exit_code = 1 if state["rows_failed"] else 0
+    try:
+        if state["rows_failed"]:
+            table = Table(title="Rows not imported", title_justify="left")
+            for name in ("Line", "Column", "Value", "Error"):
+                table.add_column(name, overflow="fold")
+            for error in client.errors(location, MAX_ERRORS_SHOWN):
+                table.add_row(*(Text(str(error[k])) for k in ("line", "column", "value", "reason")))
+            console.print(table)
+        if errors_csv is not None:
+            client.download(f"{location}/errors", errors_csv)
+            console.print(
+                f"Wrote the report of {state['rows_failed']} failed row(s) to {errors_csv}", markup=False
+            )
+    except (ApiProblem, OSError) as exc:
+        click.echo(f"Error: cannot fetch the bad rows: {exc}", err=True)
+        exit_code = max(exit_code, 1)
+    return exit_code
 
 
 def _report(result: Any, source: Any, errors_csv: Path | None) -> int:

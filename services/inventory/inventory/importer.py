@@ -369,6 +369,28 @@ def problem_message(exc: Problem) -> str:
     return exc.detail
 
 
+def problem_errors(exc: Problem) -> list[dict[str, str]]:
+    """A row's problem as ``[{pointer, detail}]`` (``/`` for one about the row as a whole)."""
+    if isinstance(exc, ValidationFailed) and exc.errors:
+        return list(exc.errors)
+    return [{"pointer": "/", "detail": exc.detail}]
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """What became of one record: its ``outcome``, or the ``errors`` it failed with."""
+
+    line: int
+    cells: list[str]
+    outcome: str | None
+    errors: list[dict[str, str]]
+
+
+#: ``checkpoint(session, results)``: called inside the transaction that applies (or, for a
+#: bad row, reports) the results, so whatever it records commits or rolls back with them.
+Checkpoint = Callable[[Session, list[RowResult]], None]
+
+
 # --- applying ---------------------------------------------------------------------
 class _DryRun(Exception):
     """Raised inside a transaction to roll it back after it succeeded."""
@@ -394,6 +416,7 @@ class _Row:
     data: dict[str, Any] = field(default_factory=dict)
     given: frozenset[str] = frozenset()
     error: str | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
 
 
 def check_database(factory: sessionmaker[Session]) -> None:
@@ -423,6 +446,8 @@ def run_import(
     on_row: Callable[[int, str | None], None] | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     set_based: bool | None = None,
+    after_line: int = 0,
+    checkpoint: Checkpoint | None = None,
 ) -> ImportResult:
     """Apply every record of ``source``, ``chunk_size`` records at a time.
 
@@ -434,6 +459,11 @@ def run_import(
     the import: the rows before the chunk (or row) it stopped in stay applied,
     the rest are neither applied nor reported as bad, so the same file can
     simply be imported again.
+
+    ``after_line`` resumes an import whose records up to that line were applied
+    (they are read again only to know which SKUs the file already named).
+    ``checkpoint`` records each chunk's results in the chunk's own transaction
+    (each row's, row by row), which is what makes resuming exact.
     """
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValueError(f"chunk_size must be from 1 to {MAX_CHUNK_SIZE}")
@@ -456,10 +486,15 @@ def run_import(
             on_row(row.line, outcome)
 
     records = source.records()
+    if after_line:
+        for line, cells in itertools.takewhile(lambda record: record[0] <= after_line, records):
+            _validate(kind, schema, source.columns, line, cells, first_lines)
+        # takewhile consumed the first record after ``after_line``: read from there again.
+        records = itertools.dropwhile(lambda record: record[0] <= after_line, source.records())
     try:
         while chunk := list(itertools.islice(records, chunk_size)):
             rows = [_validate(kind, schema, source.columns, *record, first_lines) for record in chunk]
-            apply(kind, factory, actor, rows, dry_run, report)
+            apply(kind, factory, actor, rows, dry_run, report, checkpoint)
     except _Stopped as stop:
         result.stopped = f"the database stopped answering: {stop}"
         result.stopped_at_line = stop.line
@@ -477,11 +512,12 @@ def _validate(
     try:
         data, given = parse_row(kind, schema, columns, cells)
     except RowInvalid as exc:
-        return _Row(line, cells, error=str(exc))
+        return _Row(line, cells, error=str(exc), errors=exc.errors)
     first = first_lines.setdefault(kind.key(data), line)
     if first != line:
         # A second row for the same SKU would silently overwrite the first.
-        return _Row(line, cells, error=describe_errors([kind.repeated(data, first)]))
+        repeated = [kind.repeated(data, first)]
+        return _Row(line, cells, error=describe_errors(repeated), errors=repeated)
     return _Row(line, cells, data, given)
 
 
@@ -495,40 +531,61 @@ def _apply_rows(
     rows: list[_Row],
     dry_run: bool,
     report: _Report,
+    checkpoint: Checkpoint | None = None,
 ) -> None:
     """Row by row, each in its own transaction, through the domain functions the API uses."""
     for row in rows:
         if row.error is not None:
-            report(row, None, row.error)
+            _fail_row(factory, row, row.error, row.errors, report, checkpoint)
             continue
         try:
-            outcome = _apply(kind, factory, actor, row.data, row.given, dry_run)
+            outcome = _apply(kind, factory, actor, row, dry_run, checkpoint)
         except Problem as exc:
-            report(row, None, problem_message(exc))
+            _fail_row(factory, row, problem_message(exc), problem_errors(exc), report, checkpoint)
         except _UNREACHABLE as exc:
             raise _Stopped(row.line, exc) from None
         except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
             # The schemas should catch everything first; if the database still
             # refuses a row, that row is bad and the next one may be fine.
-            report(row, None, f"The database refused the row: {_db_message(exc)}")
+            message = f"The database refused the row: {_db_message(exc)}"
+            _fail_row(factory, row, message, [{"pointer": "/", "detail": message}], report, checkpoint)
         else:
             report(row, outcome, None)
+
+
+def _fail_row(
+    factory: sessionmaker[Session],
+    row: _Row,
+    message: str,
+    errors: list[dict[str, str]],
+    report: _Report,
+    checkpoint: Checkpoint | None,
+) -> None:
+    if checkpoint is not None:
+        try:
+            with factory() as session, session.begin():
+                checkpoint(session, [RowResult(row.line, row.cells, None, errors)])
+        except _UNREACHABLE as exc:
+            raise _Stopped(row.line, exc) from None
+    report(row, None, message)
 
 
 def _apply(
     kind: ImportKind,
     factory: sessionmaker[Session],
     actor: Identity,
-    data: dict[str, Any],
-    given: frozenset[str],
+    row: _Row,
     dry_run: bool,
+    checkpoint: Checkpoint | None = None,
 ) -> str:
     try:
         with factory() as session, session.begin():
             outbox = Outbox(session, models.outbox, producer="inventory")
-            outcome = kind.apply(session, outbox, actor, data, given)
+            outcome = kind.apply(session, outbox, actor, row.data, row.given)
             if dry_run:
                 raise _DryRun(outcome)
+            if checkpoint is not None:
+                checkpoint(session, [RowResult(row.line, row.cells, outcome, [])])
     except _DryRun as rolled_back:
         return str(rolled_back.outcome)
     return outcome
@@ -541,17 +598,21 @@ def _apply_chunk(
     rows: list[_Row],
     dry_run: bool,
     report: _Report,
+    checkpoint: Checkpoint | None = None,
 ) -> None:
     """The chunk's valid rows in one transaction, set-based; then every row is reported."""
     valid = [(row.line, row.data, row.given) for row in rows if row.error is None]
     try:
-        outcomes = _apply_set(kind, factory, actor, valid, dry_run) if valid else {}
+        if valid or checkpoint is not None:
+            outcomes = _apply_set(kind, factory, actor, valid, dry_run, _chunk_checkpoint(rows, checkpoint))
+        else:
+            outcomes = {}
     except _UNREACHABLE as exc:
         raise _Stopped(rows[0].line, exc) from None
     except (sa_exc.IntegrityError, sa_exc.DataError):
         # Something the schemas let through and the database refuses rolled the whole
         # chunk back: apply it again row by row, so that only that row is reported.
-        _apply_rows(kind, factory, actor, rows, dry_run, report)
+        _apply_rows(kind, factory, actor, rows, dry_run, report, checkpoint)
         return
     for row in rows:
         if row.error is not None:
@@ -562,19 +623,44 @@ def _apply_chunk(
             report(row, outcome, None)
 
 
+def _chunk_checkpoint(
+    rows: list[_Row], checkpoint: Checkpoint | None
+) -> Callable[[Session, bulk.Outcomes], None] | None:
+    """The chunk's results from its outcomes, handed to ``checkpoint`` in its transaction."""
+    if checkpoint is None:
+        return None
+
+    def record(session: Session, outcomes: bulk.Outcomes) -> None:
+        results = []
+        for row in rows:
+            outcome = outcomes.get(row.line) if row.error is None else None
+            if isinstance(outcome, Problem):
+                results.append(RowResult(row.line, row.cells, None, problem_errors(outcome)))
+            elif outcome is None:
+                results.append(RowResult(row.line, row.cells, None, row.errors))
+            else:
+                results.append(RowResult(row.line, row.cells, outcome, []))
+        checkpoint(session, results)
+
+    return record
+
+
 def _apply_set(
     kind: ImportKind,
     factory: sessionmaker[Session],
     actor: Identity,
     rows: list[bulk.Row],
     dry_run: bool,
+    record: Callable[[Session, bulk.Outcomes], None] | None = None,
 ) -> bulk.Outcomes:
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with factory() as session, session.begin():
-                outcomes = kind.apply_chunk(session, actor, rows)
+                outcomes = kind.apply_chunk(session, actor, rows) if rows else {}
                 if dry_run:
                     raise _DryRun(outcomes)
+                if record is not None:
+                    record(session, outcomes)
             return outcomes
         except _DryRun as rolled_back:
             return dict(rolled_back.outcome)

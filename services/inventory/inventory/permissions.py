@@ -14,6 +14,9 @@ class Permission(enum.StrEnum):
     STOCK_WRITE = "inventory:stock:write"
     RESERVATIONS_READ = "inventory:reservations:read"
     RESERVATIONS_WRITE = "inventory:reservations:write"
+    IMPORTS_READ = "inventory:imports:read"
+    #: Items imports are admins' alone (checked in the service layer); staff import counts.
+    IMPORTS_WRITE = "inventory:imports:write"
 
 
 _READ = frozenset({Permission.CATALOG_READ, Permission.STOCK_READ, Permission.RESERVATIONS_READ})
@@ -22,7 +25,13 @@ _READ = frozenset({Permission.CATALOG_READ, Permission.STOCK_READ, Permission.RE
 def role_permissions() -> dict[Role, frozenset[str]]:
     return {
         # Staff change stock, but only in their warehouses (checked in the service layer).
-        Role.WAREHOUSE_STAFF: _READ | {Permission.STOCK_WRITE, Permission.RESERVATIONS_WRITE},
+        Role.WAREHOUSE_STAFF: _READ
+        | {
+            Permission.STOCK_WRITE,
+            Permission.RESERVATIONS_WRITE,
+            Permission.IMPORTS_READ,
+            Permission.IMPORTS_WRITE,
+        },
         Role.SUPPORT_AGENT: _READ,
         # Other services reserve stock and read; they never receive or adjust.
         Role.SERVICE: _READ | {Permission.RESERVATIONS_WRITE},

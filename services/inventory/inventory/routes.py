@@ -6,7 +6,7 @@ from pyramid.config import Configurator
 
 from logistics_shared.web.endpoint import add_endpoints
 
-from .views import items, reservations, stock, warehouses
+from .views import imports, items, reservations, stock, warehouses
 
 
 def includeme(config: Configurator) -> None:
@@ -24,5 +24,8 @@ def includeme(config: Configurator) -> None:
     config.add_route("reservation", "/v1/reservations/{id}")
     config.add_route("reservation_release", "/v1/reservations/{id}/release")
     config.add_route("reservation_consume", "/v1/reservations/{id}/consume")
-    for module in (items, warehouses, stock, reservations):
+    config.add_route("imports", "/v1/imports")
+    config.add_route("import", "/v1/imports/{id}")
+    config.add_route("import_errors", "/v1/imports/{id}/errors")
+    for module in (items, warehouses, stock, reservations, imports):
         add_endpoints(config, module)

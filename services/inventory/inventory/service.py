@@ -21,6 +21,20 @@ def _sweep(registry: Any) -> None:
     sweep_expired(registry["dbsession_factory"], producer="inventory")
 
 
+def _imports(registry: Any) -> None:
+    from datetime import timedelta
+
+    from .domain import import_worker, imports
+
+    settings = registry["logistics.settings"]
+    import_worker.process_pending(
+        registry["dbsession_factory"],
+        imports.spool_dir(settings),
+        lease=timedelta(seconds=settings.own.import_lease_seconds),
+        chunk_size=settings.own.import_chunk_size,
+    )
+
+
 SERVICE = ServiceSpec(
     settings=InventorySettings,
     name="inventory",
@@ -38,6 +52,12 @@ SERVICE = ServiceSpec(
             name="reservation-sweeper",
             run=_sweep,
             interval=lambda settings: settings.own.reservation_sweep_seconds,
+        ),
+        # CSV files uploaded to POST /v1/imports, applied in the background.
+        BackgroundTask(
+            name="imports",
+            run=_imports,
+            interval=lambda settings: settings.own.import_poll_seconds,
         ),
     ),
 )

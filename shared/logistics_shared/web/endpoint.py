@@ -76,6 +76,12 @@ class ApiMeta:
     #: The path parameter naming a signed webhook's sender (``carrier``): the request is
     #: rate-limited per sender (class ``webhook``) once ``guard`` has verified it.
     webhook_sender: str | None = None
+    #: A file upload instead of a JSON body: media type -> OpenAPI schema. The view reads
+    #: the body itself (``logistics_shared.web.upload``); the endpoint reads none.
+    upload: dict[str, Any] = field(default_factory=dict)
+    #: Other media types of the success body besides JSON, chosen by ``Accept``
+    #: (the view negotiates): media type -> description.
+    alternatives: dict[str, str] = field(default_factory=dict)
 
 
 def load(schema: Schema | Load, data: Any, *, location: str = "body") -> Any:
@@ -117,6 +123,8 @@ def endpoint(
     guard: Callable[[Request, bytes], None] | None = None,
     sealed: bool = False,
     webhook_sender: str | None = None,
+    upload: dict[str, Any] | None = None,
+    alternatives: dict[str, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a JSON endpoint.
 
@@ -143,8 +151,8 @@ def endpoint(
         raise TypeError(f"{method} {route}: webhook_sender needs a guard that verifies the sender")
     if action and body is None:
         body = NoParameters
-    if method in {"POST", "PUT", "PATCH"} and body is None:
-        raise TypeError(f"{method} {route}: declare a body schema, or action=True for an action")
+    if method in {"POST", "PUT", "PATCH"} and body is None and not upload:
+        raise TypeError(f"{method} {route}: declare a body schema, an upload, or action=True for an action")
     body_schema = body() if body else None
     # A query string is read on every GET: loaded by a plain loop over the schema's fields.
     query_schema = compile_load(query()) if query else None
@@ -179,6 +187,8 @@ def endpoint(
             cross_field=cross_field or {},
             creates=creates,
             webhook_sender=webhook_sender,
+            upload=upload or {},
+            alternatives=alternatives or {},
         )
 
         @functools.wraps(view)

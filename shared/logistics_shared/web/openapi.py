@@ -40,7 +40,7 @@ _STATUS_TEXT = {
     409: "Conflict with the current state",
     412: "If-Match does not match the current ETag",
     413: "Body too large",
-    415: "Body is not application/json",
+    415: "Body is not of a media type this operation accepts",
     422: "Validation failed",
     429: "Rate limited: the caller spent its quota for this class of route; retry after Retry-After s",
     503: "Database unavailable or not migrated; retry after Retry-After seconds",
@@ -266,6 +266,11 @@ def _success(meta: ApiMeta) -> dict[str, Any]:
             # A copy: the rate limiter adds its headers to this dict (a shared one would leak them
             # into every later document, a limiter switched off included).
             success["headers"] = dict(LINK_HEADER)
+        for media, text in meta.alternatives.items():
+            success["content"][media] = {
+                "schema": {"type": "string", "contentMediaType": media},
+                "description": text,
+            }
     return success
 
 
@@ -298,6 +303,11 @@ def _operation(meta: ApiMeta, path: str, *, limited: bool = False) -> dict[str, 
             "required": not meta.action,
             "content": {"application/json": media},
         }
+    if meta.upload:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {media: {"schema": schema} for media, schema in meta.upload.items()},
+        }
     references = list(meta.references)
     if meta.query is not None and "cursor" in meta.query().fields:
         references.append("/cursor")  # a cursor must be one this API issued
@@ -319,7 +329,7 @@ def _operation(meta: ApiMeta, path: str, *, limited: bool = False) -> dict[str, 
         codes.add(404)  # a path parameter can always name nothing (or something not yours)
     if meta.permission != NO_PERMISSION_REQUIRED:
         codes.add(403)
-    if meta.body is not None:
+    if meta.body is not None or meta.upload:
         codes |= {413, 415}
     if meta.etag:
         codes.add(412)

@@ -12,11 +12,14 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from .catalog import ITEM_SORTS, LOCATION_SORTS, WAREHOUSE_SORTS, items, locations, warehouses
+from .imports import IMPORT_KINDS, IMPORT_STATES, import_errors, imports
 from .meta import metadata, outbox, platform
 from .reservation import RESERVATION_SORTS, RESERVATION_STATES, reservation_lines, reservations
 from .stock import MOVEMENT_KINDS, MOVEMENT_SORTS, STOCK_SORTS, movements, stock_levels
 
 __all__ = [
+    "IMPORT_KINDS",
+    "IMPORT_STATES",
     "ITEM_SORTS",
     "LOCATION_SORTS",
     "MOVEMENT_KINDS",
@@ -26,6 +29,8 @@ __all__ = [
     "STOCK_SORTS",
     "WAREHOUSE_SORTS",
     "get_metadata",
+    "import_errors",
+    "imports",
     "items",
     "locations",
     "metadata",

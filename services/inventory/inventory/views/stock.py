@@ -3,7 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.request import Request
+from pyramid.response import Response
 
+from logistics_shared.web.csv_stream import CSV, wants_csv
 from logistics_shared.web.endpoint import endpoint
 
 from ..domain import stock
@@ -21,8 +23,14 @@ from ..schemas.stock import (
     TransferCreateSchema,
     TransferSchema,
 )
+from . import exports
 
 TAGS = ("stock",)
+#: The CSV export of a list: every row matching the filters, from ``cursor`` on.
+AS_CSV = {
+    CSV: "With `Accept: text/csv`: every row matching the filters from `cursor` on, streamed "
+    "(`limit` does not apply)"
+}
 
 
 @endpoint(
@@ -33,16 +41,15 @@ TAGS = ("stock",)
     tags=TAGS,
     query=StockQuerySchema,
     response=StockPageSchema,
+    alternatives=AS_CSV,
 )
-def list_stock(request: Request, query: dict[str, Any]) -> dict[str, Any]:
+def list_stock(request: Request, query: dict[str, Any]) -> dict[str, Any] | Response:
+    # The sort too: a CSV export pages through the same keyset order as the JSON list.
+    filters = {"sku": query.get("sku"), "warehouse": query.get("warehouse"), "sort": query["sort"]}
+    if wants_csv(request):
+        return exports.stock_csv(request, filters, query["cursor"])
     rows, cursor = stock.list_stock(
-        request.dbsession,
-        request.identity,
-        sku=query.get("sku"),
-        warehouse=query.get("warehouse"),
-        cursor=query["cursor"],
-        limit=query["limit"],
-        sort=query["sort"],
+        request.dbsession, request.identity, cursor=query["cursor"], limit=query["limit"], **filters
     )
     return {"items": rows, "next_cursor": cursor}
 
@@ -121,18 +128,14 @@ def transfer(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     tags=TAGS,
     query=MovementQuerySchema,
     response=MovementPageSchema,
+    alternatives=AS_CSV,
 )
-def list_movements(request: Request, query: dict[str, Any]) -> dict[str, Any]:
+def list_movements(request: Request, query: dict[str, Any]) -> dict[str, Any] | Response:
+    filters = {name: query.get(name) for name in ("sku", "warehouse", "kind", "since", "until")}
+    filters["sort"] = query["sort"]
+    if wants_csv(request):
+        return exports.movements_csv(request, filters, query["cursor"])
     rows, cursor = stock.list_movements(
-        request.dbsession,
-        request.identity,
-        sku=query.get("sku"),
-        warehouse=query.get("warehouse"),
-        kind=query.get("kind"),
-        since=query.get("since"),
-        until=query.get("until"),
-        cursor=query["cursor"],
-        limit=query["limit"],
-        sort=query["sort"],
+        request.dbsession, request.identity, cursor=query["cursor"], limit=query["limit"], **filters
     )
     return {"items": rows, "next_cursor": cursor}

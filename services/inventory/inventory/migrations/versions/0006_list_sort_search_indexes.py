@@ -11,7 +11,7 @@ Expand only: new indexes, nothing dropped (ix_movements_created_at stays for the
 the previous release, which orders by it).
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 from typing import Any
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
