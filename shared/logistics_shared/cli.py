@@ -548,15 +548,26 @@ def _moment(text: str, option: str) -> Any:
 
 @main.command()
 @click.argument("service")
-@click.option("--since", required=True, help="From this time: ISO 8601 (UTC by default) or ago (8h, 2d).")
+@click.option("--since", default=None, help="From this time: ISO 8601 (UTC by default) or ago (8h, 2d).")
 @click.option("--until", default=None, help="Up to (not including) this time; default: now.")
+@click.option(
+    "--snapshot",
+    is_flag=True,
+    help="Send every current entity as a *.updated event instead of outbox rows (no --since).",
+)
 @click.option("--to", "consumer", required=True, help="The one consumer (service.handler) to send to.")
 @click.option(
     "--type", "types", multiple=True, help="Only this event type; repeatable (default: all it takes)."
 )
 @click.option("--dry-run", is_flag=True, help="Count what would be sent, per type; send nothing.")
 def replay(
-    service: str, since: str, until: str | None, consumer: str, types: tuple[str, ...], dry_run: bool
+    service: str,
+    since: str | None,
+    until: str | None,
+    snapshot: bool,
+    consumer: str,
+    types: tuple[str, ...],
+    dry_run: bool,
 ) -> None:
     """Re-send a service's own events to one consumer's queue (to fill a new read model).
 
@@ -565,31 +576,46 @@ def replay(
     through the default exchange to the consumer's queue alone: no other consumer and
     no webhook endpoint gets them. The consumer's inbox skips events it applied
     already, so a replay can be repeated safely. `logistics events` lists the consumers.
-    """
-    from .bus.replay import Replay, ReplayError, find_consumer, selection_for
 
+    With --snapshot, the service instead sends one *.updated event per entity as it is
+    now (new ids, the entity's current version), for state older than the outbox keeps;
+    the consumer's version guard keeps a newer state and makes a second snapshot a no-op.
+    """
+    from .bus.replay import Replay, ReplayError, Snapshot, find_consumer, selection_for, snapshot_sources
+
+    if snapshot and (since or until):
+        raise click.UsageError("--snapshot sends the current state: it takes no --since or --until")
+    if not snapshot and since is None:
+        raise click.UsageError("Missing option '--since' (or --snapshot, to send the current state)")
     spec = _spec(service)
-    start, end = _moment(since, "--since"), _moment(until, "--until") if until else None
     try:
         target = find_consumer(spec.name, consumer, _services())
     except ReplayError as exc:
         raise click.BadParameter(str(exc), param_hint="--to") from None
+    start = _moment(since, "--since") if since else None
+    end = _moment(until, "--until") if until else None
     try:
-        selection = selection_for(target, types, start, end)
+        if snapshot:
+            sources = snapshot_sources(spec.name, spec, target, types)
+        else:
+            assert start is not None
+            selection = selection_for(target, types, start, end)
     except ReplayError as exc:
         raise click.UsageError(str(exc)) from None
     settings = _settings(spec)
     registry = make_app(spec, settings, web=False).registry
-    job = Replay(
-        producer=spec.name,
-        consumer=target,
-        selection=selection,
-        settings=settings,
-        session_factory=registry["dbsession_factory"],
-        outbox=registry["logistics.platform_tables"].outbox,
+    common: dict[str, Any] = {
+        "producer": spec.name,
+        "consumer": target,
+        "settings": settings,
+        "session_factory": registry["dbsession_factory"],
+        "outbox": registry["logistics.platform_tables"].outbox,
+    }
+    job: Replay | Snapshot = (
+        Snapshot(sources=sources, **common) if snapshot else Replay(selection=selection, **common)
     )
     planned = job.count()
-    if planned.oldest_kept is not None and planned.oldest_kept > start:
+    if start is not None and planned.oldest_kept is not None and planned.oldest_kept > start:
         click.echo(
             f"note: the oldest event {spec.name} still keeps is from {planned.oldest_kept.isoformat()} "
             f"(LOGISTICS_OUTBOX_RETENTION_HOURS={settings.outbox_retention_hours:g})",
@@ -599,6 +625,8 @@ def replay(
         _replay_summary(f"would send to {job.queue}", planned.by_type)
         return
     total = planned.total
+    if isinstance(job, Snapshot):
+        click.echo(f"snapshot {job.run_id} (the events' correlation id)", err=True)
 
     def progress(done: Any) -> None:
         click.echo(f"sent {done.total}/{total}", err=True)

@@ -56,6 +56,9 @@ class ServiceSpec:
     stored_secrets: Callable[[], tuple[Any, ...]] | None = None
     #: Loads the service's demo data through its own HTTP API (``logistics demo``); run in port order.
     demo: Callable[[DemoContext], None] | None = None
+    #: The entities it can send as snapshot events (``logistics replay --snapshot``): a tuple
+    #: of ``logistics_shared.snapshot.SnapshotSource``, one per event type.
+    snapshots: Callable[[], tuple[Any, ...]] | None = None
 
 
 def lazy(target: str) -> Callable[..., Any]:

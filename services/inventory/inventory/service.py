@@ -47,6 +47,7 @@ SERVICE = ServiceSpec(
     cli=_cli,
     handlers=lazy("inventory.handlers:handlers"),
     demo=lazy("inventory.demo:load"),
+    snapshots=lazy("inventory.domain.catalog:snapshots"),
     background=(
         BackgroundTask(
             name="reservation-sweeper",

@@ -13,22 +13,32 @@ durable queue, persistent and confirmed, so
 
 The consumer's inbox (``(handler, event id)``) turns an event it applied already
 into a no-op, so replaying an overlapping window, or twice, changes nothing.
+
+A **snapshot** (``--snapshot``) is for what the outbox no longer holds: the producer
+builds one ``*.updated`` event per current entity (``ServiceSpec.snapshots``, see
+``logistics_shared.snapshot``), each with a fresh id, the snapshot run as its
+correlation id and the entity's current version, validated like every produced
+event, and sends them the same way (the same publishing code, to the one queue).
+The consumer's version guard, not its inbox, makes a snapshot idempotent.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..db import aware
+from ..outbox import Outbox
 from ..service import ServiceSpec
 from ..settings import Settings
+from ..snapshot import SnapshotSource
 from .connection import broker_connection, connection_factory
 from .handlers import Handler
 from .names import Names
@@ -116,7 +126,87 @@ class ReplayResult:
         return sum(self.by_type.values())
 
 
-class Replay:
+@dataclass(frozen=True)
+class Sendable:
+    """One event to send: its handle in the batch, id, type and serialized envelope."""
+
+    key: Any
+    event_id: str
+    event_type: str
+    payload: str
+
+
+class _ToOneQueue:
+    """Publishes batches of envelopes to one consumer's queue, each batch confirmed."""
+
+    def __init__(
+        self,
+        *,
+        producer: str,
+        consumer: Consumer,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        batch_size: int | None = None,
+    ) -> None:
+        self.producer = producer
+        self.consumer = consumer
+        self.settings = settings
+        self.session_factory = session_factory
+        self.batch_size = batch_size or settings.outbox_batch_size
+        self.names = Names(settings.bus_namespace)
+
+    @property
+    def queue(self) -> str:
+        return self.names.queue(self.consumer.service, self.consumer.handler.name)
+
+    def batches(self) -> Iterator[list[Sendable]]:
+        """What a run sends, one batch (at most ``batch_size`` events) at a time."""
+        raise NotImplementedError
+
+    def run(self, progress: Callable[[ReplayResult], None] | None = None) -> ReplayResult:
+        """Send every batch, one confirmed batch at a time; ``progress`` after each batch."""
+        if not self.settings.broker_url.startswith(("amqp", "pyamqp")):
+            # memory:// lives inside one process: nothing another process sends there arrives.
+            raise ReplayError("a replay needs RabbitMQ (LOGISTICS_BROKER_URL amqp://...)")
+        result = ReplayResult()
+        with broker_connection(connection_factory(self.settings, heartbeat=False)) as connection:
+            connection.ensure_connection(max_retries=1)
+            if not supports_confirms(connection):
+                raise ReplayError("the broker does not confirm publishes")
+            channel = connection.default_channel
+            # Declared exactly as the consumer's worker declares it (idempotent): a replay run
+            # before that worker's first start waits in the queue for it.
+            declare_producer(channel, self.names, self.consumer.handler.producer)
+            handler_queue(self.names, self.consumer.service, self.consumer.handler)(channel).declare()
+            publisher = ConfirmingPublisher(connection, self.settings.bus_confirm_timeout)
+            for batch in self.batches():
+                self._send(publisher, batch)
+                result.by_type.update(row.event_type for row in batch)
+                if progress is not None:
+                    progress(result)
+        return result
+
+    def _send(self, publisher: ConfirmingPublisher, rows: list[Sendable]) -> None:
+        batch = [
+            Outgoing(
+                key=row.key,
+                exchange="",  # the default exchange: straight to the one queue named
+                routing_key=self.queue,
+                body=row.payload.encode(),
+                message_id=row.event_id,
+                headers={"x-replayed-to": self.consumer.name},
+            )
+            for row in rows
+        ]
+        outcome = publisher.publish(batch)
+        if outcome.returned or outcome.nacked or len(outcome.confirmed) != len(batch):
+            raise ReplayError(
+                f"the broker did not take every event for {self.queue} "
+                f"({len(outcome.nacked)} nacked, {len(outcome.returned)} returned); run the replay again"
+            )
+
+
+class Replay(_ToOneQueue):
     """Sends the selected outbox rows of ``producer`` to ``consumer``'s queue, in outbox order."""
 
     def __init__(
@@ -130,18 +220,15 @@ class Replay:
         outbox: Table,
         batch_size: int | None = None,
     ) -> None:
-        self.producer = producer
-        self.consumer = consumer
+        super().__init__(
+            producer=producer,
+            consumer=consumer,
+            settings=settings,
+            session_factory=session_factory,
+            batch_size=batch_size,
+        )
         self.selection = selection
-        self.settings = settings
-        self.session_factory = session_factory
         self.outbox = outbox
-        self.batch_size = batch_size or settings.outbox_batch_size
-        self.names = Names(settings.bus_namespace)
-
-    @property
-    def queue(self) -> str:
-        return self.names.queue(self.consumer.service, self.consumer.handler.name)
 
     def count(self) -> ReplayResult:
         """What a replay would send, per type, without sending anything."""
@@ -161,58 +248,106 @@ class Replay:
             result.oldest_kept = aware(oldest)
         return result
 
-    def run(self, progress: Callable[[ReplayResult], None] | None = None) -> ReplayResult:
-        """Send every selected row, one confirmed batch at a time; ``progress`` after each batch."""
-        if not self.settings.broker_url.startswith(("amqp", "pyamqp")):
-            # memory:// lives inside one process: nothing another process sends there arrives.
-            raise ReplayError("a replay needs RabbitMQ (LOGISTICS_BROKER_URL amqp://...)")
-        result = ReplayResult()
-        with broker_connection(connection_factory(self.settings, heartbeat=False)) as connection:
-            connection.ensure_connection(max_retries=1)
-            if not supports_confirms(connection):
-                raise ReplayError("the broker does not confirm publishes")
-            channel = connection.default_channel
-            # Declared exactly as the consumer's worker declares it (idempotent): a replay run
-            # before that worker's first start waits in the queue for it.
-            declare_producer(channel, self.names, self.consumer.handler.producer)
-            handler_queue(self.names, self.consumer.service, self.consumer.handler)(channel).declare()
-            publisher = ConfirmingPublisher(connection, self.settings.bus_confirm_timeout)
-            after = 0
-            while batch := self._batch(after):
-                self._send(publisher, batch)
-                after = batch[-1].id
-                result.by_type.update(row.event_type for row in batch)
-                if progress is not None:
-                    progress(result)
-        return result
+    def batches(self) -> Iterator[list[Sendable]]:
+        after = 0
+        while batch := self._batch(after):
+            yield batch
+            after = batch[-1].key
 
-    def _batch(self, after: int) -> list[Any]:
+    def _batch(self, after: int) -> list[Sendable]:
         outbox = self.outbox
         with self.session_factory() as session:
-            return list(
-                session.execute(
+            return [
+                Sendable(row.id, row.event_id, row.event_type, row.payload)
+                for row in session.execute(
                     select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.payload)
                     .where(outbox.c.id > after, *self.selection.where(outbox))
                     .order_by(outbox.c.id)
                     .limit(self.batch_size)
-                ).all()
-            )
+                )
+            ]
 
-    def _send(self, publisher: ConfirmingPublisher, rows: list[Any]) -> None:
-        batch = [
-            Outgoing(
-                key=row.id,
-                exchange="",  # the default exchange: straight to the one queue named
-                routing_key=self.queue,
-                body=row.payload.encode(),
-                message_id=row.event_id,
-                headers={"x-replayed-to": self.consumer.name},
-            )
-            for row in rows
-        ]
-        outcome = publisher.publish(batch)
-        if outcome.returned or outcome.nacked or len(outcome.confirmed) != len(batch):
-            raise ReplayError(
-                f"the broker did not take every event for {self.queue} "
-                f"({len(outcome.nacked)} nacked, {len(outcome.returned)} returned); run the replay again"
-            )
+
+# -- snapshots: the producer's current state instead of its outbox ----------------------------
+def snapshot_sources(
+    producer: str, spec: ServiceSpec, consumer: Consumer, types: tuple[str, ...]
+) -> tuple[SnapshotSource, ...]:
+    """The sources of ``producer`` whose events ``consumer`` takes (those of ``types``, if given)."""
+    if spec.snapshots is None:
+        raise ReplayError(f"{producer} declares no snapshots; replay its outbox with --since instead")
+    offered = {source.event_type: source for source in spec.snapshots()}
+    takes = consumer.handler.events
+    unknown = [t for t in types if t not in takes]
+    if unknown:
+        raise ReplayError(f"{consumer.name} does not take {', '.join(unknown)}; it takes: {', '.join(takes)}")
+    missing = [t for t in types if t not in offered]
+    if missing:
+        raise ReplayError(
+            f"{producer} makes no {', '.join(missing)} snapshot; it snapshots: {', '.join(offered)}"
+        )
+    chosen = tuple(offered[t] for t in dict.fromkeys(types)) or tuple(
+        source for source in offered.values() if source.event_type in takes
+    )
+    if not chosen:
+        raise ReplayError(
+            f"{consumer.name} takes none of {producer}'s snapshot events ({', '.join(offered)})"
+        )
+    return chosen
+
+
+def snapshot_run_id(producer: str) -> str:
+    """The correlation id of every event of one snapshot run: names the run in logs and traces."""
+    return f"snapshot:{producer}:{datetime.now(UTC):%Y%m%dT%H%M%SZ}:{uuid.uuid4().hex[:8]}"
+
+
+class Snapshot(_ToOneQueue):
+    """Sends one event per current entity of each source to ``consumer``'s queue, by primary key."""
+
+    def __init__(
+        self,
+        *,
+        producer: str,
+        consumer: Consumer,
+        sources: tuple[SnapshotSource, ...],
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        outbox: Table,
+        batch_size: int | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            producer=producer,
+            consumer=consumer,
+            settings=settings,
+            session_factory=session_factory,
+            batch_size=batch_size,
+        )
+        self.sources = sources
+        self.outbox = outbox
+        self.run_id = run_id or snapshot_run_id(producer)
+
+    def count(self) -> ReplayResult:
+        """How many events a snapshot would send now, per type."""
+        result = ReplayResult()
+        with self.session_factory() as session:
+            for source in self.sources:
+                result.by_type[source.event_type] = source.count(session)
+        return result
+
+    def batches(self) -> Iterator[list[Sendable]]:
+        for source in self.sources:
+            after: Any = None
+            while True:
+                with self.session_factory() as session:
+                    page = source.page(session, after, self.batch_size)
+                    # Built as the outbox builds every produced event (strict validation, the
+                    # same serialization); nothing is written to the outbox.
+                    outbox = Outbox(session, self.outbox, producer=self.producer, correlation_id=self.run_id)
+                    batch = []
+                    for index, (_key, data) in enumerate(page):
+                        _envelope, row = outbox.build(source.event_type, data)
+                        batch.append(Sendable(index, row["event_id"], source.event_type, row["payload"]))
+                if not batch:
+                    break
+                yield batch
+                after = page[-1][0]

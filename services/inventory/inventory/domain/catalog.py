@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from logistics_shared.db import insert_unless_exists
@@ -13,6 +13,7 @@ from logistics_shared.errors import Conflict, NotFound, PreconditionFailed
 from logistics_shared.identity import Identity
 from logistics_shared.outbox import Outbox
 from logistics_shared.readpath import prebuilt
+from logistics_shared.snapshot import Page, SnapshotSource
 from logistics_shared.sorting import Sort
 
 from ..models import ITEM_SORTS, LOCATION_SORTS, WAREHOUSE_SORTS, items, locations, warehouses
@@ -257,3 +258,33 @@ def list_locations(
         stmt = stmt.where(sort.after(code, locations.c.id, sort.decode(cursor)))
     rows = [{"warehouse": ref.code, **r._mapping} for r in session.execute(stmt)]
     return sort.page(rows, limit, lambda r: (r["code"], None))
+
+
+# -- snapshots (``logistics replay inventory --snapshot``) ----------------------------------
+# Built with item_event / warehouse_event, as the live item.updated / warehouse.updated are:
+# a snapshot event cannot carry other fields than the ones consumers already apply.
+def _item_page(session: Session, after: int | None, limit: int) -> Page:
+    stmt = select(items).order_by(items.c.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(items.c.id > after)
+    return [(row.id, item_event(_item(row))) for row in session.execute(stmt)]
+
+
+def _warehouse_page(session: Session, after: int | None, limit: int) -> Page:
+    stmt = select(warehouses).order_by(warehouses.c.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(warehouses.c.id > after)
+    return [(row.id, warehouse_event(_warehouse(row))) for row in session.execute(stmt)]
+
+
+def _counter(table: Any) -> Any:
+    return lambda session: session.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def snapshots() -> tuple[SnapshotSource, ...]:
+    """Inventory's catalogue as it is now: one ``*.updated`` per warehouse and per item
+    (warehouses first, so a consumer knows a warehouse before the items a shipment names)."""
+    return (
+        SnapshotSource("warehouse.updated", _warehouse_page, _counter(warehouses)),
+        SnapshotSource("item.updated", _item_page, _counter(items)),
+    )
