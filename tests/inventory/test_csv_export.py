@@ -53,7 +53,14 @@ def test_stock_and_movements_as_csv_with_the_json_filters(inv: Any) -> None:
     ]
     assert moves[-1]["created_at"] == json_moves[-1]["created_at"]
     # A note typed as a formula is kept as text by a spreadsheet, a negative quantity stays a number.
-    assert (moves[-1]["note"], moves[-1]["quantity"]) == ("'=HYPERLINK(1)", "-2")
+    adjusted = next(m for m in moves if m["kind"] == "adjustment")
+    assert (adjusted["note"], adjusted["quantity"]) == ("'=HYPERLINK(1)", "-2")
+    # The export follows ?sort= as the JSON list does (movements: newest first by default).
+    oldest_first = admin.get("/v1/movements?limit=200&sort=created_at").json["items"]
+    assert [m["id"] for m in rows(admin.get("/v1/movements?sort=created_at", headers=csv_accept))] == [
+        str(m["id"]) for m in oldest_first
+    ]
+    assert [m["id"] for m in oldest_first] == [m["id"] for m in reversed(json_moves)]
     filtered = rows(admin.get("/v1/movements?kind=adjustment&sku=SKU-1", headers=csv_accept))
     assert [(m["kind"], m["warehouse"]) for m in filtered] == [("adjustment", "AMS")]
     # From a cursor on, as the JSON pages continue.

@@ -36,7 +36,8 @@ def test_openapi_documents_every_inventory_operation_with_its_schemas(inv):
     ops = {(path, method) for path, item in spec["paths"].items() for method in item}
     assert ("/v1/reservations", "post") in ops
     assert ("/v1/items/{sku}", "patch") in ops
-    assert len(ops) == 23
+    assert ("/v1/warehouses/{code}", "patch") in ops
+    assert len(ops) == 24
     # The CSV upload: the file as the body or a form's part, the kind in the query.
     upload = spec["paths"]["/v1/imports"]["post"]
     assert set(upload["requestBody"]["content"]) == {"text/csv", "multipart/form-data"}
