@@ -15,15 +15,19 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import text
+
+from shipping.domain import catalogue
 
 from ..conftest import Client, make_settings
 from ..helpers.round_trips import RoundTripCounter
 from ..helpers.shipping import SHIPMENT
-from ..inventory.conftest import seed
+from ..inventory.conftest import ADDRESS, seed
 from ..services import PG_URL, need_postgres
 
 pytestmark = pytest.mark.postgres
@@ -128,6 +132,23 @@ def _shipment() -> dict[str, Any]:
     return {**SHIPMENT, "reference": f"ORDER-{next(_unique)}"}
 
 
+def _synced_catalogue(client: Any) -> None:
+    """Shipping's catalogue read model knows the shipment's warehouse and SKUs and its
+    consumer is drained, so a create checks them (and pays for it) on every request."""
+    item = {"unit_weight_g": 400, "length_mm": 300, "width_mm": 200, "height_mm": 100, "version": 1}
+    with client.registry["dbsession_factory"]() as session, session.begin():
+        catalogue.apply_warehouse(
+            session, {"code": "AMS", "name": "Amsterdam", "address": ADDRESS, "version": 1}
+        )
+        for line in SHIPMENT["lines"]:
+            catalogue.apply_item(session, {"sku": line["sku"], "name": line["sku"], **item})
+        # Fresh for the whole test (the mark is "drained" while at most N seconds old).
+        session.execute(
+            text("INSERT INTO drain_marks (handler, drained_at) VALUES (:h, :at)"),
+            {"h": catalogue.HANDLER, "at": datetime.now(UTC) + timedelta(hours=1)},
+        )
+
+
 def _ticket() -> dict[str, Any]:
     return {
         "subject": "Where is my parcel?",
@@ -151,6 +172,7 @@ WRITES = {
     "receipt": Write("inventory", "/v1/receipts", _receipt, _inventory),
     "reservation": Write("inventory", "/v1/reservations", _reservation, _inventory),
     "shipment": Write("shipping", "/v1/shipments", _shipment),
+    "shipment-catalogue-synced": Write("shipping", "/v1/shipments", _shipment, _synced_catalogue),
     "ticket": Write("support", "/v1/tickets", _ticket),
 }
 

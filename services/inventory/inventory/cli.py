@@ -284,6 +284,21 @@ def _run(
 
 
 @contextlib.contextmanager
+def _bar(console: Any, description: str, total: int) -> Iterator[tuple[Any, Any]]:
+    """A rich progress bar on a terminal, for the direct import and for ``--via-api``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        yield bar, bar.add_task(description, total=total)
+
+
+@contextlib.contextmanager
 def _progress(
     console: Any, description: str, file: Path, total: int, disabled: bool, interval: float
 ) -> Iterator[Callable[[str | None], None]]:
@@ -291,16 +306,7 @@ def _progress(
     if disabled:
         yield lambda _outcome: None
     elif console.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task(description, total=total)
+        with _bar(console, description, total) as (bar, task):
             yield lambda _outcome: bar.advance(task)
     else:
         lines = ProgressLines(description, total, interval)
@@ -396,16 +402,7 @@ def _api_progress(
     if disabled:
         yield lambda _state: None
     elif console.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task(description, total=total)
+        with _bar(console, description, total) as (bar, task):
             yield lambda state: bar.update(task, completed=state["rows_done"])
     else:
         lines = ProgressLines(description, total, interval)

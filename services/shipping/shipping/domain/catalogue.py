@@ -13,8 +13,8 @@ within the last ``LOGISTICS_CATALOGUE_FRESH_SECONDS`` and has not had a delivery
 since (its drain mark, ``logistics_shared.bus.drain``), and the read model knows at
 least one warehouse (an empty one has never been synced). Otherwise the shipment is
 accepted as before and the saga decides (inventory answers ``invalid_request`` and
-the shipment goes ``on_hold``). The check costs the request one ``SELECT`` (two when
-synced or when parcels are to be derived), never a broker call.
+the shipment goes ``on_hold``). The check costs the request one ``SELECT`` (the mark
+and the request's SKUs together), never a broker call.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -97,31 +97,39 @@ def warehouse(session: Session, code: str) -> dict[str, Any] | None:
     return found
 
 
-# One row: the drain mark of the catalogue's consumer, whether the warehouse is known, and
-# whether any is (a read model without a single warehouse has never been synced).
-_SYNC = prebuilt(
-    select(
-        select(drain_marks.c.drained_at)
-        .where(drain_marks.c.handler == HANDLER)
-        .scalar_subquery()
-        .label("drained_at"),
-        select(func.count()).select_from(catalogue_warehouses).scalar_subquery().label("warehouses"),
-        select(func.count())
-        .select_from(catalogue_warehouses)
-        .where(catalogue_warehouses.c.code == bindparam("warehouse"))
-        .scalar_subquery()
-        .label("warehouse_known"),
-    )
+# One statement, so the check costs a create one round trip (the write ceilings of
+# tests/shared/test_write_round_trips.py): a first row with the drain mark of the
+# catalogue's consumer, whether the warehouse is known and whether any is (a read model
+# without a single warehouse has never been synced), then a row per known SKU of the
+# request. The branches are told apart by ``sku`` (NULL only in the first).
+_SYNC_ROW = select(
+    null().label("sku"),
+    null().label("unit_weight_g"),
+    null().label("length_mm"),
+    null().label("width_mm"),
+    null().label("height_mm"),
+    select(drain_marks.c.drained_at)
+    .where(drain_marks.c.handler == HANDLER)
+    .scalar_subquery()
+    .label("drained_at"),
+    select(func.count()).select_from(catalogue_warehouses).scalar_subquery().label("warehouses"),
+    select(func.count())
+    .select_from(catalogue_warehouses)
+    .where(catalogue_warehouses.c.code == bindparam("warehouse"))
+    .scalar_subquery()
+    .label("warehouse_known"),
 )
-_ITEMS = prebuilt(
-    select(
-        catalogue_items.c.sku,
-        catalogue_items.c.unit_weight_g,
-        catalogue_items.c.length_mm,
-        catalogue_items.c.width_mm,
-        catalogue_items.c.height_mm,
-    ).where(catalogue_items.c.sku.in_(bindparam("skus", expanding=True)))
-)
+_ITEM_ROWS = select(
+    catalogue_items.c.sku,
+    catalogue_items.c.unit_weight_g,
+    catalogue_items.c.length_mm,
+    catalogue_items.c.width_mm,
+    catalogue_items.c.height_mm,
+    null(),
+    null(),
+    null(),
+).where(catalogue_items.c.sku.in_(bindparam("skus", expanding=True)))
+_LOOKUP = union_all(_SYNC_ROW, _ITEM_ROWS)  # built once; the ORM session caches its compilation
 
 
 @dataclass(frozen=True)
@@ -142,16 +150,19 @@ def synced(drained_at: datetime | None, fresh_seconds: float, now: datetime | No
 
 
 def lookup(session: Session, data: dict[str, Any], fresh_seconds: float) -> Knowledge:
-    mark = session.execute(_SYNC, {"warehouse": data["warehouse"]}).one()
+    skus = sorted({line["sku"] for line in data["lines"]})
+    rows = session.execute(_LOOKUP, {"warehouse": data["warehouse"], "skus": skus}).all()
+    (mark,) = (row for row in rows if row.sku is None)
     # Drained but empty is "never synced": its events went out before its queue existed (a
     # read model added to a running suite, until a replay fills it). No shipment could pass.
     is_synced = bool(mark.warehouses) and synced(mark.drained_at, fresh_seconds)
-    items: dict[str, dict[str, Any]] = {}
-    # The items are read only when they can change the answer: to reject, or to derive parcels.
-    if is_synced or not data.get("parcels"):
-        skus = sorted({line["sku"] for line in data["lines"]})
-        items = {row.sku: dict(row._mapping) for row in session.execute(_ITEMS, {"skus": skus})}
+    items = {
+        row.sku: {name: getattr(row, name) for name in _ITEM_FIELDS} for row in rows if row.sku is not None
+    }
     return Knowledge(synced=is_synced, warehouse_known=bool(mark.warehouse_known), items=items)
+
+
+_ITEM_FIELDS = ("sku", "unit_weight_g", "length_mm", "width_mm", "height_mm")
 
 
 def default_parcel(lines: list[dict[str, Any]], items: dict[str, dict[str, Any]]) -> dict[str, int] | None:
