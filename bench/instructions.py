@@ -4,7 +4,7 @@ Wall-clock ratios swing with this machine's load; instruction counts do not. Eac
 endpoint runs in-process through WebTest (no network, the same WSGI app production
 serves) under ``valgrind --tool=callgrind`` twice, with N1 and N2 requests after the
 same setup and warm-up, so (I(N2) - I(N1)) / (N2 - N1) is the cost of one request —
-start-up, imports and the warm-up cancel out. The limit is bench/limits.py: the same
+start-up, imports and the warm-up cancel out. The limit is bench/limit_views.py: the same
 SQL through psycopg_pool in a bare Pyramid view, the same JSON.
 
 Both runs get the same ``PYTHONHASHSEED``: with a random one the start-up alone moved by
@@ -55,6 +55,10 @@ def _settings(service: str, database_url: str, var_dir: str) -> Any:
         "log_level": "WARNING",
         # Uncached: the tracking lookup reads the database on every request.
         "cache_local_seconds": "0",
+        # Off, as in every throughput bench (bench/kit/core.py): with no Redis configured it
+        # would count in this process's memory, which no deployment does; bench/ratelimit.py
+        # measures the limiter's cost as deployed.
+        "rate_limits_enabled": "false",
     }
     return load_settings(service, ini, environ={})
 
@@ -75,7 +79,8 @@ def _ours(service: str, database_url: str, var_dir: str) -> Any:
 
 
 def _limit(database_url: str) -> Any:
-    from limits import make_app, make_pool
+    # Not "limits": that is the rate limiter's package (PyPI), which an import would find first.
+    from limit_views import make_app, make_pool
     from webtest import TestApp
 
     return TestApp(make_app(make_pool(database_url, 1)))

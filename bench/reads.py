@@ -1,6 +1,6 @@
 """The hot reads against their limit (b), in requests per second: A/B interleaved rounds.
 
-Limit (b) is bench/limits.py: the same statements through a ``psycopg_pool`` pool in a bare
+Limit (b) is bench/limit_views.py: the same statements through a ``psycopg_pool`` pool in a bare
 Pyramid view, returning the same JSON, served by the same server (waitress) with the same
 threads, under the same wrk load. Our endpoints keep everything they promise: the bearer
 token, the role and warehouse scope, the query's validation, metrics, the request id and the
@@ -77,7 +77,7 @@ def _servers(
             f"{service} limit (b)",
             [
                 sys.executable,
-                str(core.BENCH / "limits.py"),
+                str(core.BENCH / "limit_views.py"),
                 f"--database-url={data.urls[service]}",
                 f"--port={limit_port}",
                 f"--threads={threads}",

@@ -9,7 +9,7 @@ No security policy, tweens, schemas or ORM: the floor every one of our endpoints
 on (the same router, the same database round trip, the same JSON). ``bench/instructions.py``
 and ``bench/http.py`` divide our endpoints by these.
 
-    .venv/bin/python bench/limits.py --database-url postgresql://... --port 8090 --threads 4
+    .venv/bin/python bench/limit_views.py --database-url postgresql://... --port 8090 --threads 4
 """
 
 import os
