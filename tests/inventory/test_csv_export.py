@@ -118,6 +118,27 @@ def test_the_export_is_streamed_page_by_page(inv: Any, monkeypatch: pytest.Monke
     assert b"".join(chunks).decode().count("receipt") == 7
 
 
+@pytest.mark.fresh_app
+def test_a_paused_download_holds_no_database_connection(inv: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow client reads a page while the next is not fetched yet: no connection is held
+    meanwhile (a pinned one per download would empty the read pool; on SQLite it held the
+    write lock its BEGIN takes, so every write waited for the download)."""
+    for n in range(5):
+        receive(inv, "AMS", "SKU-1", n + 1)
+    monkeypatch.setattr(exports, "EXPORT_PAGE", 2)
+    request = WebobRequest.blank("/v1/movements", headers={"Accept": "text/csv"})
+    request.headers["Authorization"] = f"Bearer {inv.token()}"
+    response = request.get_response(inv.wsgi)
+    pool = inv.registry["dbengine_read"].pool
+    chunks = iter(response.app_iter)
+    next(chunks)  # the header and the first page
+    next(chunks)  # the second page, fetched through a connection of its own
+    assert pool.checkedout() == 0
+    # A write goes through while the client has not read the rest.
+    receive(inv, "AMS", "SKU-1", 9)
+    assert b"".join(chunks).decode().count("receipt") == 1  # the fifth; the new one is newer
+
+
 def test_cells() -> None:
     assert [cell(None), cell(3), cell(-3), cell("-x"), cell("+1"), cell("@a"), cell("ok")] == [
         "",

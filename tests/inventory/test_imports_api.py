@@ -291,7 +291,10 @@ def test_progress_commits_with_each_chunk_and_a_dead_worker_is_resumed_after_the
 
 def test_an_import_whose_worker_keeps_dying_is_marked_failed(api: Client) -> None:
     admin = api.as_()
-    location = upload(admin, "items", items_csv(5)).headers["Location"]
+    res = upload(admin, "items", items_csv(5))
+    location = res.headers["Location"]
+    spooled = imports.spool_path(imports.spool_dir(api.settings), res.json["id"])
+    assert spooled.exists()
     with api.engine.begin() as conn:
         conn.execute(
             text(
@@ -307,6 +310,8 @@ def test_an_import_whose_worker_keeps_dying_is_marked_failed(api: Client) -> Non
         "The worker stopped 3 times while applying this import; "
         "rows up to line 3 were applied, the rest were not."
     )
+    # Nothing will read its file again: it does not stay on the shared spool volume.
+    assert not spooled.exists()
 
 
 def test_a_file_the_worker_cannot_find_fails_the_import_saying_so(api: Client) -> None:
@@ -423,6 +428,15 @@ BAD_UPLOADS = [
     ("empty file", "kind=items", "text/csv", b"", 422, "/file"),
     ("not CSV text", "kind=items", "text/csv", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", 422, "/file"),
     ("bad header", "kind=items", "text/csv", b"sku,title\nA,B\n", 422, "/file"),
+    # PostgreSQL text cannot hold NUL: the chunk's statements failed and the import wedged.
+    (
+        "a NUL in a cell",
+        "kind=items",
+        "text/csv",
+        b"sku,name,unit_weight_g,length_mm,width_mm,height_mm,reorder_point\nBAD\x00SKU,Broken,1,1,1,1,1\n",
+        422,
+        "/file",
+    ),
     ("latin-1 charset", "kind=items", "text/csv; charset=latin-1", items_csv(1).encode(), 415, None),
 ]
 

@@ -278,6 +278,10 @@ def open_source(path: Path, kind: ImportKind) -> CsvSource:
                     break
                 except csv.Error as exc:
                     raise ImportFileError(f"line {start}: {exc}") from None
+                # A database text value cannot hold NUL: refused here, with the file, rather
+                # than failing a chunk's statements (and the row-by-row fallback) later.
+                if any("\x00" in cell for cell in cells):
+                    raise ImportFileError(f"line {start}: a NUL character (0x00); a CSV file has none.")
                 if any(cell.strip() for cell in cells):
                     total += 1
     except UnicodeDecodeError as exc:

@@ -76,11 +76,14 @@ def csv_response(
         yield _encode(first, columns, header=True)
         if after is None:
             return
-        with engine.connect() as connection:
-            following: str | None = after
-            while following is not None:
+        following: str | None = after
+        while following is not None:
+            # A connection per page, returned before the page is sent: a slow client must not
+            # hold one (nor, on SQLite, the write lock a connection's BEGIN takes) for the
+            # whole download.
+            with engine.connect() as connection:
                 rows, following = fetch(connection, following)
-                yield _encode(rows, columns)
+            yield _encode(rows, columns)
 
     response = Response(app_iter=body(), content_type=CSV, charset="utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'

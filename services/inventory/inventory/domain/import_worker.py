@@ -64,12 +64,14 @@ def _claim(session: Session, lease: timedelta) -> Any:
     return session.execute(stmt).first()
 
 
-def claim_next(factory: sessionmaker[Session], lease: timedelta) -> Any | None:
+def claim_next(factory: sessionmaker[Session], lease: timedelta, spool_dir: Path | None = None) -> Any | None:
     """Mark the next import running (one more attempt) and return it; ``None`` when there is none.
 
-    One that has already been claimed ``MAX_ATTEMPTS`` times is marked failed instead.
+    One that has already been claimed ``MAX_ATTEMPTS`` times is marked failed instead, and its
+    spool file (in ``spool_dir``) deleted once that is committed: nothing will read it again.
     """
     while True:
+        given_up = None
         with factory() as session, session.begin():
             row = _claim(session, lease)
             if row is None:
@@ -83,22 +85,25 @@ def claim_next(factory: sessionmaker[Session], lease: timedelta) -> Any | None:
                     f"The worker stopped {row.attempts} times while applying this import; "
                     f"rows up to line {row.resume_line} were applied, the rest were not.",
                 )
-                continue
-            # Conditional on the attempt read: should two workers ever read the same row
-            # (a database without SKIP LOCKED), only one of them takes it.
-            taken = session.execute(
-                update(imports)
-                .where(imports.c.id == row.id, imports.c.attempts == row.attempts)
-                .values(
-                    status="running",
-                    attempts=row.attempts + 1,
-                    started_at=func.coalesce(imports.c.started_at, now),
-                    heartbeat_at=now,
-                )
-                .returning(imports.c.id)
-            ).first()
-            if taken is not None:
-                return row
+                given_up = row.id
+            else:
+                # Conditional on the attempt read: should two workers ever read the same row
+                # (a database without SKIP LOCKED), only one of them takes it.
+                taken = session.execute(
+                    update(imports)
+                    .where(imports.c.id == row.id, imports.c.attempts == row.attempts)
+                    .values(
+                        status="running",
+                        attempts=row.attempts + 1,
+                        started_at=func.coalesce(imports.c.started_at, now),
+                        heartbeat_at=now,
+                    )
+                    .returning(imports.c.id)
+                ).first()
+                if taken is not None:
+                    return row
+        if given_up is not None and spool_dir is not None:
+            spool_path(spool_dir, given_up).unlink(missing_ok=True)
 
 
 def _finish(session: Session, import_id: str, status: str, error: str | None = None) -> None:
@@ -173,7 +178,7 @@ def process_next(
     chunk_size: int = importer.DEFAULT_CHUNK_SIZE,
 ) -> str | None:
     """Claim and apply one import; its id, or ``None`` when none is waiting."""
-    row = claim_next(factory, lease)
+    row = claim_next(factory, lease, spool_dir)
     if row is None:
         return None
     kind = importer.KINDS[row.kind]
